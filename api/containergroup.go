@@ -1,0 +1,274 @@
+package api
+
+// ContainerGroup is the ARM resource Microsoft.ContainerInstance/containerGroups.
+type ContainerGroup struct {
+	ID         string                   `json:"id,omitempty"`
+	Name       string                   `json:"name,omitempty"`
+	Type       string                   `json:"type,omitempty"`
+	Location   string                   `json:"location,omitempty"`
+	Tags       map[string]string        `json:"tags,omitempty"`
+	Zones      []string                 `json:"zones,omitempty"`
+	Properties ContainerGroupProperties `json:"properties"`
+}
+
+// ContainerGroupProperties is the `properties` of a container group: the
+// spec the host runtime runs.
+type ContainerGroupProperties struct {
+	ProvisioningState        string                    `json:"provisioningState,omitempty"`
+	Containers               []Container               `json:"containers"`
+	InitContainers           []InitContainer           `json:"initContainers"`
+	ImageRegistryCredentials []ImageRegistryCredential `json:"imageRegistryCredentials,omitempty"`
+	RestartPolicy            string                    `json:"restartPolicy,omitempty"`
+	IPAddress                *IPAddress                `json:"ipAddress,omitempty"`
+	OSType                   string                    `json:"osType,omitempty"`
+	Volumes                  []Volume                  `json:"volumes,omitempty"`
+	InstanceView             *GroupInstanceView        `json:"instanceView,omitempty"`
+	DNSConfig                *DNSConfig                `json:"dnsConfig,omitempty"`
+	SKU                      string                    `json:"sku,omitempty"`
+}
+
+// Restart policies.
+const (
+	RestartAlways    = "Always"
+	RestartOnFailure = "OnFailure"
+	RestartNever     = "Never"
+)
+
+// Container is one app container of a group.
+type Container struct {
+	Name       string              `json:"name"`
+	Properties ContainerProperties `json:"properties"`
+}
+
+// ContainerProperties describes an app container.
+type ContainerProperties struct {
+	Image                string                 `json:"image"`
+	Command              []string               `json:"command"`
+	Ports                []ContainerPort        `json:"ports"`
+	EnvironmentVariables []EnvironmentVariable  `json:"environmentVariables"`
+	Resources            ResourceRequirements   `json:"resources"`
+	VolumeMounts         []VolumeMount          `json:"volumeMounts,omitempty"`
+	LivenessProbe        *Probe                 `json:"livenessProbe,omitempty"`
+	ReadinessProbe       *Probe                 `json:"readinessProbe,omitempty"`
+	SecurityContext      *SecurityContext       `json:"securityContext,omitempty"`
+	InstanceView         *ContainerInstanceView `json:"instanceView,omitempty"`
+}
+
+// InitContainer runs to completion before the app containers start.
+type InitContainer struct {
+	Name       string                  `json:"name"`
+	Properties InitContainerProperties `json:"properties"`
+}
+
+// InitContainerProperties describes an init container. It has no ports,
+// probes or resources.
+type InitContainerProperties struct {
+	Image                string                 `json:"image"`
+	Command              []string               `json:"command"`
+	EnvironmentVariables []EnvironmentVariable  `json:"environmentVariables"`
+	VolumeMounts         []VolumeMount          `json:"volumeMounts,omitempty"`
+	SecurityContext      *SecurityContext       `json:"securityContext,omitempty"`
+	InstanceView         *ContainerInstanceView `json:"instanceView,omitempty"`
+}
+
+// ContainerPort is a port a container exposes.
+type ContainerPort struct {
+	Protocol string `json:"protocol,omitempty"`
+	Port     int32  `json:"port"`
+}
+
+// Port is a port published on the group's IP address.
+type Port struct {
+	Protocol string `json:"protocol,omitempty"`
+	Port     int32  `json:"port"`
+}
+
+// Protocols.
+const (
+	ProtocolTCP = "TCP"
+	ProtocolUDP = "UDP"
+)
+
+// EnvironmentVariable is a plain (value) or secret (secureValue) variable.
+type EnvironmentVariable struct {
+	Name        string `json:"name"`
+	Value       string `json:"value,omitempty"`
+	SecureValue string `json:"secureValue,omitempty"`
+}
+
+// ResourceRequirements are a container's requests and optional limits.
+type ResourceRequirements struct {
+	Requests ResourceRequests `json:"requests"`
+	Limits   *ResourceLimits  `json:"limits,omitempty"`
+}
+
+// ResourceRequests is what a container is guaranteed.
+type ResourceRequests struct {
+	CPU        float64 `json:"cpu"`
+	MemoryInGB float64 `json:"memoryInGB"`
+}
+
+// ResourceLimits caps a container above its requests.
+type ResourceLimits struct {
+	CPU        float64 `json:"cpu,omitempty"`
+	MemoryInGB float64 `json:"memoryInGB,omitempty"`
+}
+
+// VolumeMount mounts a group volume into a container.
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// Probe is a liveness or readiness probe.
+type Probe struct {
+	Exec                *ExecAction    `json:"exec,omitempty"`
+	HTTPGet             *HTTPGetAction `json:"httpGet,omitempty"`
+	InitialDelaySeconds int32          `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int32          `json:"periodSeconds,omitempty"`
+	FailureThreshold    int32          `json:"failureThreshold,omitempty"`
+	SuccessThreshold    int32          `json:"successThreshold,omitempty"`
+	TimeoutSeconds      int32          `json:"timeoutSeconds,omitempty"`
+}
+
+// ExecAction runs a command in the container.
+type ExecAction struct {
+	Command []string `json:"command"`
+}
+
+// HTTPGetAction sends GET to the group's IP.
+type HTTPGetAction struct {
+	Path        string       `json:"path,omitempty"`
+	Port        int32        `json:"port"`
+	Scheme      string       `json:"scheme,omitempty"`
+	HTTPHeaders []HTTPHeader `json:"httpHeaders,omitempty"`
+}
+
+// HTTPHeader is one header of an httpGet probe.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// SecurityContext narrows or widens a container's privileges.
+type SecurityContext struct {
+	Privileged               *bool         `json:"privileged,omitempty"`
+	AllowPrivilegeEscalation *bool         `json:"allowPrivilegeEscalation,omitempty"`
+	Capabilities             *Capabilities `json:"capabilities,omitempty"`
+	RunAsUser                *int64        `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64        `json:"runAsGroup,omitempty"`
+	SeccompProfile           string        `json:"seccompProfile,omitempty"`
+}
+
+// Capabilities to add to or drop from the default set.
+type Capabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// ImageRegistryCredential authenticates pulls from one registry.
+type ImageRegistryCredential struct {
+	Server   string `json:"server"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// IPAddress is the group's address and its published ports.
+type IPAddress struct {
+	Ports        []Port `json:"ports"`
+	Type         string `json:"type"`
+	IP           string `json:"ip,omitempty"`
+	DNSNameLabel string `json:"dnsNameLabel,omitempty"`
+	FQDN         string `json:"fqdn,omitempty"`
+}
+
+// DNSConfig becomes the containers' /etc/resolv.conf.
+type DNSConfig struct {
+	NameServers   []string `json:"nameServers"`
+	SearchDomains string   `json:"searchDomains,omitempty"`
+	Options       string   `json:"options,omitempty"`
+}
+
+// Volume is a group volume. Exactly one source is set.
+type Volume struct {
+	Name      string            `json:"name"`
+	AzureFile *AzureFileVolume  `json:"azureFile,omitempty"`
+	EmptyDir  *EmptyDirVolume   `json:"emptyDir,omitempty"`
+	Secret    map[string]string `json:"secret,omitempty"`
+	GitRepo   *GitRepoVolume    `json:"gitRepo,omitempty"`
+}
+
+// EmptyDirVolume is scratch space shared by the group's containers.
+type EmptyDirVolume struct{}
+
+// AzureFileVolume names a persistent file share. On Skiff the share lives on
+// the host; storageAccountName scopes the share name.
+type AzureFileVolume struct {
+	ShareName          string `json:"shareName"`
+	StorageAccountName string `json:"storageAccountName"`
+	ReadOnly           bool   `json:"readOnly,omitempty"`
+	StorageAccountKey  string `json:"storageAccountKey,omitempty"`
+}
+
+// GitRepoVolume is a clone of a repository.
+type GitRepoVolume struct {
+	Repository string `json:"repository"`
+	Directory  string `json:"directory,omitempty"`
+	Revision   string `json:"revision,omitempty"`
+}
+
+// GroupInstanceView is the observed state of a group.
+type GroupInstanceView struct {
+	State  string  `json:"state,omitempty"`
+	Events []Event `json:"events"`
+}
+
+// Group states as ACI reports them.
+const (
+	GroupPending   = "Pending"
+	GroupRunning   = "Running"
+	GroupSucceeded = "Succeeded"
+	GroupFailed    = "Failed"
+	GroupStopped   = "Stopped"
+)
+
+// ContainerInstanceView is the observed state of one container.
+type ContainerInstanceView struct {
+	RestartCount  int32           `json:"restartCount"`
+	CurrentState  *ContainerState `json:"currentState,omitempty"`
+	PreviousState *ContainerState `json:"previousState,omitempty"`
+	Events        []Event         `json:"events"`
+}
+
+// Container states as ACI reports them.
+const (
+	ContainerWaiting    = "Waiting"
+	ContainerRunning    = "Running"
+	ContainerTerminated = "Terminated"
+)
+
+// ContainerState is one state of a container's life.
+type ContainerState struct {
+	State        string `json:"state,omitempty"`
+	StartTime    string `json:"startTime,omitempty"`
+	ExitCode     *int32 `json:"exitCode,omitempty"`
+	FinishTime   string `json:"finishTime,omitempty"`
+	DetailStatus string `json:"detailStatus,omitempty"`
+}
+
+// Event is an ACI event, counted and time-stamped.
+type Event struct {
+	Count          int32  `json:"count"`
+	FirstTimestamp string `json:"firstTimestamp"`
+	LastTimestamp  string `json:"lastTimestamp"`
+	Name           string `json:"name"`
+	Message        string `json:"message"`
+	Type           string `json:"type"`
+}
+
+// Event types.
+const (
+	EventNormal  = "Normal"
+	EventWarning = "Warning"
+)
