@@ -1,0 +1,247 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/containerd/console"
+	runc "github.com/containerd/go-runc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/logs"
+)
+
+// WindowSize is a terminal size.
+type WindowSize struct {
+	Rows, Cols uint16
+}
+
+// ExecOptions describe a command run in a running container.
+type ExecOptions struct {
+	Command []string
+	// TTY runs the command on a pseudo-terminal; Stderr is then unused.
+	TTY bool
+	// Size is the initial terminal size (TTY only).
+	Size   WindowSize
+	Resize <-chan WindowSize
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+func (r *Runtime) container(id, name string) (*group, *container, error) {
+	g, err := r.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range g.ctrs {
+		if c.name == name {
+			return g, c, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("container %q in group %q: %w", name, id, errdefs.ErrNotFound)
+}
+
+// Exec runs a command in a running container and returns its exit code.
+func (r *Runtime) Exec(ctx context.Context, id, name string, o ExecOptions) (int, error) {
+	g, c, err := r.container(id, name)
+	if err != nil {
+		return -1, err
+	}
+	if len(o.Command) == 0 {
+		return -1, fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
+	}
+	if cs := g.status().Container(name); cs.CurrentState.State != api.ContainerRunning {
+		return -1, fmt.Errorf("container %q is not running (%s): %w", name, cs.CurrentState.State, errdefs.ErrConflict)
+	}
+	var spec specs.Spec
+	data, err := os.ReadFile(c.path("bundle", "config.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil || spec.Process == nil {
+		return -1, fmt.Errorf("container %q: read its spec: %v: %w", name, err, errdefs.ErrConflict)
+	}
+	p := *spec.Process
+	p.Args = o.Command
+	p.Terminal = o.TTY
+	p.ConsoleSize = nil
+	if o.TTY && o.Size.Rows > 0 {
+		p.ConsoleSize = &specs.Box{Height: uint(o.Size.Rows), Width: uint(o.Size.Cols)}
+	}
+	if o.TTY {
+		err = r.execTTY(ctx, c.runcID, p, o)
+	} else {
+		err = r.execPipes(ctx, c.runcID, p, o)
+	}
+	var ee *runc.ExitError
+	if errors.As(err, &ee) {
+		return ee.Status, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in %q: %w", name, err)
+	}
+	return 0, nil
+}
+
+// streamIO hands the caller's streams to runc exec.
+type streamIO struct {
+	in       *os.File
+	out, err io.Writer
+}
+
+func (s *streamIO) Close() error          { return nil }
+func (s *streamIO) Stdin() io.WriteCloser { return nil }
+func (s *streamIO) Stdout() io.ReadCloser { return nil }
+func (s *streamIO) Stderr() io.ReadCloser { return nil }
+func (s *streamIO) Set(cmd *exec.Cmd) {
+	if s.in != nil {
+		cmd.Stdin = s.in
+	}
+	cmd.Stdout, cmd.Stderr = s.out, s.err
+}
+
+func (r *Runtime) execPipes(ctx context.Context, id string, p specs.Process, o ExecOptions) error {
+	sio := &streamIO{out: o.Stdout, err: o.Stderr}
+	if sio.out == nil {
+		sio.out = io.Discard
+	}
+	if sio.err == nil {
+		sio.err = io.Discard
+	}
+	if o.Stdin != nil {
+		// A pipe of our own, so a stdin that never ends cannot hold up Wait.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer pr.Close()
+		defer pw.Close()
+		sio.in = pr
+		go func() {
+			_, _ = io.Copy(pw, o.Stdin)
+			pw.Close()
+		}()
+	}
+	return r.oci.Exec(ctx, id, p, &runc.ExecOpts{IO: sio})
+}
+
+func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o ExecOptions) error {
+	sock, err := runc.NewTempConsoleSocket()
+	if err != nil {
+		return err
+	}
+	defer sock.Close()
+	done := make(chan error, 1)
+	go func() { done <- r.oci.Exec(ctx, id, p, &runc.ExecOpts{ConsoleSocket: sock}) }()
+	type recv struct {
+		con console.Console
+		err error
+	}
+	got := make(chan recv, 1)
+	go func() {
+		con, err := sock.ReceiveMaster()
+		got <- recv{con, err}
+	}()
+	var con console.Console
+	select {
+	case rv := <-got:
+		if rv.err != nil {
+			sock.Close()
+			return errors.Join(rv.err, <-done)
+		}
+		con = rv.con
+	case err := <-done:
+		sock.Close()
+		if err == nil {
+			err = errors.New("exec ended before its terminal was set up")
+		}
+		return err
+	}
+	defer con.Close()
+	if o.Size.Rows > 0 {
+		_ = con.Resize(console.WinSize{Height: o.Size.Rows, Width: o.Size.Cols})
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	if o.Resize != nil {
+		go func() {
+			for {
+				select {
+				case ws, ok := <-o.Resize:
+					if !ok {
+						return
+					}
+					_ = con.Resize(console.WinSize{Height: ws.Rows, Width: ws.Cols})
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	if o.Stdin != nil {
+		go func() { _, _ = io.Copy(con, o.Stdin) }()
+	}
+	out := o.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(out, con) // ends with EIO once the process is gone
+		close(copied)
+	}()
+	err = <-done
+	select {
+	case <-copied:
+	case <-time.After(time.Second):
+	}
+	return err
+}
+
+// LogOptions select a container's log output.
+type LogOptions struct {
+	Tail       int // last N lines; negative for all
+	Timestamps bool
+	Follow     bool
+	// Previous reads the run before the current one.
+	Previous   bool
+	Since      time.Time
+	LimitBytes int64
+}
+
+// Logs writes a container's log to w.
+func (r *Runtime) Logs(ctx context.Context, id, name string, o LogOptions, w io.Writer) error {
+	g, c, err := r.container(id, name)
+	if err != nil {
+		return err
+	}
+	path := c.logPath(o.Previous)
+	if o.Previous {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("container %q has no previous run: %w", name, errdefs.ErrNotFound)
+		}
+	}
+	done := func() bool {
+		if o.Previous {
+			return true
+		}
+		if _, err := r.get(id); err != nil {
+			return true
+		}
+		st := g.status()
+		cs := st.Container(name)
+		return st.State == api.GroupStopped || cs.CurrentState.State == api.ContainerTerminated
+	}
+	return logs.Read(ctx, path, logs.Options{
+		Tail: o.Tail, Timestamps: o.Timestamps, Since: o.Since, Follow: o.Follow, Done: done, LimitBytes: o.LimitBytes,
+	}, w)
+}

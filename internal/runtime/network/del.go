@@ -1,0 +1,107 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	current "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// delUncached runs CNI DEL for an attachment that has no libcni cache entry:
+// an ADD that failed halfway (Setup's rollback), or one that a crash
+// interrupted before libcni wrote its cache. libcni would pass the plugins
+// no prevResult and, after a crash, no port mappings, and then portmap and
+// firewall delete nothing. So this rebuilds both: the address from
+// host-local's lease for the id, and a placeholder port mapping when the
+// real ones are unknown (portmap deletes by container id; it only needs the
+// list to be non-empty).
+func (m *Manager) delUncached(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	maps, _ := rt.CapabilityArgs["portMappings"].([]portMapping)
+	if len(maps) == 0 {
+		maps = []portMapping{{HostPort: 1, ContainerPort: 1, Protocol: "tcp", HostIP: m.cfg.PublicAddress}}
+	}
+	var prev any
+	if ipn := m.leasedAddress(rt.ContainerID); ipn != nil {
+		r := &current.Result{
+			CNIVersion: list.CNIVersion,
+			Interfaces: []*current.Interface{{Name: rt.IfName, Sandbox: rt.NetNS}},
+			IPs:        []*current.IPConfig{{Interface: current.Int(0), Address: *ipn}},
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return err
+		}
+	}
+	args := &invoke.Args{
+		Command:     "DEL",
+		ContainerID: rt.ContainerID,
+		NetNS:       rt.NetNS,
+		IfName:      rt.IfName,
+		Path:        strings.Join(m.cfg.PluginDirs, string(os.PathListSeparator)),
+	}
+	var errs []error
+	for i := len(list.Plugins) - 1; i >= 0; i-- {
+		p := list.Plugins[i]
+		inject := map[string]any{"name": list.Name, "cniVersion": list.CNIVersion}
+		if prev != nil {
+			inject["prevResult"] = prev
+		}
+		if p.Network.Capabilities["portMappings"] {
+			inject["runtimeConfig"] = map[string]any{"portMappings": maps}
+		}
+		conf, err := libcni.InjectConf(p, inject)
+		if err != nil {
+			return err
+		}
+		path, err := m.exec.FindInPath(p.Network.Type, m.cfg.PluginDirs)
+		if err != nil {
+			return err
+		}
+		// Unlike DelNetworkList, go on past a failing plugin so that the
+		// others still release what they hold.
+		if err := invoke.ExecPluginWithoutResult(ctx, path, conf.Bytes, args, m.exec); err != nil {
+			errs = append(errs, fmt.Errorf("plugin %s failed (delete): %w", p.Network.Type, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// leasedAddress returns the address host-local leased to id, or nil.
+func (m *Manager) leasedAddress(id string) *net.IPNet {
+	_, subnet, err := net.ParseCIDR(m.cfg.Subnet)
+	if err != nil {
+		return nil
+	}
+	dir := filepath.Join(m.cfg.ipamDir(), m.cfg.NetworkName)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		ip := net.ParseIP(e.Name())
+		if ip == nil || !subnet.Contains(ip) {
+			continue
+		}
+		// host-local writes "<container id>\r\n<ifname>".
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		owner, _, _ := strings.Cut(string(b), "\n")
+		if strings.TrimSpace(owner) == id {
+			return &net.IPNet{IP: ip.To4(), Mask: subnet.Mask}
+		}
+	}
+	return nil
+}

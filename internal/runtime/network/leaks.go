@@ -1,0 +1,119 @@
+package network
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/skiff-sh/skiff/internal/errdefs"
+)
+
+// LeakCount counts what attachments of a network hold on the host. After
+// every group is torn down each count is zero.
+type LeakCount struct {
+	// NetNS is the number of files under StateDir/netns.
+	NetNS int
+	// Veths is the number of veth devices enslaved to the bridge.
+	Veths int
+	// IPAllocations is the number of host-local leases in the IPAM data dir.
+	IPAllocations int
+	// IPTablesRules is the number of iptables rules (any table) that name
+	// the network in a comment or an address inside its subnet.
+	IPTablesRules int
+}
+
+// Zero reports whether nothing is held.
+func (l LeakCount) Zero() bool { return l == LeakCount{} }
+
+var ipv4Re = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
+
+// CountLeaks counts the host resources held by attachments of the network
+// cfg describes. Tests use it to check that teardown leaves nothing behind.
+func CountLeaks(cfg Config) (LeakCount, error) {
+	var lc LeakCount
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return lc, err
+	}
+
+	entries, err := os.ReadDir(cfg.netnsDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return lc, fmt.Errorf("network: read netns dir: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	lc.NetNS = len(entries)
+
+	if br, err := netlink.LinkByName(cfg.BridgeName); err == nil {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return lc, fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
+		}
+		for _, l := range links {
+			if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" {
+				lc.Veths++
+			}
+		}
+	} else if !errors.As(err, new(netlink.LinkNotFoundError)) {
+		return lc, fmt.Errorf("network: look up bridge %s: %v: %w", cfg.BridgeName, err, errdefs.ErrUnavailable)
+	}
+
+	leases, err := os.ReadDir(filepath.Join(cfg.ipamDir(), cfg.NetworkName))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return lc, fmt.Errorf("network: read ipam dir: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	for _, e := range leases {
+		if net.ParseIP(e.Name()) != nil {
+			lc.IPAllocations++
+		}
+	}
+
+	rules, err := networkRules(cfg)
+	if err != nil {
+		return lc, err
+	}
+	lc.IPTablesRules = len(rules)
+	return lc, nil
+}
+
+// networkRules returns the iptables rules (iptables-save syntax) that belong
+// to attachments of the network: those whose comment names it (portmap's
+// `name: "NET" id: "ID"`) or that mention an address inside its subnet
+// (portmap DNAT targets, firewall ACCEPT rules).
+func networkRules(cfg Config) ([]string, error) {
+	_, subnet, err := net.ParseCIDR(cfg.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("network: subnet: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		return nil, iptablesErr(err, "iptables-save")
+	}
+	nameTag := fmt.Sprintf(`name: \"%s\"`, cfg.NetworkName)
+	var rules []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "-A ") {
+			continue
+		}
+		match := strings.Contains(line, nameTag)
+		for _, s := range ipv4Re.FindAllString(line, -1) {
+			if ip := net.ParseIP(s); ip != nil && subnet.Contains(ip) {
+				match = true
+			}
+		}
+		if match {
+			rules = append(rules, line)
+		}
+	}
+	return rules, sc.Err()
+}

@@ -1,0 +1,104 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// createNetNS makes a new network namespace and bind-mounts it on path, as
+// `ip netns add` does. It fails with an os.ErrExist error if path exists.
+func createNetNS(path string) (retErr error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = os.Remove(path)
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		merr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		if merr != nil {
+			merr = fmt.Errorf("bind mount %s: %w", path, merr)
+		}
+		// Return the thread to the original namespace. If that fails the
+		// thread stays locked, and the runtime discards it when this
+		// goroutine ends. (Were it the main thread, it would be parked
+		// instead, and keep the namespace alive: hence the switch back
+		// rather than relying on thread exit.)
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(merr, fmt.Errorf("return to original netns: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- merr
+	}()
+	return <-errc
+}
+
+// isNetNS reports whether path is a mounted namespace file.
+func isNetNS(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+// removeNetNS unmounts and removes the namespace file at path. A missing or
+// unmounted file is not an error.
+func removeNetNS(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
+		!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// loopbackUp sets lo up inside the namespace mounted at path.
+func loopbackUp(path string) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(lo)
+}

@@ -1,0 +1,645 @@
+// Package network attaches container groups to a host bridge through CNI.
+//
+// Each group gets a persistent network namespace (a bind-mounted nsfs file
+// under Config.StateDir/netns), an address on the bridge subnet from
+// host-local IPAM, and optional published ports (portmap DNAT from
+// Config.PublicAddress). Container traffic is never masqueraded to the
+// outside: the bridge plugin runs with ipMasq false and no default route is
+// given to the namespace, so groups reach each other and the host, nothing
+// else.
+//
+// All state that a DEL needs (the network configuration, the result and the
+// port mappings of each ADD) lives in a libcni cache under StateDir, so a new
+// Manager on the same StateDir can look up and tear down what an earlier
+// process set up.
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/utils"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultPluginDir     = "/usr/lib/cni"
+	DefaultBridgeName    = "skiff0"
+	DefaultSubnet        = "10.201.0.0/16"
+	DefaultNetworkName   = "skiff"
+	DefaultPublicAddress = "127.0.0.1"
+)
+
+// IfName is the name of the group's interface inside its namespace.
+const IfName = "eth0"
+
+// cniVersion is the highest spec version the Debian plugins (1.1.1) speak.
+const cniVersion = "1.0.0"
+
+// Config describes the host network that groups are attached to.
+type Config struct {
+	// StateDir holds the netns mounts (netns/), the libcni cache (cache/),
+	// host-local IPAM data (ipam/) and the generated conflist.
+	StateDir string
+	// PluginDirs are searched for CNI plugin binaries; default /usr/lib/cni.
+	PluginDirs []string
+	// BridgeName is the host bridge; default "skiff0".
+	BridgeName string
+	// Subnet is the IPv4 range addresses are drawn from; default 10.201.0.0/16.
+	Subnet string
+	// PublicAddress is the host address published ports bind to; default 127.0.0.1.
+	PublicAddress string
+	// NetworkName names the CNI network (IPAM data, cache and iptables
+	// comments carry it); default "skiff".
+	NetworkName string
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Attachment is a group's live attachment to the network.
+type Attachment struct {
+	// ID is the group's id, used as the CNI container id.
+	ID string
+	// NetNSPath is the bind-mounted namespace file to hand to the runtime.
+	NetNSPath string
+	// IP is the group's address on the bridge.
+	IP net.IP
+	// Gateway is the bridge's address.
+	Gateway net.IP
+	// Ports are published as PublicAddress:port -> IP:port.
+	Ports []api.Port
+}
+
+// Manager sets up and tears down attachments. It is safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	exec  invoke.Exec
+	cni   *libcni.CNIConfig
+	list  *libcni.NetworkConfigList
+	mu    sync.Mutex
+	busy  map[string]bool    // ids with a Setup or Teardown in progress
+	ports map[portKey]string // published ports -> owning id
+}
+
+type portKey struct {
+	proto string
+	port  int32
+}
+
+// portMapping is one entry of the portmap plugin's portMappings capability.
+type portMapping struct {
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// withDefaults fills zero fields and validates the result.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.StateDir == "" {
+		return cfg, fmt.Errorf("network: StateDir is required: %w", errdefs.ErrInvalidArgument)
+	}
+	abs, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return cfg, fmt.Errorf("network: StateDir: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	cfg.StateDir = abs
+	if len(cfg.PluginDirs) == 0 {
+		cfg.PluginDirs = []string{DefaultPluginDir}
+	}
+	if cfg.BridgeName == "" {
+		cfg.BridgeName = DefaultBridgeName
+	}
+	if len(cfg.BridgeName) > 15 {
+		return cfg, fmt.Errorf("network: bridge name %q longer than 15 bytes: %w", cfg.BridgeName, errdefs.ErrInvalidArgument)
+	}
+	if cfg.Subnet == "" {
+		cfg.Subnet = DefaultSubnet
+	}
+	ip, subnet, err := net.ParseCIDR(cfg.Subnet)
+	if err != nil || ip.To4() == nil {
+		return cfg, fmt.Errorf("network: subnet %q is not an IPv4 CIDR: %w", cfg.Subnet, errdefs.ErrInvalidArgument)
+	}
+	if ones, _ := subnet.Mask.Size(); ones > 30 {
+		return cfg, fmt.Errorf("network: subnet %q too small: %w", cfg.Subnet, errdefs.ErrInvalidArgument)
+	}
+	cfg.Subnet = subnet.String()
+	if cfg.PublicAddress == "" {
+		cfg.PublicAddress = DefaultPublicAddress
+	}
+	if pub := net.ParseIP(cfg.PublicAddress); pub == nil || pub.To4() == nil {
+		return cfg, fmt.Errorf("network: public address %q is not an IPv4 address: %w", cfg.PublicAddress, errdefs.ErrInvalidArgument)
+	}
+	if cfg.NetworkName == "" {
+		cfg.NetworkName = DefaultNetworkName
+	}
+	if e := utils.ValidateNetworkName(cfg.NetworkName); e != nil {
+		return cfg, fmt.Errorf("network: network name %q: %v: %w", cfg.NetworkName, e, errdefs.ErrInvalidArgument)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}
+
+func (cfg Config) netnsDir() string { return filepath.Join(cfg.StateDir, "netns") }
+func (cfg Config) cacheDir() string { return filepath.Join(cfg.StateDir, "cache") }
+func (cfg Config) ipamDir() string  { return filepath.Join(cfg.StateDir, "ipam") }
+
+// netnsPath is where the namespace of group id is mounted.
+func (cfg Config) netnsPath(id string) string { return filepath.Join(cfg.netnsDir(), id) }
+
+// conflist renders the CNI network configuration list.
+//
+// The loopback interface is brought up by Setup with netlink, not by a
+// plugin. The firewall plugin adds per-address ACCEPT rules to a CNI-FORWARD
+// chain so that bridged traffic passes even when the host's FORWARD policy is
+// DROP (br_netfilter sends bridged frames through iptables).
+func (cfg Config) conflist() ([]byte, error) {
+	list := map[string]any{
+		"cniVersion": cniVersion,
+		"name":       cfg.NetworkName,
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      cfg.BridgeName,
+				"isGateway":   true,
+				"ipMasq":      false,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": cfg.Subnet}}},
+					"dataDir": cfg.ipamDir(),
+				},
+			},
+			map[string]any{
+				"type":         "portmap",
+				"capabilities": map[string]bool{"portMappings": true},
+				"snat":         true,
+			},
+			map[string]any{
+				"type":    "firewall",
+				"backend": "iptables",
+			},
+		},
+	}
+	return json.MarshalIndent(list, "", "  ")
+}
+
+// New prepares StateDir and the network configuration. It creates no bridge
+// or rules: the bridge plugin creates the bridge on the first Setup.
+func New(cfg Config) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.StateDir, cfg.netnsDir(), cfg.cacheDir(), cfg.ipamDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("network: create state dir: %v: %w", err, errdefs.ErrUnavailable)
+		}
+	}
+	raw, err := cfg.conflist()
+	if err != nil {
+		return nil, fmt.Errorf("network: render conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("network: parse conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	if err := writeFileAtomic(filepath.Join(cfg.StateDir, cfg.NetworkName+".conflist"), raw); err != nil {
+		return nil, fmt.Errorf("network: write conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	// An explicit Exec: libcni creates its default lazily, which races
+	// when Setups run concurrently.
+	exec := &invoke.DefaultExec{
+		RawExec:       &invoke.RawExec{Stderr: logWriter{cfg.Logger}},
+		PluginDecoder: version.PluginDecoder{},
+	}
+	m := &Manager{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		exec:  exec,
+		cni:   libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cfg.cacheDir(), exec),
+		list:  list,
+		busy:  map[string]bool{},
+		ports: map[portKey]string{},
+	}
+	if err := m.loadPorts(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Config returns the configuration in use, with defaults filled in.
+func (m *Manager) Config() Config { return m.cfg }
+
+// loadPorts records the ports published by attachments an earlier process made.
+func (m *Manager) loadPorts() error {
+	ids, err := m.cachedIDs()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		_, rt, err := m.cni.GetNetworkListCachedConfig(m.list, m.runtimeConf(id, nil))
+		if err != nil || rt == nil {
+			m.log.Warn("network: unreadable cache entry", "id", id, "err", err)
+			continue
+		}
+		for _, p := range portsFromCapabilities(rt.CapabilityArgs) {
+			m.ports[portKey{p.Protocol, p.Port}] = id
+		}
+	}
+	return nil
+}
+
+// cachedIDs lists the ids that have a libcni cache entry on this network.
+func (m *Manager) cachedIDs() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(m.cfg.cacheDir(), "results"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network: read cni cache: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	prefix, suffix := m.cfg.NetworkName+"-", "-"+IfName
+	var ids []string
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, prefix) && strings.HasSuffix(n, suffix) && len(n) > len(prefix)+len(suffix) {
+			ids = append(ids, n[len(prefix):len(n)-len(suffix)])
+		}
+	}
+	return ids, nil
+}
+
+// runtimeConf builds the libcni runtime config for id.
+func (m *Manager) runtimeConf(id string, ports []api.Port) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{
+		ContainerID: id,
+		NetNS:       m.cfg.netnsPath(id),
+		IfName:      IfName,
+	}
+	if len(ports) > 0 {
+		maps := make([]portMapping, 0, len(ports))
+		for _, p := range ports {
+			maps = append(maps, portMapping{
+				HostPort:      int(p.Port),
+				ContainerPort: int(p.Port),
+				Protocol:      strings.ToLower(p.Protocol),
+				HostIP:        m.cfg.PublicAddress,
+			})
+		}
+		rt.CapabilityArgs = map[string]any{"portMappings": maps}
+	}
+	return rt
+}
+
+// portsFromCapabilities recovers published ports from cached capability args.
+func portsFromCapabilities(caps map[string]any) []api.Port {
+	raw, ok := caps["portMappings"]
+	if !ok {
+		return nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil
+	}
+	var maps []portMapping
+	if json.Unmarshal(b, &maps) != nil {
+		return nil
+	}
+	ports := make([]api.Port, 0, len(maps))
+	for _, pm := range maps {
+		ports = append(ports, api.Port{Protocol: strings.ToUpper(pm.Protocol), Port: int32(pm.ContainerPort)})
+	}
+	return ports
+}
+
+// normalizePorts validates ports and spells protocols as api.ProtocolTCP/UDP
+// (empty means TCP). Duplicates are an error.
+func normalizePorts(ports []api.Port) ([]api.Port, error) {
+	out := make([]api.Port, 0, len(ports))
+	seen := map[portKey]bool{}
+	for _, p := range ports {
+		proto := strings.ToUpper(p.Protocol)
+		if proto == "" {
+			proto = api.ProtocolTCP
+		}
+		if proto != api.ProtocolTCP && proto != api.ProtocolUDP {
+			return nil, fmt.Errorf("network: port %d: protocol %q: %w", p.Port, p.Protocol, errdefs.ErrInvalidArgument)
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			return nil, fmt.Errorf("network: port %d out of range: %w", p.Port, errdefs.ErrInvalidArgument)
+		}
+		k := portKey{proto, p.Port}
+		if seen[k] {
+			return nil, fmt.Errorf("network: port %s/%d listed twice: %w", proto, p.Port, errdefs.ErrInvalidArgument)
+		}
+		seen[k] = true
+		out = append(out, api.Port{Protocol: proto, Port: p.Port})
+	}
+	return out, nil
+}
+
+func validateID(id string) error {
+	if e := utils.ValidateContainerID(id); e != nil {
+		return fmt.Errorf("network: group id %q: %v: %w", id, e.Msg, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// claim marks id busy and reserves its ports; it returns the ports it newly
+// reserved, for unclaim.
+func (m *Manager) claim(id string, ports []api.Port) ([]portKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.busy[id] {
+		return nil, fmt.Errorf("network: group %q: another operation is in progress: %w", id, errdefs.ErrConflict)
+	}
+	for _, p := range ports {
+		if owner, ok := m.ports[portKey{p.Protocol, p.Port}]; ok && owner != id {
+			return nil, fmt.Errorf("network: port %s/%d already published by group %q: %w", p.Protocol, p.Port, owner, errdefs.ErrConflict)
+		}
+	}
+	m.busy[id] = true
+	var added []portKey
+	for _, p := range ports {
+		k := portKey{p.Protocol, p.Port}
+		if _, ok := m.ports[k]; !ok {
+			m.ports[k] = id
+			added = append(added, k)
+		}
+	}
+	return added, nil
+}
+
+// unclaim ends the operation on id and frees the given port reservations.
+func (m *Manager) unclaim(id string, drop []portKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.busy, id)
+	for _, k := range drop {
+		if m.ports[k] == id {
+			delete(m.ports, k)
+		}
+	}
+}
+
+// portsOf lists the reservations of id.
+func (m *Manager) portsOf(id string) []portKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var keys []portKey
+	for k, owner := range m.ports {
+		if owner == id {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// Setup creates the namespace of group id, attaches it to the bridge and
+// publishes ports on PublicAddress. On failure nothing it made is left.
+func (m *Manager) Setup(ctx context.Context, id string, ports []api.Port) (_ *Attachment, retErr error) {
+	if err := validateID(id); err != nil {
+		return nil, err
+	}
+	ports, err := normalizePorts(ports)
+	if err != nil {
+		return nil, err
+	}
+	added, err := m.claim(id, ports)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr == nil {
+			added = nil
+		}
+		m.unclaim(id, added)
+	}()
+
+	nsPath := m.cfg.netnsPath(id)
+	log := m.log.With("id", id)
+	if err := createNetNS(nsPath); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("network: group %q is already attached: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("network: create netns for %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := removeNetNS(nsPath); err != nil {
+				log.Warn("network: rollback: remove netns", "err", err)
+			}
+		}
+	}()
+	if err := loopbackUp(nsPath); err != nil {
+		return nil, fmt.Errorf("network: bring up lo for %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+
+	rt := m.runtimeConf(id, ports)
+	unlock, err := lockChains(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	log.Debug("network: cni add", "netns", nsPath, "ports", ports)
+	res, err := m.cni.AddNetworkList(ctx, m.list, rt)
+	if err != nil {
+		// A plugin failing halfway leaves the earlier ones' work behind,
+		// which DEL (idempotent in every plugin we use) undoes.
+		if derr := m.delUncached(context.WithoutCancel(ctx), m.list, rt); derr != nil {
+			log.Warn("network: rollback: cni del", "err", derr)
+		}
+		return nil, fmt.Errorf("network: cni add for %q: %v: %w", id, err, classify(ctx, err))
+	}
+	defer func() {
+		if retErr != nil {
+			if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), m.list, rt); derr != nil {
+				log.Warn("network: rollback: cni del", "err", derr)
+			}
+		}
+	}()
+	att, err := attachmentFromResult(id, nsPath, res, ports)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("network: attached", "ip", att.IP, "gateway", att.Gateway)
+	return att, nil
+}
+
+// classify picks the error class of a failed plugin call.
+func classify(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var te *types.Error
+	if errors.As(err, &te) && te.Code == types.ErrInvalidNetworkConfig {
+		return errdefs.ErrInvalidArgument
+	}
+	return errdefs.ErrUnavailable
+}
+
+// attachmentFromResult reads the namespace interface's address from a CNI result.
+func attachmentFromResult(id, nsPath string, res types.Result, ports []api.Port) (*Attachment, error) {
+	r, err := current.NewResultFromResult(res)
+	if err != nil {
+		return nil, fmt.Errorf("network: cni result for %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	for _, ipc := range r.IPs {
+		if ipc.Address.IP.To4() == nil {
+			continue
+		}
+		if ipc.Interface != nil && *ipc.Interface >= 0 && *ipc.Interface < len(r.Interfaces) &&
+			r.Interfaces[*ipc.Interface].Sandbox == "" {
+			continue // an address on a host-side interface
+		}
+		return &Attachment{
+			ID:        id,
+			NetNSPath: nsPath,
+			IP:        ipc.Address.IP.To4(),
+			Gateway:   ipc.Gateway.To4(),
+			Ports:     ports,
+		}, nil
+	}
+	return nil, fmt.Errorf("network: cni result for %q has no IPv4 address: %w", id, errdefs.ErrUnavailable)
+}
+
+// Teardown detaches group id: CNI DEL with the configuration and port
+// mappings cached at Setup (so it works after a restart), then the namespace
+// is unmounted and removed. Tearing down an unknown or already torn down id
+// succeeds.
+func (m *Manager) Teardown(ctx context.Context, id string) (retErr error) {
+	if err := validateID(id); err != nil {
+		return err
+	}
+	if _, err := m.claim(id, nil); err != nil {
+		return err
+	}
+	defer func() {
+		var drop []portKey
+		if retErr == nil {
+			drop = m.portsOf(id)
+		}
+		m.unclaim(id, drop)
+	}()
+
+	nsPath := m.cfg.netnsPath(id)
+	rt := m.runtimeConf(id, nil)
+	if !isNetNS(nsPath) {
+		// Missing, or left unmounted by a reboot: plugins skip the
+		// in-namespace work, and the veth died with the namespace.
+		rt.NetNS = ""
+	}
+	var list *libcni.NetworkConfigList
+	cachedConf, cachedRT, err := m.cni.GetNetworkListCachedConfig(m.list, rt)
+	if err != nil {
+		m.log.Warn("network: unreadable cache entry; deleting with current config", "id", id, "err", err)
+	} else if cachedConf != nil {
+		if l, err := libcni.ConfListFromBytes(cachedConf); err == nil {
+			list, rt = l, cachedRT
+		} else {
+			m.log.Warn("network: unparsable cached config; deleting with current config", "id", id, "err", err)
+		}
+	}
+	unlock, err := lockChains(ctx, false)
+	if err != nil {
+		return err
+	}
+	if list != nil {
+		m.log.Debug("network: cni del", "id", id, "netns", rt.NetNS)
+		err = m.cni.DelNetworkList(ctx, list, rt)
+	} else {
+		// DEL runs even without a cache entry: a process that died during
+		// ADD leaves a lease and rules behind but no cache entry.
+		m.log.Debug("network: cni del without cache", "id", id, "netns", rt.NetNS)
+		err = m.delUncached(ctx, m.list, rt)
+		if err == nil {
+			_ = os.Remove(filepath.Join(m.cfg.cacheDir(), "results", m.cfg.NetworkName+"-"+id+"-"+IfName))
+		}
+	}
+	unlock()
+	if err != nil {
+		return fmt.Errorf("network: cni del for %q: %v: %w", id, err, classify(ctx, err))
+	}
+	if err := removeNetNS(nsPath); err != nil {
+		return fmt.Errorf("network: remove netns of %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// Attachment returns the live attachment of group id, read from the CNI
+// cache, so it works for attachments made by an earlier process. It fails
+// with errdefs.ErrNotFound when id is not attached.
+func (m *Manager) Attachment(id string) (*Attachment, error) {
+	if err := validateID(id); err != nil {
+		return nil, err
+	}
+	nsPath := m.cfg.netnsPath(id)
+	rt := m.runtimeConf(id, nil)
+	res, err := m.cni.GetNetworkListCachedResult(m.list, rt)
+	if err != nil {
+		return nil, fmt.Errorf("network: cached result of %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	if res == nil {
+		return nil, fmt.Errorf("network: group %q is not attached: %w", id, errdefs.ErrNotFound)
+	}
+	if !isNetNS(nsPath) {
+		return nil, fmt.Errorf("network: group %q has no mounted netns at %s: %w", id, nsPath, errdefs.ErrNotFound)
+	}
+	_, cachedRT, err := m.cni.GetNetworkListCachedConfig(m.list, rt)
+	if err != nil || cachedRT == nil {
+		return nil, fmt.Errorf("network: cached config of %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	return attachmentFromResult(id, nsPath, res, portsFromCapabilities(cachedRT.CapabilityArgs))
+}
+
+// Attachments lists the ids that are attached (have a cache entry).
+func (m *Manager) Attachments() ([]string, error) { return m.cachedIDs() }
+
+// writeFileAtomic writes data to path through a temporary file and rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// logWriter sends plugin stderr to the logger at debug level.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Debug("network: plugin stderr", "text", strings.TrimSpace(string(p)))
+	return len(p), nil
+}

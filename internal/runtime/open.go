@@ -1,0 +1,86 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/runtime/image"
+	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/volume"
+)
+
+// HostOptions are the few settings a whole host runtime needs; everything
+// else has an embedded default.
+type HostOptions struct {
+	// DataDir holds images, shares, volumes, network state and groups.
+	DataDir string
+	// PublicAddress is where published ports bind (default 127.0.0.1).
+	PublicAddress string
+	// OCIRuntime is "runc" (default) or "crun".
+	OCIRuntime string
+	// BridgeName and Subnet of the group network (defaults skiff0,
+	// 10.201.0.0/16).
+	BridgeName, Subnet string
+	// ShimCommand overrides how shims are started (tests).
+	ShimCommand []string
+	Logger      *slog.Logger
+	// Backoff overrides the restart back-off (tests).
+	Backoff Backoff
+	// StopGrace is the time between SIGTERM and SIGKILL (default 10 s).
+	StopGrace time.Duration
+	// OnChange is passed to Config.
+	OnChange func(id string)
+}
+
+// Host is a runtime with its image store, network and volumes.
+type Host struct {
+	*Runtime
+	Images  *image.Store
+	Network *network.Manager
+	Volumes *volume.Manager
+}
+
+// HostLayout gives the directories Open uses under a data dir.
+func HostLayout(dataDir string) (images, netState, volumes, shares, runtimeRoot string) {
+	return filepath.Join(dataDir, "images"), filepath.Join(dataDir, "network"),
+		filepath.Join(dataDir, "volumes"), filepath.Join(dataDir, "shares"), filepath.Join(dataDir, "runtime")
+}
+
+// Open builds a Host under opts.DataDir and re-attaches to its groups.
+func Open(ctx context.Context, opts HostOptions) (*Host, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("runtime: a data dir is required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	imgDir, netDir, volDir, shareDir, rtDir := HostLayout(opts.DataDir)
+	images, err := image.NewStore(imgDir, image.Options{Logger: log.With("component", "image")})
+	if err != nil {
+		return nil, err
+	}
+	nw, err := network.New(network.Config{
+		StateDir: netDir, BridgeName: opts.BridgeName, Subnet: opts.Subnet,
+		PublicAddress: opts.PublicAddress, Logger: log.With("component", "network"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	vols, err := volume.New(volume.Config{Root: volDir, SharesRoot: shareDir, Logger: log.With("component", "volume")})
+	if err != nil {
+		return nil, err
+	}
+	rt, err := New(ctx, Config{
+		Root: rtDir, OCIRuntime: opts.OCIRuntime, ShimCommand: opts.ShimCommand,
+		Images: images, Network: nw, Volumes: vols, Logger: log.With("component", "runtime"),
+		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Host{Runtime: rt, Images: images, Network: nw, Volumes: vols}, nil
+}

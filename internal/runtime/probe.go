@@ -1,0 +1,153 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/skiff-sh/skiff/api"
+)
+
+func (c *container) startProbes(ctx context.Context) {
+	if p := c.props.LivenessProbe; p != nil {
+		go c.probeLoop(ctx, *p, true)
+	}
+	if p := c.props.ReadinessProbe; p != nil {
+		go c.probeLoop(ctx, *p, false)
+	}
+}
+
+func seconds(v, def int32) time.Duration {
+	if v <= 0 {
+		v = def
+	}
+	return time.Duration(v) * time.Second
+}
+
+// probeLoop runs one probe until ctx ends. A liveness probe that fails
+// failureThreshold times in a row kills the container, which the restart
+// policy then handles; a readiness probe sets the container's Ready.
+func (c *container) probeLoop(ctx context.Context, p api.Probe, liveness bool) {
+	period := seconds(p.PeriodSeconds, 10)
+	timeout := seconds(p.TimeoutSeconds, 1)
+	failures, successes := int(p.FailureThreshold), int(p.SuccessThreshold)
+	if failures <= 0 {
+		failures = 3
+	}
+	if successes <= 0 {
+		successes = 1
+	}
+	kind := "Readiness"
+	if liveness {
+		kind = "Liveness"
+	}
+	select {
+	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	okRun, failRun := 0, 0
+	for {
+		err := c.probe(ctx, p, timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			okRun, failRun = okRun+1, 0
+			if !liveness && okRun >= successes {
+				c.setReady(true)
+			}
+		} else {
+			okRun, failRun = 0, failRun+1
+			c.event(api.EventWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %v", kind, err))
+			if failRun >= failures {
+				if !liveness {
+					c.setReady(false)
+				} else {
+					c.event(api.EventNormal, "Killing", "Container failed liveness probe, will be restarted")
+					_ = c.g.r.oci.Kill(context.WithoutCancel(ctx), c.runcID, int(sigKILL), allProcs)
+					return
+				}
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *container) setReady(ready bool) {
+	if cs := c.g.status().Container(c.name); cs != nil && cs.Ready == ready {
+		return
+	}
+	c.update(func(cs *ContainerStatus) {
+		if cs.CurrentState.State == api.ContainerRunning {
+			cs.Ready = ready
+		}
+	})
+}
+
+func (c *container) probe(ctx context.Context, p api.Probe, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	switch {
+	case p.Exec != nil:
+		var out bytes.Buffer
+		code, err := c.g.r.Exec(ctx, c.g.id, c.name, ExecOptions{Command: p.Exec.Command, Stdout: &out, Stderr: &out})
+		if ctx.Err() != nil {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			msg := out.String()
+			if len(msg) > 256 {
+				msg = msg[:256]
+			}
+			return fmt.Errorf("command %q exited with %d: %s", p.Exec.Command, code, msg)
+		}
+		return nil
+	case p.HTTPGet != nil:
+		ip := c.g.status().IP
+		scheme := "http"
+		if p.HTTPGet.Scheme == "https" || p.HTTPGet.Scheme == "HTTPS" {
+			scheme = "https"
+		}
+		path := p.HTTPGet.Path
+		if path == "" || path[0] != '/' {
+			path = "/" + path
+		}
+		url := scheme + "://" + net.JoinHostPort(ip, strconv.Itoa(int(p.HTTPGet.Port))) + path
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		for _, h := range p.HTTPGet.HTTPHeaders {
+			req.Header.Set(h.Name, h.Value)
+		}
+		client := &http.Client{Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // probes check liveness, not identity
+			Proxy:           nil,
+		}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+			return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+		}
+		return nil
+	}
+	return fmt.Errorf("probe has neither exec nor httpGet")
+}

@@ -1,0 +1,356 @@
+// Package runtime runs container groups on this host as real OCI containers.
+//
+// A Runtime owns a root directory. Each group lives in root/groups/<id>:
+//
+//	group.json    the spec and the desired state (running or stopped)
+//	status.json   the observed state (GroupStatus), rewritten on every change
+//	hosts, resolv.conf, hostname   files bind-mounted into every container
+//	containers/<name>/bundle       OCI bundle (config.json, runtime.log, init.pid)
+//	containers/<name>/rootfs       overlay upper, work and merged dirs
+//	containers/<name>/run.json     the current run: shim PID, container PID
+//	containers/<name>/exit.json    written by the shim when the run ends
+//	logs/<name>/current.log        the run's log (CRI format), previous.log the last run's
+//
+// Each container run is kept by a shim process (package shim), so the
+// runtime's own process can be killed and started again: New re-attaches to
+// live runs and records the exits that happened while it was away.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/image"
+	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/volume"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// Root holds all of the runtime's state.
+	Root string
+	// OCIRuntime is the runc or crun binary (default "runc").
+	OCIRuntime string
+	// ShimCommand starts a shim; the shim's flags are appended. Default: this
+	// executable with the argument "shim".
+	ShimCommand []string
+	Images      *image.Store
+	Network     *network.Manager
+	Volumes     *volume.Manager
+	Logger      *slog.Logger
+	// Backoff of restarted containers (default DefaultBackoff).
+	Backoff Backoff
+	// LogMaxBytes caps one run's log (default 10 MiB).
+	LogMaxBytes int64
+	// StopGrace is the time between SIGTERM and SIGKILL (default 10 s).
+	StopGrace time.Duration
+	// PidsLimit is each container's default pids limit (default 4096).
+	PidsLimit int64
+	// PullAttempts is how often an unreachable registry is tried (default 3).
+	PullAttempts int
+	// OnChange, if set, is called (without locks held) after a group's
+	// observed state changes.
+	OnChange func(id string)
+}
+
+// Runtime runs container groups.
+type Runtime struct {
+	cfg  Config
+	log  *slog.Logger
+	oci  *runc.Runc
+	lock *os.File
+
+	// ctx ends the runtime's supervision (Close); it never stops containers.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	groups map[string]*group
+}
+
+// GroupSpec is what Create runs.
+type GroupSpec struct {
+	// Name is the group's name; it is the containers' hostname.
+	Name       string                       `json:"name"`
+	Properties api.ContainerGroupProperties `json:"properties"`
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$`)
+
+// New opens the runtime at cfg.Root and re-attaches to the groups found there.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.Root == "" || cfg.Images == nil || cfg.Network == nil || cfg.Volumes == nil {
+		return nil, fmt.Errorf("runtime: Root, Images, Network and Volumes are required: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.OCIRuntime == "" {
+		cfg.OCIRuntime = "runc"
+	}
+	if len(cfg.ShimCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.ShimCommand = []string{exe, "shim"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = 10 * time.Second
+	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = 4096
+	}
+	if cfg.PullAttempts == 0 {
+		cfg.PullAttempts = 3
+	}
+	for _, d := range []string{"groups", "oci"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Root, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.Root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("runtime root %s is in use by another process: %w", cfg.Root, errdefs.ErrConflict)
+	}
+	r := &Runtime{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		oci:    &runc.Runc{Command: cfg.OCIRuntime, Root: filepath.Join(cfg.Root, "oci")},
+		lock:   lock,
+		groups: map[string]*group{},
+	}
+	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := r.recover(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close stops supervising. Containers keep running; a new Runtime on the same
+// root picks them up.
+func (r *Runtime) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return r.lock.Close()
+}
+
+func (r *Runtime) groupDir(id string) string { return filepath.Join(r.cfg.Root, "groups", id) }
+
+func (r *Runtime) get(id string) (*group, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.groups[id]
+	if !ok {
+		return nil, fmt.Errorf("container group %q: %w", id, errdefs.ErrNotFound)
+	}
+	return g, nil
+}
+
+// Create persists the group and starts it in the background. It returns once
+// the group is recorded; Status shows the progress.
+func (r *Runtime) Create(ctx context.Context, id string, spec GroupSpec) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("group id %q: must be 1-64 lowercase letters, digits, '-', '_' or '.': %w", id, errdefs.ErrInvalidArgument)
+	}
+	if err := validate(spec); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if _, ok := r.groups[id]; ok {
+		r.mu.Unlock()
+		return fmt.Errorf("container group %q: %w", id, errdefs.ErrAlreadyExists)
+	}
+	g := newGroup(r, id, spec)
+	r.groups[id] = g
+	r.mu.Unlock()
+	if err := os.MkdirAll(g.dir, 0o700); err != nil {
+		r.forget(id)
+		return err
+	}
+	if err := g.saveSpec(); err != nil {
+		r.forget(id)
+		os.RemoveAll(g.dir)
+		return err
+	}
+	g.mu.Lock()
+	g.persistLocked()
+	g.mu.Unlock()
+	g.launch()
+	return nil
+}
+
+func (r *Runtime) forget(id string) {
+	r.mu.Lock()
+	delete(r.groups, id)
+	r.mu.Unlock()
+}
+
+// Status returns a copy of a group's observed state.
+func (r *Runtime) Status(id string) (*GroupStatus, error) {
+	g, err := r.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return g.status(), nil
+}
+
+// Spec returns the spec a group was created with.
+func (r *Runtime) Spec(id string) (*GroupSpec, error) {
+	g, err := r.get(id)
+	if err != nil {
+		return nil, err
+	}
+	s := g.spec
+	return &s, nil
+}
+
+// List returns the ids of all groups, sorted.
+func (r *Runtime) List() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.groups))
+	for id := range r.groups {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Stop stops a group's containers (SIGTERM, then SIGKILL after the grace
+// period) and frees its network and volumes. The group stays, Stopped.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	g, err := r.get(id)
+	if err != nil {
+		return err
+	}
+	return g.stop(ctx, r.cfg.StopGrace, false)
+}
+
+// Start starts a stopped or finished group again.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	g, err := r.get(id)
+	if err != nil {
+		return err
+	}
+	return g.start(ctx)
+}
+
+// Restart restarts all containers of a group in place: the group keeps its
+// IP address and volumes.
+func (r *Runtime) Restart(ctx context.Context, id string) error {
+	g, err := r.get(id)
+	if err != nil {
+		return err
+	}
+	if err := g.stop(ctx, r.cfg.StopGrace, true); err != nil {
+		return err
+	}
+	return g.start(ctx)
+}
+
+// Delete stops a group and removes every trace of it.
+func (r *Runtime) Delete(ctx context.Context, id string) error {
+	g, err := r.get(id)
+	if err != nil {
+		return err
+	}
+	if err := g.stop(ctx, r.cfg.StopGrace, false); err != nil {
+		return err
+	}
+	g.op.Lock()
+	defer g.op.Unlock()
+	if err := os.RemoveAll(g.dir); err != nil {
+		return fmt.Errorf("remove group %q: %w", id, err)
+	}
+	r.forget(id)
+	return nil
+}
+
+func (r *Runtime) notify(id string) {
+	if r.cfg.OnChange != nil {
+		r.cfg.OnChange(id)
+	}
+}
+
+// recover loads every group under root and resumes its supervision.
+func (r *Runtime) recover() error {
+	entries, err := os.ReadDir(filepath.Join(r.cfg.Root, "groups"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		g, err := loadGroup(r, e.Name())
+		if err != nil {
+			// A group whose spec was never fully written is a failed create.
+			r.log.Warn("removing unreadable group", "id", e.Name(), "err", err)
+			os.RemoveAll(filepath.Join(r.cfg.Root, "groups", e.Name()))
+			continue
+		}
+		r.groups[g.id] = g
+		if g.desired == desiredRunning {
+			g.launch()
+		}
+	}
+	return nil
+}
+
+// writeJSON writes v to path atomically.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// ReadStatus reads a group's last persisted status from a runtime root
+// without opening the runtime (for tools and tests watching from outside).
+func ReadStatus(root, id string) (*GroupStatus, error) {
+	var s GroupStatus
+	if err := readJSON(filepath.Join(root, "groups", id, "status.json"), &s); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container group %q: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	return &s, nil
+}

@@ -1,0 +1,61 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	pageSize = 4096
+	// secretFileMode: readable by any container user, writable by none.
+	secretFileMode = 0o444
+	// secretDirMode is the mode of the tmpfs root. It is world-readable so
+	// that containers running as a non-root user can read their secrets; the
+	// host side is closed by Root/<groupID> being 0700.
+	secretDirMode = "0755"
+	secretFSName  = "skiff-secret"
+)
+
+// mountSecret mounts a small tmpfs at dir, writes one file per key and
+// remounts it read-only. Values are written only to the tmpfs, never to disk.
+func mountSecret(dir string, files []secretFile) error {
+	if err := mkdirMode(dir, 0o700); err != nil {
+		return err
+	}
+	size := pageSize * (len(files) + 4)
+	for _, f := range files {
+		size += (len(f.data) + pageSize - 1) / pageSize * pageSize
+	}
+	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s", size, len(files)+16, secretDirMode)
+	if err := unix.Mount(secretFSName, dir, "tmpfs", flags, opts); err != nil {
+		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
+	}
+	for _, f := range files {
+		if err := writeSecretFile(filepath.Join(dir, f.key), f.data); err != nil {
+			// The key names the file; the error never carries the value.
+			return fmt.Errorf("secret key %q: %w", f.key, err)
+		}
+	}
+	if err := unix.Mount("", dir, "", flags|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dir, err)
+	}
+	return nil
+}
+
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, secretFileMode)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	_, werr := f.Write(data)
+	cerr := f.Chmod(secretFileMode)
+	if err := errors.Join(werr, cerr, f.Close()); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
