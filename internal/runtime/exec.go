@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/containerd/console"
@@ -134,41 +135,34 @@ func (r *Runtime) execPipes(ctx context.Context, id string, p specs.Process, o E
 	return r.oci.Exec(ctx, id, p, &runc.ExecOpts{IO: sio})
 }
 
+// ttyIO gives runc a terminal of ours as stdin, stdout and stderr, and as
+// its controlling terminal, so resizing our side reaches runc as SIGWINCH
+// and runc passes the size on to the container's terminal.
+type ttyIO struct{ slave *os.File }
+
+func (t *ttyIO) Close() error          { return t.slave.Close() }
+func (t *ttyIO) Stdin() io.WriteCloser { return nil }
+func (t *ttyIO) Stdout() io.ReadCloser { return nil }
+func (t *ttyIO) Stderr() io.ReadCloser { return nil }
+func (t *ttyIO) Set(cmd *exec.Cmd) {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = t.slave, t.slave, t.slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+}
+func (t *ttyIO) CloseAfterStart() error { return t.slave.Close() }
+
 func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o ExecOptions) error {
-	sock, err := runc.NewTempConsoleSocket()
+	master, slavePath, err := console.NewPty()
 	if err != nil {
-		return err
+		return fmt.Errorf("allocate terminal: %w", err)
 	}
-	defer sock.Close()
-	done := make(chan error, 1)
-	go func() { done <- r.oci.Exec(ctx, id, p, &runc.ExecOpts{ConsoleSocket: sock}) }()
-	type recv struct {
-		con console.Console
-		err error
+	defer master.Close()
+	slave, err := os.OpenFile(slavePath, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return fmt.Errorf("open terminal: %w", err)
 	}
-	got := make(chan recv, 1)
-	go func() {
-		con, err := sock.ReceiveMaster()
-		got <- recv{con, err}
-	}()
-	var con console.Console
-	select {
-	case rv := <-got:
-		if rv.err != nil {
-			sock.Close()
-			return errors.Join(rv.err, <-done)
-		}
-		con = rv.con
-	case err := <-done:
-		sock.Close()
-		if err == nil {
-			err = errors.New("exec ended before its terminal was set up")
-		}
-		return err
-	}
-	defer con.Close()
+	defer slave.Close()
 	if o.Size.Rows > 0 {
-		_ = con.Resize(console.WinSize{Height: o.Size.Rows, Width: o.Size.Cols})
+		_ = master.Resize(console.WinSize{Height: o.Size.Rows, Width: o.Size.Cols})
 	}
 	stop := make(chan struct{})
 	defer close(stop)
@@ -180,7 +174,7 @@ func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o Exe
 					if !ok {
 						return
 					}
-					_ = con.Resize(console.WinSize{Height: ws.Rows, Width: ws.Cols})
+					_ = master.Resize(console.WinSize{Height: ws.Rows, Width: ws.Cols})
 				case <-stop:
 					return
 				}
@@ -188,7 +182,7 @@ func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o Exe
 		}()
 	}
 	if o.Stdin != nil {
-		go func() { _, _ = io.Copy(con, o.Stdin) }()
+		go func() { _, _ = io.Copy(master, o.Stdin) }()
 	}
 	out := o.Stdout
 	if out == nil {
@@ -196,10 +190,10 @@ func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o Exe
 	}
 	copied := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(out, con) // ends with EIO once the process is gone
+		_, _ = io.Copy(out, master) // ends with EIO once runc is gone
 		close(copied)
 	}()
-	err = <-done
+	err = r.oci.Exec(ctx, id, p, &runc.ExecOpts{IO: &ttyIO{slave: slave}})
 	select {
 	case <-copied:
 	case <-time.After(time.Second):

@@ -56,7 +56,10 @@ func TestPublishedPortReachableFromHost(t *testing.T) {
 	e := newEnv(t)
 	web := container("web", e.image, "sh", "-c", `mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 18081 -h /www`)
 	web.Properties.Ports = []api.ContainerPort{{Port: 18081}}
-	udp := container("udp", e.image, "sh", "-c", `while true; do nc -u -l -p 18082 -w 1 >> /tmp/udp.txt; done`)
+	udpImage := testenv.Push(t, e.reg, "udpecho:test", testenv.BusyboxImage(t, testenv.ImageOptions{
+		Layers: []testenv.LayerSpec{{Files: map[string]string{"/bin/udpecho": testenv.UDPEchoBinary(t)}, Modes: map[string]int64{"/bin/udpecho": 0o755}}},
+	}))
+	udp := container("udp", udpImage, "udpecho", "18082")
 	spec := group("pub", web, udp)
 	spec.Properties.IPAddress = &api.IPAddress{Type: "Public", Ports: []api.Port{{Protocol: "TCP", Port: 18081}, {Protocol: "UDP", Port: 18082}}}
 	e.create("pub", spec)
@@ -76,24 +79,25 @@ func TestPublishedPortReachableFromHost(t *testing.T) {
 	if strings.TrimSpace(body) != "published" {
 		t.Fatalf("GET 127.0.0.1:18081 = %q, want the container's page", body)
 	}
-	// UDP: send datagrams until the container has written one down.
+	// UDP: the container echoes datagrams sent to the published port.
 	conn, err := net.Dial("udp", "127.0.0.1:18082")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	deadline = time.Now().Add(20 * time.Second)
+	buf := make([]byte, 100)
 	for {
-		conn.Write([]byte("ping-udp\n"))
-		out, _ := e.exec("pub", "udp", "cat", "/tmp/udp.txt")
-		if strings.Contains(out, "ping-udp") {
+		conn.Write([]byte("ping-udp"))
+		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if n, err := conn.Read(buf); err == nil && string(buf[:n]) == "echo:ping-udp" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("UDP datagram to 127.0.0.1:18082 never reached the container")
+			t.Fatalf("no UDP echo from the container through 127.0.0.1:18082")
 		}
-		time.Sleep(300 * time.Millisecond)
 	}
+	e.waitLog("pub", "udp", `got "ping-udp"`, 5*time.Second)
 }
 
 func TestMemoryHogIsOOMKilled(t *testing.T) {
