@@ -10,9 +10,11 @@ deps:
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
 
-# Runs a container group from a YAML file in the foreground (FILE=...).
+# Runs a container group from a YAML file in the foreground (FILE=...),
+# with a busybox image built locally (no registry needed).
 run: deps build
-	./bin/skiff run -f $(or $(FILE),examples/hello.yaml)
+	./hack/busybox-image.sh bin/busybox.tar busybox:local >/dev/null
+	./bin/skiff run --import bin/busybox.tar -f $(or $(FILE),examples/hello.yaml)
 
 # Unit and integration tests (root: real runc, CNI, overlayfs, registry).
 test: deps
