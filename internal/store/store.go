@@ -1,0 +1,102 @@
+// Package store persists Skiff's resources: subscriptions, resource groups,
+// container groups and long-running operations. The interface lets a
+// clustered implementation (etcd) follow the embedded bbolt one; one test
+// suite runs against every implementation.
+//
+// ARM names are case-insensitive: lookups fold case, records keep the name
+// as it was first written.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/skiff-sh/skiff/api"
+)
+
+// Subscription is a tenant's subscription.
+type Subscription struct {
+	ID          string    `json:"id"` // a GUID
+	DisplayName string    `json:"displayName"`
+	State       string    `json:"state"` // "Enabled"
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// ResourceGroup is a named group of resources in a subscription.
+type ResourceGroup struct {
+	Subscription string            `json:"subscription"`
+	Name         string            `json:"name"`
+	Location     string            `json:"location"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	CreatedAt    time.Time         `json:"createdAt"`
+}
+
+// ContainerGroup is the desired state of a container group, as accepted by
+// the API (secrets included: the store is private to the server).
+type ContainerGroup struct {
+	Subscription  string `json:"subscription"`
+	ResourceGroup string `json:"resourceGroup"`
+	// RuntimeID names the group in the host runtime.
+	RuntimeID string `json:"runtimeID"`
+	// Resource is the ARM resource; Resource.Name is the group's name and
+	// Resource.Properties.ProvisioningState its provisioning state.
+	Resource api.ContainerGroup `json:"resource"`
+	// Error explains a Failed provisioning state.
+	Error *api.ErrorBody `json:"error,omitempty"`
+	// Generation increases with every accepted PUT.
+	Generation int64     `json:"generation"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// Operation is a long-running operation, polled through its
+// Azure-AsyncOperation URL.
+type Operation struct {
+	ID           string         `json:"id"` // a GUID
+	Subscription string         `json:"subscription"`
+	Location     string         `json:"location"`
+	ResourceID   string         `json:"resourceID"` // ARM id of the target resource
+	Kind         string         `json:"kind"`       // create, update, delete, start, restart
+	Status       string         `json:"status"`     // api.Operation*
+	Error        *api.ErrorBody `json:"error,omitempty"`
+	StartTime    time.Time      `json:"startTime"`
+	EndTime      time.Time      `json:"endTime,omitzero"`
+}
+
+// Store persists resources. Every method is safe for concurrent use. Get and
+// Delete of something absent return an error wrapping errdefs.ErrNotFound.
+type Store interface {
+	PutSubscription(ctx context.Context, s Subscription) error
+	GetSubscription(ctx context.Context, id string) (*Subscription, error)
+	ListSubscriptions(ctx context.Context) ([]Subscription, error)
+
+	// PutResourceGroup creates or replaces; created reports which.
+	PutResourceGroup(ctx context.Context, rg ResourceGroup) (created bool, err error)
+	GetResourceGroup(ctx context.Context, sub, name string) (*ResourceGroup, error)
+	ListResourceGroups(ctx context.Context, sub string) ([]ResourceGroup, error)
+	DeleteResourceGroup(ctx context.Context, sub, name string) error
+
+	// PutContainerGroup creates or replaces; created reports which. The
+	// resource group must exist (else ErrNotFound).
+	PutContainerGroup(ctx context.Context, cg ContainerGroup) (created bool, err error)
+	GetContainerGroup(ctx context.Context, sub, rg, name string) (*ContainerGroup, error)
+	// ListContainerGroups lists a resource group's groups, or the whole
+	// subscription's when rg is "", sorted by resource group then name.
+	ListContainerGroups(ctx context.Context, sub, rg string) ([]ContainerGroup, error)
+	DeleteContainerGroup(ctx context.Context, sub, rg, name string) error
+	// UpdateContainerGroup applies f to the stored record atomically.
+	UpdateContainerGroup(ctx context.Context, sub, rg, name string, f func(*ContainerGroup) error) (*ContainerGroup, error)
+
+	PutOperation(ctx context.Context, op Operation) error
+	GetOperation(ctx context.Context, id string) (*Operation, error)
+	// ListOperations returns operations that are still InProgress (for
+	// recovery after a restart).
+	ListOperations(ctx context.Context, status string) ([]Operation, error)
+
+	// GetMeta and PutMeta keep small server settings (e.g. the default
+	// subscription id).
+	GetMeta(ctx context.Context, key string) (string, error)
+	PutMeta(ctx context.Context, key, value string) error
+
+	Close() error
+}
