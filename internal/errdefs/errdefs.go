@@ -3,7 +3,10 @@
 // error codes and exit codes.
 package errdefs
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrInvalidArgument: the request or spec is malformed or out of range.
@@ -24,3 +27,30 @@ var (
 
 // Is reports whether err is of class target.
 func Is(err, target error) bool { return errors.Is(err, target) }
+
+// Coded is an error with an ARM error code (e.g. "InvalidResourceName"),
+// still of an error class for HTTP status and exit code.
+type Coded struct {
+	Code    string
+	Message string
+	Class   error
+}
+
+func (e *Coded) Error() string { return e.Message }
+
+// Unwrap returns the error class.
+func (e *Coded) Unwrap() error { return e.Class }
+
+// WithCode returns an error of class with an ARM code and a message.
+func WithCode(class error, code, format string, a ...any) error {
+	return &Coded{Code: code, Message: fmt.Sprintf(format, a...), Class: class}
+}
+
+// CodeOf returns the ARM code carried by err, or "".
+func CodeOf(err error) string {
+	var c *Coded
+	if errors.As(err, &c) {
+		return c.Code
+	}
+	return ""
+}
