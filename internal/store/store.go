@@ -77,7 +77,9 @@ type Store interface {
 	DeleteResourceGroup(ctx context.Context, sub, name string) error
 
 	// PutContainerGroup creates or replaces; created reports which. The
-	// resource group must exist (else ErrNotFound).
+	// resource group must exist (else ErrNotFound). The store sets
+	// Generation (1 on create, +1 on replace) and keeps the stored name and
+	// CreatedAt on replace.
 	PutContainerGroup(ctx context.Context, cg ContainerGroup) (created bool, err error)
 	GetContainerGroup(ctx context.Context, sub, rg, name string) (*ContainerGroup, error)
 	// ListContainerGroups lists a resource group's groups, or the whole
@@ -89,8 +91,8 @@ type Store interface {
 
 	PutOperation(ctx context.Context, op Operation) error
 	GetOperation(ctx context.Context, id string) (*Operation, error)
-	// ListOperations returns operations that are still InProgress (for
-	// recovery after a restart).
+	// ListOperations returns the operations with the given status ("" for
+	// all), oldest first; InProgress ones are resumed after a restart.
 	ListOperations(ctx context.Context, status string) ([]Operation, error)
 
 	// GetMeta and PutMeta keep small server settings (e.g. the default

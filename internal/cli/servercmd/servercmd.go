@@ -1,0 +1,162 @@
+// Package servercmd is `skiff server`: the API server, the store, the
+// controller and the host runtime in one process, with embedded defaults.
+package servercmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/server"
+	"github.com/skiff-sh/skiff/internal/store"
+)
+
+// DefaultListen is where the server listens unless told otherwise.
+const DefaultListen = "127.0.0.1:7700"
+
+// Options of skiff server.
+type Options struct {
+	Listen, DataDir, PublicAddress, Location, Runtime, LogLevel string
+}
+
+// NewCmd returns the `skiff server` command.
+func NewCmd() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Skiff API server and host runtime (embedded defaults, nothing else to start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Run(ctx, *o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", DefaultListen, "address the HTTP API listens on")
+	f.StringVar(&o.DataDir, "data-dir", "/var/lib/skiff", "where state, images, volumes and the admin token live")
+	f.StringVar(&o.PublicAddress, "public-address", "", "host address published ports bind to (default: the host's primary address)")
+	f.StringVar(&o.Location, "location", "local", "the location this server reports")
+	f.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime: runc or crun")
+	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// PrimaryAddress is the IPv4 address of the interface holding the default
+// route, or 127.0.0.1.
+func PrimaryAddress() string {
+	data, err := os.ReadFile("/proc/net/route")
+	if err == nil {
+		var iface string
+		for i, line := range splitLines(string(data)) {
+			var name, dest string
+			if i == 0 || len(line) == 0 {
+				continue
+			}
+			fmt.Sscanf(line, "%s %s", &name, &dest)
+			if dest == "00000000" {
+				iface = name
+				break
+			}
+		}
+		if ifc, err := net.InterfaceByName(iface); err == nil {
+			addrs, _ := ifc.Addrs()
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+					return ipn.IP.String()
+				}
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// Run runs the server until ctx ends. Containers keep running after it
+// returns; the next start re-attaches to them.
+func Run(ctx context.Context, o Options) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.PublicAddress == "" {
+		o.PublicAddress = PrimaryAddress()
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := store.OpenBolt(filepath.Join(o.DataDir, "skiff.db"), store.BoltOptions{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	token, sub, err := server.EnsureIdentity(ctx, st, o.DataDir)
+	if err != nil {
+		return err
+	}
+	var ctlp atomic.Pointer[controller.Controller]
+	host, err := runtime.Open(ctx, runtime.HostOptions{
+		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime,
+		Logger: log, OnChange: func(id string) {
+			if ctl := ctlp.Load(); ctl != nil {
+				ctl.OnChange(id)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	ctl := controller.New(st, host.Runtime, log.With("component", "controller"))
+	ctlp.Store(ctl)
+	if err := ctl.Resume(ctx); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token, Location: o.Location, Logger: log.With("component", "server")})
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("skiff server ready", "listen", ln.Addr().String(), "subscription", sub,
+		"token_file", filepath.Join(o.DataDir, "admin.token"), "public_address", o.PublicAddress, "location", o.Location)
+	fmt.Fprintf(os.Stderr, "skiff server listening on http://%s (subscription %s, token in %s)\n",
+		ln.Addr(), sub, filepath.Join(o.DataDir, "admin.token"))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdown)
+}

@@ -1,0 +1,333 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/store"
+)
+
+// view renders a stored group for a read: its id, the observed state from
+// the runtime (instanceView, IP), and never a secret.
+func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.ContainerGroup {
+	out := cg.Resource
+	out.ID = api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name)
+	out.Type = api.ResourceType
+	props := out.Properties
+	props.Containers = append([]api.Container(nil), props.Containers...)
+	props.InitContainers = append([]api.InitContainer(nil), props.InitContainers...)
+	if props.IPAddress != nil {
+		ip := *props.IPAddress
+		props.IPAddress = &ip
+	}
+	st, err := s.cfg.Host.Status(cg.RuntimeID)
+	if err == nil {
+		if props.IPAddress != nil && st.IP != "" {
+			props.IPAddress.IP = s.publicIP()
+		}
+		if withInstanceView {
+			state := st.State
+			props.InstanceView = &api.GroupInstanceView{State: state, Events: append([]api.Event{}, st.Events...)}
+			for i := range props.Containers {
+				if cs := st.Container(props.Containers[i].Name); cs != nil {
+					props.Containers[i].Properties.InstanceView = containerView(cs)
+				}
+			}
+			for i := range props.InitContainers {
+				if cs := st.Container(props.InitContainers[i].Name); cs != nil {
+					props.InitContainers[i].Properties.InstanceView = containerView(cs)
+				}
+			}
+		}
+	} else if withInstanceView {
+		props.InstanceView = &api.GroupInstanceView{State: "Pending", Events: []api.Event{}}
+	}
+	out.Properties = props
+	red := api.Redact(&out)
+	if !withInstanceView {
+		red = api.StripInstanceView(red)
+	}
+	return *red
+}
+
+func containerView(cs *runtime.ContainerStatus) *api.ContainerInstanceView {
+	cur := cs.CurrentState
+	v := &api.ContainerInstanceView{RestartCount: cs.RestartCount, CurrentState: &cur, Events: append([]api.Event{}, cs.Events...)}
+	if cs.PreviousState != nil {
+		p := *cs.PreviousState
+		v.PreviousState = &p
+	}
+	return v
+}
+
+// publicIP is the address published ports answer on.
+func (s *Server) publicIP() string {
+	return s.cfg.Host.Network.Config().PublicAddress
+}
+
+func (s *Server) containerGroup(ctx context.Context, p params) (*store.ContainerGroup, error) {
+	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+		return nil, err
+	}
+	cg, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], p["rg"], p["name"])
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return nil, errdefs.WithCode(errdefs.ErrNotFound, "ResourceNotFound",
+			"The Resource 'Microsoft.ContainerInstance/containerGroups/%s' under resource group '%s' was not found.", p["name"], p["rg"])
+	}
+	return cg, err
+}
+
+func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	rg, err := s.resourceGroup(ctx, p["sub"], p["rg"])
+	if err != nil {
+		return err
+	}
+	if err := api.ValidateName("containerGroup", p["name"]); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	cg, err := api.DecodeContainerGroup(body)
+	if err != nil {
+		return err
+	}
+	cg.Name = p["name"]
+	if cg.Location == "" {
+		cg.Location = rg.Location
+	}
+	cg.Properties.InstanceView = nil
+	cg.Properties.ProvisioningState = ""
+	api.SetDefaults(cg)
+	if err := api.ValidateContainerGroup(cg); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	rec := store.ContainerGroup{
+		Subscription: p["sub"], ResourceGroup: rg.Name, RuntimeID: controller.RuntimeID(p["sub"], rg.Name, p["name"]),
+		Resource: *cg, Generation: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	old, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], rg.Name, p["name"])
+	created := errdefs.Is(err, errdefs.ErrNotFound)
+	if err != nil && !created {
+		return err
+	}
+	recreate := false
+	if !created {
+		if old.Resource.Properties.ProvisioningState == controller.Deleting {
+			return errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning",
+				"The container group '%s' is still transitioning (being deleted); try again later.", p["name"])
+		}
+		if err := api.ValidateUpdate(&old.Resource, cg); err != nil {
+			return err
+		}
+		rec.Resource.Name = old.Resource.Name
+		rec.CreatedAt, rec.Generation = old.CreatedAt, old.Generation+1
+		recreate = !sameSpec(&old.Resource.Properties, &cg.Properties)
+		if !recreate {
+			rec.Resource.Properties.ProvisioningState = old.Resource.Properties.ProvisioningState
+			rec.Error = old.Error
+		}
+	}
+	kind := "create"
+	if !created {
+		kind = "update"
+	}
+	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name))
+	if err != nil {
+		return err
+	}
+	if created || recreate {
+		rec.Resource.Properties.ProvisioningState = controller.Pending
+	}
+	if _, err := s.cfg.Store.PutContainerGroup(ctx, rec); err != nil {
+		return err
+	}
+	if created || recreate {
+		go func() {
+			if err := s.cfg.Controller.Apply(context.Background(), &rec, op.ID, recreate); err != nil {
+				s.log.Warn("apply container group", "group", rec.Resource.Name, "err", err)
+			}
+		}()
+	} else {
+		s.finishOperation(ctx, op.ID, nil)
+	}
+	s.metrics.accepted.Inc()
+	s.asyncHeaders(w, r, op)
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, s.view(&rec, true))
+	return nil
+}
+
+// sameSpec reports whether two specs run the same containers (tags and
+// read-only fields aside).
+func sameSpec(a, b *api.ContainerGroupProperties) bool {
+	norm := func(p *api.ContainerGroupProperties) []byte {
+		c := *p
+		c.ProvisioningState, c.InstanceView = "", nil
+		data, _ := json.Marshal(c)
+		return data
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func (s *Server) getContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	cg, err := s.containerGroup(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(cg, true))
+	return nil
+}
+
+func (s *Server) patchContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.containerGroup(r.Context(), p); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	tags, err := api.DecodeTagsPatch(body)
+	if err != nil {
+		return err
+	}
+	cg, err := s.cfg.Store.UpdateContainerGroup(r.Context(), p["sub"], p["rg"], p["name"], func(c *store.ContainerGroup) error {
+		c.Resource.Tags = tags
+		c.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(cg, true))
+	return nil
+}
+
+func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		return err
+	}
+	cg, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], p["rg"], p["name"])
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	op, err := s.newOperation(ctx, p["sub"], "delete", api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+	if err != nil {
+		return err
+	}
+	cg, err = s.markDeleting(ctx, cg)
+	if err != nil {
+		return err
+	}
+	go s.cfg.Controller.Delete(context.Background(), cg, op.ID)
+	s.asyncHeaders(w, r, op)
+	writeJSON(w, http.StatusAccepted, s.view(cg, false))
+	return nil
+}
+
+func (s *Server) listContainerGroups(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	if p["rg"] != "" {
+		if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+			return err
+		}
+	} else if _, err := s.subscription(ctx, p["sub"]); err != nil {
+		return err
+	}
+	cgs, err := s.cfg.Store.ListContainerGroups(ctx, p["sub"], p["rg"])
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	skip, _ := strconv.Atoi(q.Get("$skiptoken"))
+	top, _ := strconv.Atoi(q.Get("$top"))
+	if top <= 0 || top > 100 {
+		top = 100
+	}
+	out := api.List[api.ContainerGroup]{Value: []api.ContainerGroup{}}
+	for i := skip; i < len(cgs) && i < skip+top; i++ {
+		out.Value = append(out.Value, s.view(&cgs[i], false))
+	}
+	if skip+top < len(cgs) {
+		next := *r.URL
+		v := next.Query()
+		v.Set("$skiptoken", strconv.Itoa(skip+top))
+		next.RawQuery = v.Encode()
+		out.NextLink = baseURL(r) + next.RequestURI()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) stopContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	cg, err := s.containerGroup(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Controller.Stop(r.Context(), cg); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) startContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.lifecycle(w, r, p, "start", http.StatusAccepted, s.cfg.Controller.Start)
+}
+
+func (s *Server) restartContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.lifecycle(w, r, p, "restart", http.StatusNoContent, s.cfg.Controller.Restart)
+}
+
+func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request, p params, kind string, code int,
+	do func(context.Context, *store.ContainerGroup, string) error) error {
+	ctx := r.Context()
+	cg, err := s.containerGroup(ctx, p)
+	if err != nil {
+		return err
+	}
+	if cg.Resource.Properties.ProvisioningState == controller.Deleting {
+		return errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning", "The container group '%s' is being deleted.", cg.Resource.Name)
+	}
+	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+	if err != nil {
+		return err
+	}
+	if err := do(context.WithoutCancel(ctx), cg, op.ID); err != nil {
+		return err
+	}
+	s.asyncHeaders(w, r, op)
+	w.WriteHeader(code)
+	return nil
+}
+
+func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.containerGroup(r.Context(), p); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, []string{})
+	return nil
+}

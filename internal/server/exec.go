@@ -1,0 +1,279 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime"
+)
+
+const maxLogBytes = 4 << 20 // ACI returns up to 4 MB of logs
+
+func boolParam(v string) bool { b, _ := strconv.ParseBool(v); return b }
+
+func (s *Server) checkContainer(cgName string, spec api.ContainerGroupProperties, name string) error {
+	for _, c := range spec.Containers {
+		if c.Name == name {
+			return nil
+		}
+	}
+	for _, c := range spec.InitContainers {
+		if c.Name == name {
+			return nil
+		}
+	}
+	return errdefs.WithCode(errdefs.ErrNotFound, "ContainerNotFound", "The container '%s' could not be found in container group '%s'.", name, cgName)
+}
+
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params) error {
+	cg, err := s.containerGroup(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if err := s.checkContainer(cg.Resource.Name, cg.Resource.Properties, p["container"]); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	opts := runtime.LogOptions{Tail: -1, Timestamps: boolParam(q.Get("timestamps")), Previous: boolParam(q.Get("previous"))}
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidParameter", "tail must be a non-negative integer, not %q.", t)
+		}
+		opts.Tail = n
+	}
+	if boolParam(q.Get("follow")) {
+		opts.Follow = true
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		fw := &flushWriter{w: w}
+		if err := s.cfg.Host.Logs(r.Context(), cg.RuntimeID, p["container"], opts, fw); err != nil && r.Context().Err() == nil {
+			s.log.Debug("log stream ended", "err", err)
+		}
+		return nil
+	}
+	opts.LimitBytes = maxLogBytes
+	var buf bytes.Buffer
+	if err := s.cfg.Host.Logs(r.Context(), cg.RuntimeID, p["container"], opts, &buf); err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) && !opts.Previous {
+			buf.Reset() // not started yet: no logs
+		} else {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, api.Logs{Content: buf.String()})
+	return nil
+}
+
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	http.NewResponseController(f.w).Flush()
+	return n, err
+}
+
+// An execSession is a one-time websocket for an exec or an attach.
+type execSession struct {
+	runtimeID, container string
+	command              []string // nil for attach
+	size                 runtime.WindowSize
+	password             string
+	expires              time.Time
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// parseCommand: ACI takes one string. Skiff splits it on spaces, and takes a
+// JSON array as exec form.
+func parseCommand(cmd string) ([]string, error) {
+	cmd = strings.TrimSpace(cmd)
+	if strings.HasPrefix(cmd, "[") {
+		var argv []string
+		if err := json.Unmarshal([]byte(cmd), &argv); err == nil && len(argv) > 0 {
+			return argv, nil
+		}
+	}
+	argv := strings.Fields(cmd)
+	if len(argv) == 0 {
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidCommand", "The command to execute must not be empty.")
+	}
+	return argv, nil
+}
+
+func (s *Server) newSession(r *http.Request, sess *execSession) api.ExecResponse {
+	token := randomHex(16)
+	sess.password = randomHex(16)
+	sess.expires = time.Now().Add(2 * time.Minute)
+	s.execMu.Lock()
+	for k, v := range s.sessions {
+		if time.Now().After(v.expires) {
+			delete(s.sessions, k)
+		}
+	}
+	s.sessions[token] = sess
+	s.execMu.Unlock()
+	scheme := "ws"
+	if r.TLS != nil {
+		scheme = "wss"
+	}
+	return api.ExecResponse{WebSocketURI: scheme + "://" + r.Host + "/exec/" + token, Password: sess.password}
+}
+
+func (s *Server) containerExec(w http.ResponseWriter, r *http.Request, p params) error {
+	cg, err := s.containerGroup(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if err := s.checkContainer(cg.Resource.Name, cg.Resource.Properties, p["container"]); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	req, err := api.DecodeExecRequest(body)
+	if err != nil {
+		return err
+	}
+	argv, err := parseCommand(req.Command)
+	if err != nil {
+		return err
+	}
+	sess := &execSession{runtimeID: cg.RuntimeID, container: p["container"], command: argv, size: runtime.WindowSize{Rows: 24, Cols: 80}}
+	if ts := req.TerminalSize; ts != nil && ts.Rows > 0 && ts.Cols > 0 {
+		sess.size = runtime.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}
+	}
+	writeJSON(w, http.StatusOK, s.newSession(r, sess))
+	return nil
+}
+
+func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, p params) error {
+	cg, err := s.containerGroup(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if err := s.checkContainer(cg.Resource.Name, cg.Resource.Properties, p["container"]); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.newSession(r, &execSession{runtimeID: cg.RuntimeID, container: p["container"]}))
+	return nil
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+// wsWriter sends output as binary frames.
+type wsWriter struct {
+	mu   sync.Mutex
+	conn *websocket.Conn
+}
+
+func (w *wsWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.conn.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token string) {
+	s.execMu.Lock()
+	sess, ok := s.sessions[token]
+	if ok {
+		delete(s.sessions, token) // one use
+	}
+	s.execMu.Unlock()
+	if !ok || time.Now().After(sess.expires) {
+		writeError(w, r, s.log, errdefs.WithCode(errdefs.ErrNotFound, "ExecSessionNotFound", "The exec session does not exist or has expired."))
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	// The password comes as the first text frame (or, for attach, in the
+	// Authorization header, as the ACI spec says).
+	authed := subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(sess.password)) == 1
+	if !authed {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		typ, msg, err := conn.ReadMessage()
+		if err != nil || typ != websocket.TextMessage || subtle.ConstantTimeCompare(bytes.TrimSpace(msg), []byte(sess.password)) != 1 {
+			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "invalid password"), time.Now().Add(time.Second))
+			return
+		}
+		conn.SetReadDeadline(time.Time{})
+	}
+	out := &wsWriter{conn: conn}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if sess.command == nil { // attach: stream the container's output
+		go func() {
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					cancel()
+					return
+				}
+			}
+		}()
+		_ = s.cfg.Host.Logs(ctx, sess.runtimeID, sess.container, runtime.LogOptions{Tail: -1, Follow: true}, out)
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "container stopped"), time.Now().Add(time.Second))
+		return
+	}
+	stdinR, stdinW := io.Pipe()
+	resize := make(chan runtime.WindowSize, 4)
+	go func() {
+		defer stdinW.Close()
+		for {
+			typ, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			if typ == websocket.BinaryMessage {
+				if _, err := stdinW.Write(msg); err != nil {
+					return
+				}
+				continue
+			}
+			var ts api.TerminalSize
+			if json.Unmarshal(msg, &ts) == nil && ts.Rows > 0 && ts.Cols > 0 {
+				select {
+				case resize <- runtime.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}:
+				default:
+				}
+			}
+		}
+	}()
+	code, err := s.cfg.Host.Exec(ctx, sess.runtimeID, sess.container, runtime.ExecOptions{
+		Command: sess.command, TTY: true, Size: sess.size, Resize: resize, Stdin: stdinR, Stdout: out,
+	})
+	msg := fmt.Sprintf("exit code %d", code)
+	if err != nil {
+		msg = "error: " + err.Error()
+		out.Write([]byte(msg + "\r\n"))
+	}
+	out.mu.Lock()
+	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, msg), time.Now().Add(time.Second))
+	out.mu.Unlock()
+}

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/store"
+)
+
+func (s *Server) newOperation(ctx context.Context, sub, kind, resourceID string) (*store.Operation, error) {
+	op := store.Operation{ID: uuid.NewString(), Subscription: sub, Location: s.cfg.Location, ResourceID: resourceID,
+		Kind: kind, Status: api.OperationInProgress, StartTime: time.Now().UTC()}
+	if err := s.cfg.Store.PutOperation(ctx, op); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+func (s *Server) finishOperation(ctx context.Context, id string, e *api.ErrorBody) {
+	op, err := s.cfg.Store.GetOperation(ctx, id)
+	if err != nil || op.Status != api.OperationInProgress {
+		return
+	}
+	op.Status, op.EndTime = api.OperationSucceeded, time.Now().UTC()
+	if e != nil {
+		op.Status, op.Error = api.OperationFailed, e
+	}
+	if err := s.cfg.Store.PutOperation(ctx, *op); err != nil {
+		s.log.Error("finish operation", "op", id, "err", err)
+	}
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// asyncHeaders points the client at the operation, as ACI does.
+func (s *Server) asyncHeaders(w http.ResponseWriter, r *http.Request, op *store.Operation) {
+	v := url.Values{"api-version": {r.URL.Query().Get("api-version")}}
+	u := baseURL(r) + "/subscriptions/" + op.Subscription + "/providers/Microsoft.ContainerInstance/locations/" +
+		op.Location + "/operations/" + op.ID + "?" + v.Encode()
+	w.Header().Set("Azure-AsyncOperation", u)
+	w.Header().Set("Retry-After", "1")
+	if op.Kind == "delete" || op.Kind == "resourceGroup-delete" {
+		w.Header().Set("Location", u)
+	}
+}
+
+func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p params) error {
+	op, err := s.cfg.Store.GetOperation(r.Context(), p["op"])
+	if err != nil || op.Subscription != p["sub"] {
+		return errdefs.WithCode(errdefs.ErrNotFound, "OperationNotFound", "The operation '%s' could not be found.", p["op"])
+	}
+	out := api.OperationStatus{ID: op.ResourceID, Name: op.ID, Status: op.Status, StartTime: op.StartTime.Format(time.RFC3339Nano), Error: op.Error}
+	if !op.EndTime.IsZero() {
+		out.EndTime = op.EndTime.Format(time.RFC3339Nano)
+	}
+	if sub, rg, name, err := api.ParseResourceID(op.ResourceID); err == nil {
+		if cg, err := s.cfg.Store.GetContainerGroup(r.Context(), sub, rg, name); err == nil {
+			if st, err := s.cfg.Host.Status(cg.RuntimeID); err == nil {
+				events := append([]api.Event{}, st.Events...)
+				for _, c := range st.Containers {
+					events = append(events, c.Events...)
+				}
+				out.Properties = &api.OperationStatusDetails{Events: events}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

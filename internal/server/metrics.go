@@ -1,0 +1,44 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	accepted prometheus.Counter
+	handler  http.Handler
+}
+
+func newMetrics(s *Server) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_http_requests_total", Help: "HTTP requests by method, route and status code.",
+		}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "skiff_http_request_duration_seconds", Help: "HTTP request latency.", Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skiff_container_group_puts_accepted_total", Help: "Accepted container group PUTs.",
+		}),
+	}
+	groups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "skiff_container_groups", Help: "Container groups known to the host runtime.",
+	}, func() float64 { return float64(len(s.cfg.Host.List())) })
+	reg.MustRegister(m.requests, m.latency, m.accepted, groups,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) observe(method, route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
+}

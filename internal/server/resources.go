@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/store"
+)
+
+const maxBody = 4 << 20
+
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "The request content could not be read: %v", err)
+	}
+	if len(data) > maxBody {
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "RequestTooLarge", "The request content is larger than %d bytes.", maxBody)
+	}
+	return data, nil
+}
+
+func subscriptionView(s store.Subscription) api.Subscription {
+	return api.Subscription{ID: "/subscriptions/" + s.ID, SubscriptionID: s.ID, DisplayName: s.DisplayName, State: s.State}
+}
+
+func (s *Server) subscription(ctx context.Context, id string) (*store.Subscription, error) {
+	sub, err := s.cfg.Store.GetSubscription(ctx, id)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return nil, errdefs.WithCode(errdefs.ErrNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", id)
+	}
+	return sub, err
+}
+
+func (s *Server) resourceGroup(ctx context.Context, sub, name string) (*store.ResourceGroup, error) {
+	if _, err := s.subscription(ctx, sub); err != nil {
+		return nil, err
+	}
+	rg, err := s.cfg.Store.GetResourceGroup(ctx, sub, name)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return nil, errdefs.WithCode(errdefs.ErrNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", name)
+	}
+	return rg, err
+}
+
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ params) error {
+	subs, err := s.cfg.Store.ListSubscriptions(r.Context())
+	if err != nil {
+		return err
+	}
+	out := api.List[api.Subscription]{Value: []api.Subscription{}}
+	for _, sub := range subs {
+		out.Value = append(out.Value, subscriptionView(sub))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, p params) error {
+	sub, err := s.subscription(r.Context(), p["sub"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, subscriptionView(*sub))
+	return nil
+}
+
+func (s *Server) registerProvider(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":                "/subscriptions/" + p["sub"] + "/providers/Microsoft.ContainerInstance",
+		"namespace":         "Microsoft.ContainerInstance",
+		"registrationState": "Registered",
+		"resourceTypes": []map[string]any{
+			{"resourceType": "containerGroups", "locations": []string{s.cfg.Location}, "apiVersions": []string{"2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01"}},
+		},
+	})
+	return nil
+}
+
+func (s *Server) listProviderOperations(w http.ResponseWriter, r *http.Request, _ params) error {
+	op := func(name, resource, operation, desc string) api.Operation {
+		return api.Operation{Name: "Microsoft.ContainerInstance/" + name, Origin: "User", Display: api.OperationDisplay{
+			Provider: "Microsoft Container Instance", Resource: resource, Operation: operation, Description: desc}}
+	}
+	writeJSON(w, http.StatusOK, api.List[api.Operation]{Value: []api.Operation{
+		op("containerGroups/read", "Container Group", "Get Container Group", "Get all container groups."),
+		op("containerGroups/write", "Container Group", "Create or Update Container Group", "Create or update a specific container group."),
+		op("containerGroups/delete", "Container Group", "Delete Container Group", "Delete the specific container group."),
+		op("containerGroups/restart/action", "Container Group", "Restart Container Group", "Restarts a specific container group."),
+		op("containerGroups/stop/action", "Container Group", "Stop Container Group", "Stops a specific container group."),
+		op("containerGroups/start/action", "Container Group", "Start Container Group", "Starts a specific container group."),
+		op("containerGroups/containers/logs/read", "Container", "Get Container Logs", "Get the logs for a specific container."),
+		op("containerGroups/containers/exec/action", "Container", "Container Exec", "Exec into a specific container."),
+		op("containerGroups/containers/attach/action", "Container", "Container Attach", "Attach to the output stream of a container."),
+		op("locations/usages/read", "Usage", "Get Usage", "Get the usage for a specific location."),
+		op("locations/operations/read", "Operation", "Get Operation", "Get the status of an asynchronous operation."),
+	}})
+	return nil
+}
+
+func rgView(rg store.ResourceGroup) api.ResourceGroup {
+	return api.ResourceGroup{
+		ID:   "/subscriptions/" + rg.Subscription + "/resourceGroups/" + rg.Name,
+		Name: rg.Name, Type: "Microsoft.Resources/resourceGroups", Location: rg.Location, Tags: rg.Tags,
+		Properties: api.ResourceGroupProperties{ProvisioningState: "Succeeded"},
+	}
+}
+
+func (s *Server) listResourceGroups(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	rgs, err := s.cfg.Store.ListResourceGroups(r.Context(), p["sub"])
+	if err != nil {
+		return err
+	}
+	out := api.List[api.ResourceGroup]{Value: []api.ResourceGroup{}}
+	for _, rg := range rgs {
+		out.Value = append(out.Value, rgView(rg))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) putResourceGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	if err := api.ValidateName("resourceGroup", p["rg"]); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	in, err := api.DecodeResourceGroup(body)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Location) == "" {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "LocationRequired", "The location property is required for this definition.")
+	}
+	rg := store.ResourceGroup{Subscription: p["sub"], Name: p["rg"], Location: in.Location, Tags: in.Tags, CreatedAt: time.Now().UTC()}
+	if old, err := s.cfg.Store.GetResourceGroup(r.Context(), p["sub"], p["rg"]); err == nil {
+		if !strings.EqualFold(old.Location, in.Location) {
+			return errdefs.WithCode(errdefs.ErrConflict, "InvalidResourceGroupLocation",
+				"Invalid resource group location '%s'. The Resource group already exists in location '%s'.", in.Location, old.Location)
+		}
+		rg.Name, rg.CreatedAt = old.Name, old.CreatedAt
+	}
+	created, err := s.cfg.Store.PutResourceGroup(r.Context(), rg)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, rgView(rg))
+	return nil
+}
+
+func (s *Server) getResourceGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	rg, err := s.resourceGroup(r.Context(), p["sub"], p["rg"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rgView(*rg))
+	return nil
+}
+
+func (s *Server) headResourceGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.resourceGroup(r.Context(), p["sub"], p["rg"]); err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			w.WriteHeader(http.StatusNotFound)
+			return nil
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteResourceGroup deletes the group's container groups, then the group.
+func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	rg, err := s.resourceGroup(ctx, p["sub"], p["rg"])
+	if err != nil {
+		return err
+	}
+	cgs, err := s.cfg.Store.ListContainerGroups(ctx, rg.Subscription, rg.Name)
+	if err != nil {
+		return err
+	}
+	op, err := s.newOperation(ctx, rg.Subscription, "resourceGroup-delete", "/subscriptions/"+rg.Subscription+"/resourceGroups/"+rg.Name)
+	if err != nil {
+		return err
+	}
+	for i := range cgs {
+		if _, err := s.markDeleting(ctx, &cgs[i]); err != nil {
+			return err
+		}
+	}
+	go func() {
+		bg := context.Background()
+		for i := range cgs {
+			s.cfg.Controller.Delete(bg, &cgs[i], "")
+		}
+		var body *api.ErrorBody
+		if err := s.cfg.Store.DeleteResourceGroup(bg, rg.Subscription, rg.Name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			body = &api.ErrorBody{Code: "ResourceGroupDeletionFailed", Message: err.Error()}
+		}
+		s.finishOperation(bg, op.ID, body)
+	}()
+	s.asyncHeaders(w, r, op)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Server) markDeleting(ctx context.Context, cg *store.ContainerGroup) (*store.ContainerGroup, error) {
+	return s.cfg.Store.UpdateContainerGroup(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(c *store.ContainerGroup) error {
+		c.Resource.Properties.ProvisioningState = "Deleting"
+		c.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+}
+
+func decodeJSON(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "The request content was invalid and could not be deserialized: %v", err)
+	}
+	return nil
+}

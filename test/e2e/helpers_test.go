@@ -1,0 +1,37 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tryRequest is request without failing the test on a transport error (the
+// server may be dying).
+func tryRequest(s *server, method, path string, body any) (int, http.Header, []byte, error) {
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, s.endpoint+path+"?api-version=2023-05-01", bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, nil
+}
+
+// runcList lists the ids of the OCI containers of a data dir.
+func runcList(t *testing.T, dataDir string) []string {
+	out, err := exec.Command("runc", "--root", filepath.Join(dataDir, "runtime", "oci"), "list", "-q").Output()
+	if err != nil {
+		t.Fatalf("runc list: %v", err)
+	}
+	return strings.Fields(string(out))
+}
