@@ -206,7 +206,9 @@ func (s *Server) patchContainerGroup(w http.ResponseWriter, r *http.Request, p p
 		return err
 	}
 	cg, err := s.cfg.Store.UpdateContainerGroup(r.Context(), p["sub"], p["rg"], p["name"], func(c *store.ContainerGroup) error {
-		c.Resource.Tags = tags
+		if tags != nil { // no "tags" key: leave them alone
+			c.Resource.Tags = tags
+		}
 		c.UpdatedAt = time.Now().UTC()
 		return nil
 	})
