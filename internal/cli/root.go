@@ -1,13 +1,28 @@
 // Package cli builds the skiff command tree and maps errors to exit codes.
+//
+// The API commands (group, container, account, image) are HTTP clients of a
+// Skiff server; each lives in its own package below this one and shares
+// cmdutil (streams, client, output flags). `skiff run` drives the host
+// runtime directly, without a server.
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/skiff-sh/skiff/internal/cli/servercmd"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-sh/skiff/internal/cli/account"
+	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
+	"github.com/skiff-sh/skiff/internal/cli/container"
+	"github.com/skiff-sh/skiff/internal/cli/group"
+	"github.com/skiff-sh/skiff/internal/cli/image"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
@@ -15,13 +30,14 @@ import (
 
 // Exit codes.
 const (
-	ExitOK       = 0
-	ExitError    = 1
-	ExitUsage    = 2
-	ExitNotFound = 3
-	ExitConflict = 4
-	ExitAuth     = 5
-	ExitUnavail  = 6
+	ExitOK        = 0
+	ExitError     = 1
+	ExitUsage     = 2
+	ExitNotFound  = 3
+	ExitConflict  = 4
+	ExitAuth      = 5
+	ExitUnavail   = 6
+	ExitInterrupt = 130
 )
 
 // Main runs the skiff command line and returns the exit code.
@@ -30,33 +46,79 @@ func Main(args []string) int {
 	if len(args) > 0 && args[0] == "shim" {
 		return shim.Main(args[1:], oci.OOMKilled)
 	}
-	root := NewRootCmd()
-	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		return ExitCode(err)
-	}
-	return ExitOK
+	return Execute(context.Background(), args, cmdutil.New(cmdutil.System(), os.Getenv))
 }
 
-// NewRootCmd returns the skiff command tree.
-func NewRootCmd() *cobra.Command {
+// Execute runs the command line args with f's streams and environment,
+// prints an error as one line on stderr, and returns the exit code.
+func Execute(ctx context.Context, args []string, f *cmdutil.Factory) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRootCmd(f)
+	root.SetArgs(cmdutil.ExpandNargs(root, args))
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	err := root.ExecuteContext(ctx)
+	var status *cmdutil.ExitStatusError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &status):
+		return status.Code
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupt
+	}
+	if isCobraUsage(err) {
+		err = usageError{err}
+	}
+	fmt.Fprintln(f.IO.ErrOut, "error:", strings.TrimSpace(strings.NewReplacer("\r\n", " ", "\n", " ").Replace(err.Error())))
+	return ExitCode(err)
+}
+
+// NewRootCmd returns the skiff command tree on f.
+func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "skiff",
 		Short:         "Skiff runs container groups the way Azure Container Instances does, on machines you own",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		group.NewCmd(f),
+		container.NewCmd(f),
+		account.NewCmd(f),
+		image.NewCmd(f),
+		newRunCmd(),
+	)
+	// ---- skiff server ----
+	root.AddCommand(servercmd.NewCmd())
+	// ---- end skiff server ----
 	return root
+}
+
+// isCobraUsage tells cobra's own command-line errors, which it returns as
+// plain errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "required flag", "unknown flag", "unknown shorthand flag", "flag needs an argument"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // ExitCode maps an error class to an exit code.
 func ExitCode(err error) int {
 	var ue usageError
+	var status *cmdutil.ExitStatusError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &status):
+		return status.Code
 	case errors.As(err, &ue), errdefs.Is(err, errdefs.ErrInvalidArgument):
 		return ExitUsage
 	case errdefs.Is(err, errdefs.ErrNotFound):
@@ -67,8 +129,12 @@ func ExitCode(err error) int {
 		return ExitAuth
 	case errdefs.Is(err, errdefs.ErrUnavailable):
 		return ExitUnavail
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupt
 	}
 	return ExitError
 }
 
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }

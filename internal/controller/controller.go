@@ -134,6 +134,11 @@ func (c *Controller) Resume(ctx context.Context) error {
 			}
 		}
 	}
+	// Changes the runtime made while no controller listened (before this
+	// start, or lost with a killed server) are caught up here.
+	for id := range known {
+		c.OnChange(id)
+	}
 	ops, err := c.store.ListOperations(ctx, api.OperationInProgress)
 	if err != nil {
 		return err

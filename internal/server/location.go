@@ -10,7 +10,6 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
-
 func (s *Server) usages(w http.ResponseWriter, r *http.Request, p params) error {
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
 		return err
@@ -148,4 +147,3 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-

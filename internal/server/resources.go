@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
@@ -212,9 +213,15 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 	}
 	go func() {
 		bg := context.Background()
+		var wg sync.WaitGroup
 		for i := range cgs {
-			s.cfg.Controller.Delete(bg, &cgs[i], "")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.cfg.Controller.Delete(bg, &cgs[i], "")
+			}()
 		}
+		wg.Wait()
 		var body *api.ErrorBody
 		if err := s.cfg.Store.DeleteResourceGroup(bg, rg.Subscription, rg.Name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			body = &api.ErrorBody{Code: "ResourceGroupDeletionFailed", Message: err.Error()}

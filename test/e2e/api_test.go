@@ -182,7 +182,10 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s never settled: %d %+v", name, code, cg)
+				_, _, raw := s.request("GET", path+name, nil, nil)
+				s.cmd.Process.Signal(syscall.SIGQUIT)
+				time.Sleep(time.Second)
+				t.Fatalf("%s never settled: %d %s\nserver log:\n%s", name, code, raw, s.goroutines())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

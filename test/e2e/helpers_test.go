@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -34,4 +35,16 @@ func runcList(t *testing.T, dataDir string) []string {
 		t.Fatalf("runc list: %v", err)
 	}
 	return strings.Fields(string(out))
+}
+
+// goroutines returns the skiff frames of a SIGQUIT dump in the server log.
+func (s *server) goroutines() string {
+	data, _ := os.ReadFile(filepath.Join(s.dataDir, "server.log"))
+	var keep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "skiff/internal") || strings.HasPrefix(l, "goroutine ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }

@@ -76,7 +76,7 @@ func startServer(t *testing.T) *server {
 		for _, rg := range s.listRGs() {
 			s.do("DELETE", "/subscriptions/"+s.sub+"/resourcegroups/"+rg, nil)
 		}
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(120 * time.Second)
 		for time.Now().Before(deadline) && len(s.listRGs()) > 0 {
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -87,7 +87,7 @@ func startServer(t *testing.T) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1", "--log-level", "warn")
+	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1", "--log-level", "warn", "--stop-grace", "2s")
 	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {

@@ -30,6 +30,8 @@ const DefaultListen = "127.0.0.1:7700"
 // Options of skiff server.
 type Options struct {
 	Listen, DataDir, PublicAddress, Location, Runtime, LogLevel string
+	// StopGrace is the time between SIGTERM and SIGKILL on stop and delete.
+	StopGrace time.Duration
 }
 
 // NewCmd returns the `skiff server` command.
@@ -52,6 +54,7 @@ func NewCmd() *cobra.Command {
 	f.StringVar(&o.Location, "location", "local", "the location this server reports")
 	f.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime: runc or crun")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	return cmd
 }
 
@@ -121,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var ctlp atomic.Pointer[controller.Controller]
 	host, err := runtime.Open(ctx, runtime.HostOptions{
-		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime,
+		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
 		Logger: log, OnChange: func(id string) {
 			if ctl := ctlp.Load(); ctl != nil {
 				ctl.OnChange(id)

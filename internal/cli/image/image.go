@@ -1,0 +1,164 @@
+// Package image is `skiff image`: the server's image cache (import a
+// tarball, pull, list, remove). It has no az counterpart; the routes are
+// Skiff extensions under …/locations/{loc}.
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
+)
+
+// DefaultLocation is the location the image commands use without -l.
+const DefaultLocation = "local"
+
+// NewCmd returns `skiff image`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage the server's images",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  cmdutil.GroupRunE,
+	}
+	f.AddGlobalFlags(cmd)
+	cmd.AddCommand(newImportCmd(f), newListCmd(f), newPullCmd(f), newRmCmd(f))
+	return cmd
+}
+
+func locationFlag(cmd *cobra.Command, loc *string) {
+	cmd.Flags().StringVarP(loc, "location", "l", DefaultLocation, "location of the image cache")
+}
+
+func newImportCmd(f *cmdutil.Factory) *cobra.Command {
+	var loc string
+	cmd := &cobra.Command{
+		Use:   "import FILE.tar [-l LOCATION]",
+		Short: "Import a docker-archive or OCI-layout tarball (docker save, podman save)",
+		Args:  cmdutil.ExactArgs(1, "FILE.tar"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file, err := os.Open(args[0])
+			if err != nil {
+				return cmdutil.FlagErrorf("%v", err)
+			}
+			defer file.Close()
+			st, err := file.Stat()
+			if err != nil {
+				return err
+			}
+			c, p, err := f.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			resp, err := c.Do(cmd.Context(), &client.Request{
+				Method: http.MethodPost, Path: p.Location(loc) + "/images/import",
+				Body: file, ContentType: "application/x-tar", ContentLength: st.Size(),
+			})
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var out api.List[json.RawMessage]
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				return err
+			}
+			return f.Print(out.Value, nil)
+		},
+	}
+	locationFlag(cmd, &loc)
+	return cmd
+}
+
+func newListCmd(f *cmdutil.Factory) *cobra.Command {
+	var loc string
+	cmd := &cobra.Command{
+		Use:   "list [-l LOCATION]",
+		Short: "List the images the server has",
+		Args:  cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, p, err := f.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			items, err := c.List(cmd.Context(), p.Location(loc)+"/cachedImages", nil)
+			if err != nil {
+				return err
+			}
+			return f.Print(items, nil)
+		},
+	}
+	locationFlag(cmd, &loc)
+	return cmd
+}
+
+// pullRequest is the body of the pull route.
+type pullRequest struct {
+	Image       string                        `json:"image"`
+	Credentials []api.ImageRegistryCredential `json:"credentials,omitempty"`
+}
+
+func newPullCmd(f *cmdutil.Factory) *cobra.Command {
+	var loc, server, user, pass string
+	cmd := &cobra.Command{
+		Use:   "pull IMAGE [--registry-username U --registry-password P]",
+		Short: "Pull an image into the server's cache",
+		Args:  cmdutil.ExactArgs(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := pullRequest{Image: args[0]}
+			if (user == "") != (pass == "") {
+				return cmdutil.FlagErrorf("--registry-username and --registry-password go together")
+			}
+			if user != "" {
+				if server == "" {
+					ref, err := name.ParseReference(args[0])
+					if err != nil {
+						return cmdutil.FlagErrorf("%q: %v", args[0], err)
+					}
+					server = ref.Context().RegistryStr()
+				}
+				body.Credentials = []api.ImageRegistryCredential{{Server: server, Username: user, Password: pass}}
+			}
+			return call(cmd.Context(), f, http.MethodPost, loc, "/images/pull", nil, body, true)
+		},
+	}
+	locationFlag(cmd, &loc)
+	cmd.Flags().StringVar(&server, "registry-login-server", "", "registry server (default: the image's)")
+	cmd.Flags().StringVar(&user, "registry-username", "", "user name for the registry")
+	cmd.Flags().StringVar(&pass, "registry-password", "", "password for the registry")
+	return cmd
+}
+
+func newRmCmd(f *cmdutil.Factory) *cobra.Command {
+	var loc string
+	cmd := &cobra.Command{
+		Use:     "rm IMAGE",
+		Aliases: []string{"delete"},
+		Short:   "Remove an image from the server's cache",
+		Args:    cmdutil.ExactArgs(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd.Context(), f, http.MethodDelete, loc, "/images", url.Values{"image": {args[0]}}, nil, false)
+		},
+	}
+	locationFlag(cmd, &loc)
+	return cmd
+}
+
+func call(ctx context.Context, f *cmdutil.Factory, method, loc, sub string, q url.Values, body any, print bool) error {
+	c, p, err := f.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := c.Call(ctx, method, p.Location(loc)+sub, q, body)
+	if err != nil || !print {
+		return err
+	}
+	return f.PrintResponse(r, nil)
+}

@@ -1,0 +1,169 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skiff-sh/skiff/internal/cli/clitest"
+)
+
+const webGroup = `{"name":"web","location":"eastus","properties":{"osType":"Linux","restartPolicy":"Always","initContainers":null,
+ "containers":[{"name":"web","properties":{"image":"nginx","ports":[{"port":80}],
+   "environmentVariables":[{"name":"A","value":"1"}],"resources":{"requests":{"cpu":1,"memoryInGB":1.5}}}}],
+ "ipAddress":{"type":"Public","ports":[{"protocol":"TCP","port":80}]}}}`
+
+const jobGroup = `{"name":"job","location":"westus","properties":{"osType":"Linux","restartPolicy":"Never",
+ "containers":[
+   {"name":"a","properties":{"image":"busybox:local","resources":{"requests":{"cpu":0.5,"memoryInGB":0.25}}}},
+   {"name":"b","properties":{"image":"alpine:3","resources":{"requests":{"cpu":0.1,"memoryInGB":0.5}}}},
+   {"name":"c","properties":{"image":"busybox:local","resources":{"requests":{"cpu":0.2,"memoryInGB":0.25}}}}]}}`
+
+func outputHarness(t *testing.T) *harness {
+	h := newHarness(t)
+	h.srv.AddGroup("other", "westus")
+	h.srv.AddContainerGroup("rg", webGroup)
+	h.srv.AddContainerGroup("other", jobGroup)
+	return h
+}
+
+func TestOutputFormats(t *testing.T) {
+	h := outputHarness(t)
+	show := []string{"container", "show", "-g", "rg", "-n", "web"}
+	list := []string{"container", "list"}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"show table", append(show, "-o", "table"), "" +
+			"Name    ResourceGroup    Status    Image    IP:ports       Network    CPU/Memory       OsType    Location\n" +
+			"------  ---------------  --------  -------  -------------  ---------  ---------------  --------  ----------\n" +
+			"web     rg               Running   nginx    10.201.0.7:80  Public     1.0 core/1.5 gb  Linux     eastus\n"},
+		{"list table: status from provisioningState, images deduplicated, requests summed", append(list, "-o", "table"), "" +
+			"Name    ResourceGroup    Status     Image                   IP:ports       Network    CPU/Memory       OsType    Location\n" +
+			"------  ---------------  ---------  ----------------------  -------------  ---------  ---------------  --------  ----------\n" +
+			"job     other            Succeeded  busybox:local,alpine:3                            0.8 core/1.0 gb  Linux     westus\n" +
+			"web     rg               Succeeded  nginx                   10.201.0.7:80  Public     1.0 core/1.5 gb  Linux     eastus\n"},
+		{"list -g", append(list, "-g", "rg", "--query", "[].name", "-o", "tsv"), "web\n"},
+		{"query scalar tsv", append(show, "--query", "ipAddress.ip", "-o", "tsv"), "10.201.0.7\n"},
+		{"query scalar json", append(show, "--query", "containers[0].image"), "\"nginx\"\n"},
+		{"query hash tsv keeps the query's order", append(list, "--query", "[].{s:provisioningState, n:name, cpu:containers[0].resources.requests.cpu}", "-o", "tsv"),
+			"Succeeded\tjob\t0.5\nSucceeded\tweb\t1\n"},
+		{"query hash table keeps the query's order", append(list, "--query", "[].{Name:name, IP:ipAddress.ip, Policy:restartPolicy}", "-o", "table"), "" +
+			"Name    IP          Policy\n" +
+			"------  ----------  --------\n" +
+			"job                 Never\n" +
+			"web     10.201.0.7  Always\n"},
+		{"query hash yaml", append(show, "--query", "{name:name, cpu:containers[0].resources.requests.cpu, ports:ipAddress.ports[].port}", "-o", "yaml"),
+			"cpu: 1\nname: web\nports:\n- 80\n"},
+		{"query hash json, sorted keys", append(show, "--query", "{name:name, state:instanceView.state}"),
+			"{\n  \"name\": \"web\",\n  \"state\": \"Running\"\n}\n"},
+		{"tsv of objects: nested values empty, lists as length, sorted keys", append(list, "-g", "rg", "--query", "[].{b:ipAddress, a:containers, c:name, d:osType}", "-o", "tsv"),
+			"\t1\tweb\tLinux\n"},
+		{"jsonc", append(show, "--query", "{n:name, c:containers[0].resources.requests.cpu}", "-o", "jsonc"),
+			"{\n  \x1b[94m\"c\"\x1b[0m: \x1b[36m1\x1b[0m,\n  \x1b[94m\"n\"\x1b[0m: \x1b[32m\"web\"\x1b[0m\n}\n"},
+		{"none", append(show, "-o", "none"), ""},
+		{"empty list", []string{"container", "list", "-g", "nothing-here"}, "[]\n"},
+		{"group list table", []string{"group", "list", "-o", "table"}, "" +
+			"Name    Location    Status\n" +
+			"------  ----------  ---------\n" +
+			"other   westus      Succeeded\n" +
+			"rg      eastus      Succeeded\n"},
+		{"group show tsv", []string{"group", "show", "-n", "rg", "-o", "tsv"},
+			"/subscriptions/" + clitest.Subscription + "/resourceGroups/rg\teastus\trg\t\tMicrosoft.Resources/resourceGroups\n"},
+		{"group exists", []string{"group", "exists", "-n", "rg"}, "true\n"},
+		{"group exists not", []string{"group", "exists", "-n", "nope"}, "false\n"},
+		{"image list table", []string{"image", "list", "-o", "table"}, "" +
+			"Image          OsType\n" +
+			"-------------  --------\n" +
+			"busybox:local  Linux\n" +
+			"nginx:latest   Linux\n"},
+		{"tsv of a list of scalars: one per line, as az", []string{"account", "show", "--query", "[subscriptionId, displayName, state]", "-o", "tsv"},
+			clitest.Subscription + "\nSkiff\nEnabled\n"},
+		{"tsv of a list of lists: one row each", []string{"container", "list", "--query", "[].[name, location]", "-o", "tsv"},
+			"job\twestus\nweb\teastus\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.ok(tc.args...)
+			if r.out != tc.want {
+				t.Errorf("skiff %s:\n got: %q\nwant: %q\n%s", strings.Join(tc.args, " "), r.out, tc.want, r.out)
+			}
+		})
+	}
+}
+
+func TestShowJSONIsFlattenedLikeAz(t *testing.T) {
+	h := outputHarness(t)
+	r := h.ok("container", "show", "-g", "rg", "-n", "web")
+	assertJSON(t, []byte(r.out), `{
+	  "id": "/subscriptions/`+clitest.Subscription+`/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/web",
+	  "name": "web", "type": "Microsoft.ContainerInstance/containerGroups", "location": "eastus", "resourceGroup": "rg",
+	  "osType": "Linux", "restartPolicy": "Always", "provisioningState": "Succeeded", "sku": "Standard", "initContainers": null,
+	  "instanceView": {"state": "Running", "events": []},
+	  "ipAddress": {"type": "Public", "ip": "10.201.0.7", "ports": [{"protocol": "TCP", "port": 80}]},
+	  "containers": [{"name": "web", "image": "nginx", "ports": [{"port": 80}],
+	    "environmentVariables": [{"name": "A", "value": "1"}],
+	    "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
+	    "instanceView": {"restartCount": 0, "currentState": {"state": "Running", "startTime": "2026-01-01T00:00:02Z"},
+	      "events": [
+	        {"count":1,"name":"Pulling","message":"pulling image \"busybox:local\"","type":"Normal","firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z"},
+	        {"count":1,"name":"Pulled","message":"Successfully pulled image \"busybox:local\"","type":"Normal","firstTimestamp":"2026-01-01T00:00:01Z","lastTimestamp":"2026-01-01T00:00:01Z"},
+	        {"count":1,"name":"Started","message":"Started container","type":"Normal","firstTimestamp":"2026-01-01T00:00:02Z","lastTimestamp":"2026-01-01T00:00:02Z"}]}}]
+	}`)
+	if !strings.HasPrefix(r.out, "{\n  \"containers\": [\n") {
+		t.Errorf("json is not az's sorted two-space layout:\n%s", r.out)
+	}
+}
+
+func TestExportThenCreateFromTheFile(t *testing.T) {
+	h := outputHarness(t)
+	file := filepath.Join(t.TempDir(), "web.yaml")
+	h.ok("container", "export", "-g", "rg", "-n", "web", "-f", file)
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `apiVersion: "2023-05-01"
+location: eastus
+name: web
+properties:
+  containers:
+  - name: web
+    properties:
+      environmentVariables:
+      - name: A
+        value: "1"
+      image: nginx
+      ports:
+      - port: 80
+      resources:
+        requests:
+          cpu: 1
+          memoryInGB: 1.5
+  ipAddress:
+    ip: 10.201.0.7
+    ports:
+    - port: 80
+      protocol: TCP
+    type: Public
+  osType: Linux
+  restartPolicy: Always
+type: Microsoft.ContainerInstance/containerGroups
+`
+	if string(got) != want {
+		t.Fatalf("export:\n%s\nwant:\n%s", got, want)
+	}
+
+	// The export is what create --file takes back.
+	h.ok("container", "delete", "-g", "rg", "-n", "web", "--yes")
+	h.ok("container", "create", "-g", "rg", "-f", file, "-o", "none")
+	put := h.srv.Last("PUT", "/containerGroups/web")
+	assertJSON(t, put.Body, `{"apiVersion":"2023-05-01","location":"eastus","name":"web","type":"Microsoft.ContainerInstance/containerGroups",
+	  "properties":{"osType":"Linux","restartPolicy":"Always",
+	    "containers":[{"name":"web","properties":{"image":"nginx","ports":[{"port":80}],"environmentVariables":[{"name":"A","value":"1"}],
+	      "resources":{"requests":{"cpu":1,"memoryInGB":1.5}}}}],
+	    "ipAddress":{"ip":"10.201.0.7","type":"Public","ports":[{"protocol":"TCP","port":80}]}}}`)
+}
