@@ -9,12 +9,13 @@ deps:
 
 build:
 	$(GO) build -o bin/skiff ./cmd/skiff
+	@ln -sf $(CURDIR)/bin/skiff /usr/local/bin/skiff 2>/dev/null || true
 
-# Runs a container group from a YAML file in the foreground (FILE=...),
-# with a busybox image built locally (no registry needed).
+# Runs skiff server in the foreground with embedded defaults. It also builds
+# bin/busybox.tar, a busybox image for hosts without registry access.
 run: deps build
 	./hack/busybox-image.sh bin/busybox.tar busybox:local >/dev/null
-	./bin/skiff run --import bin/busybox.tar -f $(or $(FILE),examples/hello.yaml)
+	./bin/skiff server $(SERVER_FLAGS)
 
 # Unit and integration tests (root: real runc, CNI, overlayfs, registry).
 test: deps

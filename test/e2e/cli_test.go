@@ -115,8 +115,11 @@ properties:
 		t.Errorf("export:\n%s", data)
 	}
 
-	// Without credentials the same private image fails with a clear reason.
-	_, errOut, code := s.skiff("container", "create", "-g", "rg", "-n", "nocreds", "--image", image)
+	// Without credentials a private image not yet on the host fails with a
+	// clear reason. (An image already pulled is used from the cache, as
+	// Kubernetes' IfNotPresent does.)
+	other := testenv.Push(t, priv, "other/app:2", testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}}))
+	_, errOut, code := s.skiff("container", "create", "-g", "rg", "-n", "nocreds", "--image", other)
 	if code == 0 || !strings.Contains(errOut, "InaccessibleImage") {
 		t.Errorf("private image without credentials: exit %d, %q", code, errOut)
 	}

@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A host without registry access: import an image tarball, run it, exec
+// into it (with and without stdin), attach, and follow its log.
+func TestCLIImportExecAttachFollow(t *testing.T) {
+	s := startServer(t)
+	tar := filepath.Join(t.TempDir(), "busybox.tar")
+	if out, err := exec.Command("../../hack/busybox-image.sh", tar, "busybox:local").CombinedOutput(); err != nil {
+		t.Fatalf("build image tarball: %v %s", err, out)
+	}
+	s.mustSkiff("image", "import", tar)
+	if list := s.mustSkiff("image", "list", "-o", "tsv"); !strings.Contains(list, "busybox:local") {
+		t.Errorf("image list after import: %q", list)
+	}
+	s.mustSkiff("group", "create", "-n", "air", "-l", "local")
+	s.mustSkiff("container", "create", "-g", "air", "-n", "ticker", "--image", "busybox:local",
+		"--command-line", "sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.5; done'")
+
+	out, errOut, code := s.skiff("container", "exec", "-g", "air", "-n", "ticker", "--exec-command", `["sh","-c","echo in-$(hostname); exit 3"]`)
+	if code != 3 || !strings.Contains(out, "in-ticker") {
+		t.Errorf("exec: exit %d, out %q, err %q", code, out, errOut)
+	}
+	out, _, code = s.skiffIn(strings.NewReader("echo from-stdin\nexit 0\n"), "container", "exec", "-g", "air", "-n", "ticker", "--exec-command", "sh")
+	if code != 0 || !strings.Contains(out, "from-stdin") {
+		t.Errorf("exec with stdin: exit %d, out %q", code, out)
+	}
+
+	// logs --follow streams new lines as they come.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, skiffBin, "container", "logs", "-g", "air", "-n", "ticker", "--follow")
+	cmd.Env = append(cmd.Environ(), "SKIFF_ENDPOINT="+s.endpoint, "SKIFF_DATA_DIR="+s.dataDir)
+	var followed bytes.Buffer
+	cmd.Stdout = &followed
+	cmd.Run()
+	if n := strings.Count(followed.String(), "tick"); n < 5 {
+		t.Errorf("logs --follow for 4s gave %d lines: %q", n, followed.String())
+	}
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel2()
+	att := exec.CommandContext(ctx2, skiffBin, "container", "attach", "-g", "air", "-n", "ticker")
+	att.Env = cmd.Env
+	var attached bytes.Buffer
+	att.Stdout = &attached
+	att.Run()
+	if !strings.Contains(attached.String(), "tick") {
+		t.Errorf("attach printed %q", attached.String())
+	}
+
+	// The image is in use: cachedImages lists it; metrics count the group.
+	var cached struct{ Value []struct{ Image string } }
+	s.do("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/locations/local/cachedImages", &cached)
+	if len(cached.Value) == 0 {
+		t.Errorf("cachedImages is empty")
+	}
+	resp, err := http.Get(s.endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "skiff_container_groups 1") || !strings.Contains(string(body), "skiff_http_requests_total") {
+		t.Errorf("/metrics lacks the group gauge or request counter")
+	}
+}
