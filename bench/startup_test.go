@@ -12,7 +12,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -24,8 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
@@ -160,26 +157,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	}
 	_ = oci.RemoveCgroup("/skiff-bench")
 
-	// podman, with the image loaded from the same registry's content.
-	tarPath := filepath.Join(b.TempDir(), "img.tar")
-	tag, _ := name.NewTag("localhost/skiff-bench:1")
-	if err := tarball.WriteToFile(tarPath, tag, img); err != nil {
-		b.Fatal(err)
-	}
-	if out, err := exec.Command("podman", "load", "-i", tarPath).CombinedOutput(); err != nil {
-		b.Fatalf("podman load: %v %s", err, out)
-	}
-	var pod []time.Duration
-	for i := 0; i < samples; i++ {
-		start := time.Now()
-		out, err := exec.Command("podman", "run", "-d", "--network", "bridge", "localhost/skiff-bench:1", "sleep", "3600").CombinedOutput()
-		if err != nil {
-			b.Fatalf("podman run: %v %s", err, out)
-		}
-		pod = append(pod, time.Since(start))
-		exec.Command("podman", "rm", "-f", "-t", "0", string(bytes.TrimSpace(out))).Run()
-	}
-	exec.Command("podman", "rmi", "-f", "localhost/skiff-bench:1").Run()
+	pod := podmanRun(b, img, samples)
 
 	rs := []result{percentiles("skiff", skiff), percentiles("runc run -d", bare), percentiles("podman run -d", pod)}
 	fmt.Printf("\ncreate→Running, %d samples each, image already on the host\n", samples)

@@ -224,6 +224,10 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, o LogOptions, w io.
 			return fmt.Errorf("container %q has no previous run: %w", name, errdefs.ErrNotFound)
 		}
 	}
+	// Follow ends with the run it started on: when that run terminates, or
+	// when a restart has begun another (the kubelet's semantics).
+	first := g.status().Container(name)
+	restarts, running := first.RestartCount, first.CurrentState.State == api.ContainerRunning
 	done := func() bool {
 		if o.Previous {
 			return true
@@ -233,7 +237,9 @@ func (r *Runtime) Logs(ctx context.Context, id, name string, o LogOptions, w io.
 		}
 		st := g.status()
 		cs := st.Container(name)
-		return st.State == api.GroupStopped || cs.CurrentState.State == api.ContainerTerminated
+		return st.State == api.GroupStopped || cs.RestartCount != restarts ||
+			cs.CurrentState.State == api.ContainerTerminated ||
+			(running && cs.CurrentState.State != api.ContainerRunning)
 	}
 	return logs.Read(ctx, path, logs.Options{
 		Tail: o.Tail, Timestamps: o.Timestamps, Since: o.Since, Follow: o.Follow, Done: done, LimitBytes: o.LimitBytes,

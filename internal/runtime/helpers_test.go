@@ -31,6 +31,7 @@ type env struct {
 	host    *runtime.Host
 	reg     *testenv.Registry
 	image   string // busybox image in reg, entrypoint sh
+	ids     map[string]bool
 }
 
 var fastBackoff = runtime.Backoff{Initial: 300 * time.Millisecond, Max: 2 * time.Second, ResetAfter: 10 * time.Minute}
@@ -53,7 +54,7 @@ func hostOptions(t testing.TB, dataDir string) runtime.HostOptions {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	testenv.RequireRoot(t)
-	e := &env{t: t, dataDir: t.TempDir()}
+	e := &env{t: t, dataDir: t.TempDir(), ids: map[string]bool{}}
 	e.reg = testenv.StartRegistry(t, testenv.RegistryOptions{})
 	e.image = testenv.Push(t, e.reg, "busybox:test", testenv.BusyboxImage(t, testenv.ImageOptions{}))
 	e.open()
@@ -98,13 +99,11 @@ func (e *env) leaks() leaks {
 		e.t.Fatal(err)
 	}
 	l.NetNS, l.Veths, l.IPs, l.Rules = nl.NetNS, nl.Veths, nl.IPAllocations, nl.IPTablesRules
-	// Groups' cgroups live under /skiff in every hierarchy.
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/skiff/*")
-	more, _ := filepath.Glob("/sys/fs/cgroup/skiff/*")
-	for _, d := range append(dirs, more...) {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			l.Cgroups++
-		}
+	// A group's cgroups live under /skiff/<id> in every hierarchy.
+	for id := range e.ids {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/skiff/" + id)
+		more, _ := filepath.Glob("/sys/fs/cgroup/skiff/" + id)
+		l.Cgroups += len(dirs) + len(more)
 	}
 	groups, _ := os.ReadDir(filepath.Join(rtDir, "groups"))
 	l.GroupDirs = len(groups)
@@ -133,6 +132,7 @@ func group(name string, ctrs ...api.Container) runtime.GroupSpec {
 
 func (e *env) create(id string, spec runtime.GroupSpec) {
 	e.t.Helper()
+	e.ids[id] = true
 	if err := e.host.Create(context.Background(), id, spec); err != nil {
 		e.t.Fatalf("create %s: %v", id, err)
 	}

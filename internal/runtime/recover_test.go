@@ -84,6 +84,7 @@ func TestSurvivesKill9OfRuntimeProcess(t *testing.T) {
 		container("ticker", e.image, "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.2; done"),
 		container("short", e.image, "sh", "-c", "sleep 3; exit 3"))
 	spec.Properties.RestartPolicy = api.RestartNever
+	e.ids["survivor"] = true
 	specFile := t.TempDir() + "/spec.json"
 	data, _ := json.Marshal(spec)
 	os.WriteFile(specFile, data, 0o600)

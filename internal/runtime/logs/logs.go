@@ -206,38 +206,63 @@ func read(ctx context.Context, path string, opts Options, out io.Writer) error {
 	return follow(ctx, path, offset, opts, ow)
 }
 
+// follow reads what is appended to the run's log from offset on. It keeps
+// its file open, so when a restart renames the run's file away it still
+// drains the run it started with; when the writer rotates to a new segment
+// within the run (a new file at path), it moves on to that one.
 func follow(ctx context.Context, path string, offset int64, opts Options, out io.Writer) error {
 	var pending []byte
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		done := opts.Done != nil && opts.Done()
-		f, err := os.Open(path)
-		if err == nil {
-			st, serr := f.Stat()
-			if serr == nil && st.Size() < offset {
-				// Rotated: the rest of the old file is in path.1; start anew.
-				offset = 0
-				pending = nil
-			}
-			if _, err = f.Seek(offset, io.SeekStart); err == nil {
-				data, _ := io.ReadAll(f)
-				offset += int64(len(data))
-				pending = append(pending, data...)
-				if i := bytes.LastIndexByte(pending, '\n'); i >= 0 {
-					for _, l := range splitLines(pending[:i+1]) {
-						if err := emit(out, l, opts); err != nil {
-							f.Close()
-							return err
-						}
-					}
-					pending = append([]byte(nil), pending[i+1:]...)
+	drain := func() error {
+		if f == nil {
+			return nil
+		}
+		data, _ := io.ReadAll(f)
+		pending = append(pending, data...)
+		if i := bytes.LastIndexByte(pending, '\n'); i >= 0 {
+			for _, l := range splitLines(pending[:i+1]) {
+				if err := emit(out, l, opts); err != nil {
+					return err
 				}
 			}
-			f.Close()
+			pending = append([]byte(nil), pending[i+1:]...)
+		}
+		return nil
+	}
+	for {
+		done := opts.Done != nil && opts.Done()
+		if f == nil {
+			if nf, err := os.Open(path); err == nil {
+				if _, err := nf.Seek(offset, io.SeekStart); err != nil {
+					nf.Close()
+					return err
+				}
+				f = nf
+			}
+		}
+		if err := drain(); err != nil {
+			return err
 		}
 		if done {
 			return nil
+		}
+		if f != nil && !done {
+			// Rotated within the run: our file is now path.1 and a new one
+			// sits at path. We read ours to its end above; move on.
+			cur, err1 := os.Stat(path)
+			mine, err2 := f.Stat()
+			if err1 == nil && err2 == nil && !os.SameFile(cur, mine) && opts.rotated(path, mine) {
+				f.Close()
+				f, offset, pending = nil, 0, nil
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -245,6 +270,13 @@ func follow(ctx context.Context, path string, offset int64, opts Options, out io
 		case <-tick.C:
 		}
 	}
+}
+
+// rotated reports whether mine is the run's rotated segment (path.1), as
+// opposed to a file renamed away by a restart.
+func (o Options) rotated(path string, mine os.FileInfo) bool {
+	seg, err := os.Stat(path + ".1")
+	return err == nil && os.SameFile(seg, mine)
 }
 
 func emit(out io.Writer, line []byte, opts Options) error {
