@@ -128,7 +128,9 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 	}
 	tok, _ := os.ReadFile(filepath.Join(dataDir, "admin.token"))
 	c.token = strings.TrimSpace(string(tok))
-	var subs struct{ Value []struct{ SubscriptionID string } }
+	var subs struct {
+		Value []struct{ SubscriptionID string }
+	}
 	_, data, _ := c.do("GET", "/subscriptions", nil)
 	json.Unmarshal(data, &subs)
 	c.sub = subs.Value[0].SubscriptionID

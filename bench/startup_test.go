@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
