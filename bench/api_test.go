@@ -81,7 +81,7 @@ func (c *apiClient) createRunning(b *testing.B, name, image string) time.Duratio
 		if time.Since(start) > time.Minute {
 			b.Fatalf("%s not Running after a minute: %s", name, data)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

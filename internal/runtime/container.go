@@ -216,6 +216,8 @@ func (c *container) start(ctx context.Context) (retErr error) {
 			return err
 		}
 	}
+	t0 := time.Now()
+	defer func() { r.log.Debug("container started", "container", c.runcID, "took", time.Since(t0), "err", retErr) }()
 	root := c.path("rootfs")
 	merged := filepath.Join(root, "merged")
 	if ok, _ := mountinfo.Mounted(merged); !ok {
@@ -242,7 +244,9 @@ func (c *container) start(ctx context.Context) (retErr error) {
 		_ = os.Remove(c.logPath(false) + ".1")
 	}
 	// A run that died with the host may have left its OCI state behind.
-	_ = r.oci.Delete(ctx, c.runcID, &runc.DeleteOpts{Force: true})
+	if _, err := os.Stat(filepath.Join(r.oci.Root, c.runcID)); err == nil {
+		_ = r.oci.Delete(ctx, c.runcID, &runc.DeleteOpts{Force: true})
+	}
 	_ = os.Remove(c.path("exit.json"))
 	attempt := c.run.Attempt + 1
 	s, err := shim.Start(ctx, r.cfg.ShimCommand, shim.Options{

@@ -220,7 +220,10 @@ func (g *group) run(ctx context.Context) {
 	if g.status().State == api.GroupSucceeded || g.status().State == api.GroupFailed {
 		return
 	}
-	if code, err := g.prepare(ctx); err != nil {
+	t0 := time.Now()
+	code, err := g.prepare(ctx)
+	g.r.log.Debug("group prepared", "group", g.id, "took", time.Since(t0))
+	if err != nil {
 		if ctx.Err() == nil {
 			g.fail(code, err)
 		}
