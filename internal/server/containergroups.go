@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
@@ -110,6 +111,9 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	cg.Properties.ProvisioningState = ""
 	api.SetDefaults(cg)
 	if err := api.ValidateContainerGroup(cg); err != nil {
+		return err
+	}
+	if err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
@@ -331,5 +335,42 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 		return err
 	}
 	writeJSON(w, http.StatusOK, []string{})
+	return nil
+}
+
+// checkPortsFree refuses ports another group publishes already: they share
+// the host's public address.
+func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) error {
+	if cg.Properties.IPAddress == nil || len(cg.Properties.IPAddress.Ports) == 0 {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, p := range cg.Properties.IPAddress.Ports {
+		want[strings.ToUpper(p.Protocol)+"/"+strconv.Itoa(int(p.Port))] = true
+	}
+	subs, err := s.cfg.Store.ListSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	self := controller.RuntimeID(sub, rg, name)
+	for _, sb := range subs {
+		groups, err := s.cfg.Store.ListContainerGroups(ctx, sb.ID, "")
+		if err != nil {
+			return err
+		}
+		for _, other := range groups {
+			ip := other.Resource.Properties.IPAddress
+			if other.RuntimeID == self || ip == nil {
+				continue
+			}
+			for _, p := range ip.Ports {
+				key := strings.ToUpper(p.Protocol) + "/" + strconv.Itoa(int(p.Port))
+				if want[key] {
+					return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
+						"Port %s is already published by container group '%s' in resource group '%s'.", key, other.Resource.Name, other.ResourceGroup)
+				}
+			}
+		}
+	}
 	return nil
 }

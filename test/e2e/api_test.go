@@ -122,6 +122,16 @@ func TestBadInputsAreRejectedWithoutStateChange(t *testing.T) {
 	if got.Properties.Containers[0].Properties.Resources.Requests.CPU != 1 {
 		t.Errorf("refused update changed the group: %+v", got)
 	}
+	// A port another group publishes is refused up front.
+	withPort := func(p map[string]any) {
+		p["ipAddress"] = map[string]any{"type": "Public", "ports": []map[string]any{{"port": 80}}}
+	}
+	if code, _, body := s.request("PUT", cgPath+"web1", groupBody(image, withPort), nil); code != 201 {
+		t.Fatalf("web1: %d %s", code, body)
+	}
+	if code, _, body := s.request("PUT", cgPath+"web2", groupBody(image, withPort), nil); code != 409 || !strings.Contains(string(body), "PortAlreadyInUse") {
+		t.Errorf("second group on port 80: %d %s", code, body)
+	}
 	// The CLI: one line, non-zero exit.
 	_, errOut, exit := s.skiff("container", "show", "-g", "bad", "-n", "absent")
 	if exit == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "ResourceNotFound") {
