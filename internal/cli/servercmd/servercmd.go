@@ -32,6 +32,8 @@ type Options struct {
 	Listen, DataDir, PublicAddress, Location, Runtime, LogLevel string
 	// StopGrace is the time between SIGTERM and SIGKILL on stop and delete.
 	StopGrace time.Duration
+	// Bridge and Subnet of the group network.
+	Bridge, Subnet string
 }
 
 // NewCmd returns the `skiff server` command.
@@ -54,6 +56,8 @@ func NewCmd() *cobra.Command {
 	f.StringVar(&o.Location, "location", "local", "the location this server reports")
 	f.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime: runc or crun")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.Bridge, "bridge", "skiff0", "Linux bridge the groups are attached to")
+	f.StringVar(&o.Subnet, "subnet", "10.201.0.0/16", "private range group IPs come from (never routed off the host)")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	return cmd
 }
@@ -125,6 +129,7 @@ func Run(ctx context.Context, o Options) error {
 	var ctlp atomic.Pointer[controller.Controller]
 	host, err := runtime.Open(ctx, runtime.HostOptions{
 		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
+		BridgeName: o.Bridge, Subnet: o.Subnet,
 		Logger: log, OnChange: func(id string) {
 			if ctl := ctlp.Load(); ctl != nil {
 				ctl.OnChange(id)
