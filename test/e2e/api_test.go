@@ -67,6 +67,24 @@ func TestBadInputsAreRejectedWithoutStateChange(t *testing.T) {
 			container0(p)["ports"] = ports
 			p["ipAddress"] = map[string]any{"type": "Public", "ports": ports}
 		}), nil, 400, ""},
+		{"memory too large", "PUT", cgPath + "g10", groupBody(image, func(p map[string]any) {
+			container0(p)["resources"] = map[string]any{"requests": map[string]any{"cpu": 1, "memoryInGB": 100}}
+		}), nil, 400, ""},
+		{"61 containers", "PUT", cgPath + "g11", groupBody(image, func(p map[string]any) {
+			var cs []any
+			for i := 0; i < 61; i++ {
+				cs = append(cs, map[string]any{"name": fmt.Sprintf("c%d", i), "properties": map[string]any{"image": image,
+					"resources": map[string]any{"requests": map[string]any{"cpu": 0.1, "memoryInGB": 0.1}}}})
+			}
+			p["containers"] = cs
+		}), nil, 400, "TooManyContainers"},
+		{"21 volumes", "PUT", cgPath + "g12", groupBody(image, func(p map[string]any) {
+			var vs []any
+			for i := 0; i < 21; i++ {
+				vs = append(vs, map[string]any{"name": fmt.Sprintf("v%d", i), "emptyDir": map[string]any{}})
+			}
+			p["volumes"] = vs
+		}), nil, 400, "TooManyVolumes"},
 		{"undefined volume", "PUT", cgPath + "g7", groupBody(image, func(p map[string]any) {
 			container0(p)["volumeMounts"] = []map[string]any{{"name": "nope", "mountPath": "/x"}}
 		}), nil, 400, ""},
