@@ -134,10 +134,14 @@ func (c *container) ensureImage(ctx context.Context) error {
 	c.event(api.EventNormal, "Pulling", fmt.Sprintf("pulling image %q", c.image))
 	attempts := c.g.r.cfg.PullAttempts
 	for i := 1; ; i++ {
-		img, err := c.g.r.cfg.Images.Pull(ctx, c.image, c.g.spec.Properties.ImageRegistryCredentials, nil)
+		img, err := c.g.r.cfg.Images.Pull(ctx, c.image, c.g.spec.Properties.ImageRegistryCredentials, func(p image.Progress) {
+			if p.Status == image.ProgressBackOff {
+				c.event(api.EventNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q (attempt %d, retry in %s)", c.image, p.Attempt, p.Delay))
+			}
+		})
 		if err == nil {
 			c.img = img
-			c.event(api.EventNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q", c.image))
+			c.event(api.EventNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q (%s)", c.image, img.Digest))
 			c.update(func(cs *ContainerStatus) { cs.ImageID = img.Digest })
 			return nil
 		}

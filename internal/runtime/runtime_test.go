@@ -176,7 +176,7 @@ func TestRestartPolicies(t *testing.T) {
 
 func TestLogsTailTimestampsFollowPrevious(t *testing.T) {
 	e := newEnv(t)
-	spec := group("logs", container("app", e.image, "sh", "-c", `for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; sleep 1; echo late; sleep 2; exit 1`))
+	spec := group("logs", container("app", e.image, "sh", "-c", `for i in 1 2 3 4 5; do echo line$i; done; sleep 0.2; echo oops >&2; sleep 1; echo late; sleep 2; exit 1`))
 	spec.Properties.RestartPolicy = api.RestartOnFailure
 	e.create("logs", spec)
 	e.waitState("logs", api.GroupRunning, 60*time.Second)

@@ -136,7 +136,7 @@ func (s *Store) storeUnder(ctx context.Context, img v1.Image, refs []string, ind
 	}
 	var out []*Image
 	for _, ref := range refs {
-		stored, err := s.storeImage(ctx, ref, img, indexDigest, false, func(Progress) {})
+		stored, err := s.storeImage(ctx, ref, ref, img, indexDigest, nil, func(Progress) {})
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}

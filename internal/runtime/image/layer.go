@@ -37,9 +37,9 @@ func (s *Store) readLayerMeta(diffID string) (*layerMeta, bool) {
 
 // ensureLayer makes sure layer l (diffID) is unpacked in the store and
 // returns its unpacked size. Concurrent calls for one diffID share the work.
-func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, compressed bool, report func(Progress)) (int64, error) {
+func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, blobs *blobFetcher, report func(Progress)) (int64, error) {
 	var digest string
-	if compressed {
+	if blobs != nil {
 		d, err := l.Digest()
 		if err != nil {
 			return 0, err
@@ -55,7 +55,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, com
 			if m, ok := s.readLayerMeta(diffID.String()); ok {
 				return m.Size, nil
 			}
-			return s.fetchLayer(ctx, l, diffID, digest, compressed, report)
+			return s.fetchLayer(ctx, l, diffID, digest, blobs, report)
 		})
 		select {
 		case <-ctx.Done():
@@ -74,7 +74,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, com
 
 // fetchLayer downloads (or reads) layer l, verifies it and unpacks it into
 // a temporary directory that is then renamed into place.
-func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, digest string, compressed bool, report func(Progress)) (int64, error) {
+func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, digest string, blobs *blobFetcher, report func(Progress)) (int64, error) {
 	start := time.Now()
 	tmp, err := os.MkdirTemp(filepath.Join(s.root, dirTmp), "layer-")
 	if err != nil {
@@ -101,9 +101,9 @@ func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, dige
 			closers[i].Close()
 		}
 	}()
-	if compressed {
+	if blobs != nil {
 		total, _ := l.Size()
-		rc, err := l.Compressed()
+		rc, err := blobs.open(ctx, digest, total, report)
 		if err != nil {
 			return 0, fmt.Errorf("layer %s: %w", digest, err)
 		}

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,8 +39,17 @@ const (
 )
 
 // Pull fetches ref from its registry, stores what is missing and returns the
-// image. Credentials in creds are used when one's Server matches the
-// registry host; otherwise the docker config file's are, else none.
+// image. A short name means Docker Hub ("busybox" is
+// index.docker.io/library/busybox:latest); the record keeps ref as written
+// (Image.Name). The registry's mirrors configured with SetRegistries are
+// tried first, in order, then the registry itself unless its origin is
+// disabled. Credentials in creds are used for the origin when one's Server
+// matches its host; otherwise (and for mirrors) the host's configured
+// credentials, else the docker config file's (and its credential helpers),
+// else none. When every endpoint failed and the last failure was a 429, a
+// 5xx or an unreachable host, the pull is retried after a back-off (reported
+// to progress as ProgressBackOff) up to Options.PullRetries times. A layer
+// download cut mid-way resumes with an HTTP Range request.
 // Multi-platform indexes resolve to the store's platform. Layers already
 // stored are not fetched again, and concurrent pulls of the same image or
 // layer share one download. progress, if not nil, is called (never
@@ -49,20 +59,16 @@ const (
 // Errors name the image and wrap errdefs.ErrNotFound (unknown repository,
 // tag or digest; no image for the platform), errdefs.ErrUnauthorized (401,
 // 403, bad credentials) or errdefs.ErrUnavailable (registry unreachable,
-// timed out or failing with 5xx).
+// timed out or failing with 5xx or 429). They never hold credentials.
 func (s *Store) Pull(ctx context.Context, ref string, creds []api.ImageRegistryCredential, progress func(Progress)) (*Image, error) {
 	parsed, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w: %w", ref, errdefs.ErrInvalidArgument, err)
 	}
-	auth, credKey, err := s.authenticator(ctx, parsed, creds)
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: credentials: %w", ref, err)
-	}
-	key := parsed.Name() + "\x00" + credKey
+	key := parsed.Name() + "\x00" + ref + "\x00" + credsKey(parsed, creds)
 	for {
 		ch := s.pulls.DoChan(key, func() (any, error) {
-			return s.pull(ctx, parsed, auth, progress)
+			return s.pull(ctx, ref, parsed, creds, progress)
 		})
 		select {
 		case <-ctx.Done():
@@ -81,22 +87,117 @@ func (s *Store) Pull(ctx context.Context, ref string, creds []api.ImageRegistryC
 	}
 }
 
-func (s *Store) pull(ctx context.Context, ref name.Reference, auth authn.Authenticator, progress func(Progress)) (*Image, error) {
+// credsKey identifies the per-pull credentials for ref's registry, so that
+// only pulls with the same credentials share a download.
+func credsKey(ref name.Reference, creds []api.ImageRegistryCredential) string {
+	if c := matchCreds(ref, creds); c != nil {
+		sum := sha256.Sum256([]byte(c.Username + "\x00" + c.Password))
+		return "arg:" + hex.EncodeToString(sum[:])
+	}
+	return "host"
+}
+
+// matchCreds returns the entry of creds for ref's registry, or nil.
+func matchCreds(ref name.Reference, creds []api.ImageRegistryCredential) *api.ImageRegistryCredential {
+	host := ref.Context().RegistryStr()
+	for i, c := range creds {
+		if normalizeServer(c.Server) == host {
+			return &creds[i]
+		}
+	}
+	return nil
+}
+
+func (s *Store) pull(ctx context.Context, written string, ref name.Reference, creds []api.ImageRegistryCredential, progress func(Progress)) (*Image, error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	start := time.Now()
 	refStr := ref.Name()
+	eps, err := s.endpoints(ref)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", written, err)
+	}
+	var mu sync.Mutex
+	report := func(p Progress) {
+		if progress == nil {
+			return
+		}
+		p.Ref = written
+		mu.Lock()
+		defer mu.Unlock()
+		progress(p)
+	}
+	retries := s.opts.PullRetries
+	if retries == 0 {
+		retries = 3
+	}
+	delay := s.opts.PullBackoff
+	if delay <= 0 {
+		delay = time.Second
+	}
+	for attempt := 1; ; attempt++ {
+		var lastErr error
+		for _, ep := range eps {
+			out, err := s.pullFrom(ctx, written, ref, ep, creds, report)
+			if err == nil {
+				s.log.Info("image pulled", "ref", written, "name", refStr, "from", ep.registry.RegistryStr(), "digest", out.Digest, "layers", len(out.Layers), "duration", time.Since(start))
+				return out, nil
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("pull %s: %w", written, ctx.Err())
+			}
+			lastErr = err
+			s.log.Info("pull from endpoint failed", "ref", written, "endpoint", ep.registry.RegistryStr(), "mirror", ep.mirror, "err", err)
+		}
+		if retries < 0 || attempt > retries || !errors.Is(lastErr, errdefs.ErrUnavailable) {
+			return nil, lastErr
+		}
+		wait := delay << (attempt - 1)
+		report(Progress{Status: ProgressBackOff, Attempt: attempt, Delay: wait, Message: lastErr.Error()})
+		s.log.Info("pull backing off", "ref", written, "attempt", attempt, "delay", wait)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("pull %s: %w", written, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// pullFrom pulls ref's manifest and missing layers from one endpoint.
+func (s *Store) pullFrom(ctx context.Context, written string, ref name.Reference, ep endpoint, creds []api.ImageRegistryCredential, report func(Progress)) (*Image, error) {
+	repo := ref.Context()
+	repo.Registry = ep.registry
+	var target name.Reference = repo.Tag(ref.Identifier())
+	if d, ok := ref.(name.Digest); ok {
+		target = repo.Digest(d.DigestStr())
+	}
+	var auth authn.Authenticator
+	switch c := matchCreds(ref, creds); {
+	case !ep.mirror && c != nil:
+		auth = authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
+	case ep.auth != nil:
+		auth = hostAuthenticator(ep.auth)
+	default:
+		a, err := s.keychain.ResolveContext(ctx, repo)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: credentials: %w", written, err)
+		}
+		auth = a
+	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuth(auth),
-		remote.WithTransport(s.transport),
+		remote.WithTransport(ep.transport),
 		remote.WithPlatform(s.platform),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
+		// Status codes are retried by pull, visibly; only dropped
+		// connections are retried here.
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}),
 		remote.WithUserAgent("skiff"),
 	}
-	desc, err := remote.Get(ref, opts...)
+	desc, err := remote.Get(target, opts...)
 	if err != nil {
-		return nil, pullError(refStr, err)
+		return nil, pullError(written, err)
 	}
 	var (
 		img         v1.Image
@@ -106,36 +207,25 @@ func (s *Store) pull(ctx context.Context, ref name.Reference, auth authn.Authent
 		indexDigest = desc.Digest.String()
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, pullError(refStr, err)
+			return nil, pullError(written, err)
 		}
-		img, err = s.pickPlatform(idx, refStr)
+		img, err = s.pickPlatform(idx, written)
 		if err != nil {
 			return nil, err
 		}
 	} else if desc.MediaType.IsImage() {
 		img, err = desc.Image()
 		if err != nil {
-			return nil, pullError(refStr, err)
+			return nil, pullError(written, err)
 		}
 	} else {
-		return nil, fmt.Errorf("pull %s: unsupported manifest media type %q: %w", refStr, desc.MediaType, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("pull %s: unsupported manifest media type %q: %w", written, desc.MediaType, errdefs.ErrInvalidArgument)
 	}
-
-	var mu sync.Mutex
-	report := func(p Progress) {
-		if progress == nil {
-			return
-		}
-		p.Ref = refStr
-		mu.Lock()
-		defer mu.Unlock()
-		progress(p)
-	}
-	out, err := s.storeImage(ctx, refStr, img, indexDigest, true, report)
+	blobs := &blobFetcher{s: s, repo: repo, auth: auth, rt: ep.transport}
+	out, err := s.storeImage(ctx, ref.Name(), written, img, indexDigest, blobs, report)
 	if err != nil {
-		return nil, pullError(refStr, err)
+		return nil, pullError(written, err)
 	}
-	s.log.Info("image pulled", "ref", refStr, "digest", out.Digest, "layers", len(out.Layers), "duration", time.Since(start))
 	return out, nil
 }
 
@@ -182,29 +272,6 @@ func platformMatches(want, got v1.Platform) bool {
 		return false
 	}
 	return want.Variant == "" || want.Variant == got.Variant
-}
-
-// authenticator picks credentials for ref's registry: a matching entry of
-// creds, else the docker config file, else anonymous. It also returns a key
-// identifying the credentials, so that only pulls with the same
-// credentials share a download.
-func (s *Store) authenticator(ctx context.Context, ref name.Reference, creds []api.ImageRegistryCredential) (authn.Authenticator, string, error) {
-	host := ref.Context().RegistryStr()
-	for _, c := range creds {
-		if normalizeServer(c.Server) != host {
-			continue
-		}
-		sum := sha256.Sum256([]byte(c.Username + "\x00" + c.Password))
-		return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password}), "arg:" + hex.EncodeToString(sum[:]), nil
-	}
-	a, err := s.keychain.ResolveContext(ctx, ref.Context())
-	if err != nil {
-		return nil, "", err
-	}
-	if a == authn.Anonymous {
-		return a, "anonymous", nil
-	}
-	return a, "docker-config", nil
 }
 
 // normalizeServer turns a credential's server ("https://host:port/v1/",
@@ -333,6 +400,12 @@ func classify(err error) error {
 // dial, TLS handshake and response headers, and a response body that may
 // not stall for longer than responseTimeout.
 func newTransport(dialTimeout, responseTimeout time.Duration) http.RoundTripper {
+	return newTransportTLS(dialTimeout, responseTimeout, nil)
+}
+
+// newTransportTLS is newTransport with a TLS configuration (nil: the
+// default).
+func newTransportTLS(dialTimeout, responseTimeout time.Duration, tlsCfg *tls.Config) http.RoundTripper {
 	if dialTimeout <= 0 {
 		dialTimeout = defaultDialTimeout
 	}
@@ -349,6 +422,7 @@ func newTransport(dialTimeout, responseTimeout time.Duration) http.RoundTripper 
 		TLSHandshakeTimeout:   min(dialTimeout, responseTimeout),
 		ResponseHeaderTimeout: responseTimeout,
 		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       tlsCfg,
 	}
 	return &stallTransport{next: t, idle: responseTimeout}
 }
@@ -412,7 +486,9 @@ func exposedPorts(m map[string]struct{}) []string {
 
 // storeImage stores img under ref: its layers (fetching the compressed blobs
 // when compressed, else reading uncompressed streams), blobs and record.
-func (s *Store) storeImage(ctx context.Context, ref string, img v1.Image, indexDigest string, compressed bool, report func(Progress)) (*Image, error) {
+// Pulled layers come from blobs; imported ones (blobs nil) are read
+// uncompressed. written is the name as the user wrote it.
+func (s *Store) storeImage(ctx context.Context, ref, written string, img v1.Image, indexDigest string, blobs *blobFetcher, report func(Progress)) (*Image, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, err
@@ -450,7 +526,7 @@ func (s *Store) storeImage(ctx context.Context, ref string, img v1.Image, indexD
 	for i, l := range layers {
 		diffID := cf.RootFS.DiffIDs[i]
 		g.Go(func() error {
-			size, err := s.ensureLayer(gctx, l, diffID, compressed, report)
+			size, err := s.ensureLayer(gctx, l, diffID, blobs, report)
 			sizes[i] = size
 			return err
 		})
@@ -467,6 +543,7 @@ func (s *Store) storeImage(ctx context.Context, ref string, img v1.Image, indexD
 	}
 	rec := &record{
 		Ref:         ref,
+		Name:        written,
 		Digest:      digest.String(),
 		IndexDigest: indexDigest,
 		ID:          id.String(),

@@ -62,6 +62,12 @@ type Options struct {
 	// ResponseTimeout bounds the wait for a registry's response headers and
 	// any pause while reading a response body. Default 30s.
 	ResponseTimeout time.Duration
+	// PullRetries is how often a pull whose registries answered 429 or 5xx
+	// (or could not be reached) is tried again. Default 3; negative: never.
+	PullRetries int
+	// PullBackoff is the wait before the first retry; it doubles each time.
+	// Default 1s.
+	PullBackoff time.Duration
 }
 
 // Store is an on-disk image store. Its methods are safe for concurrent use
@@ -72,6 +78,10 @@ type Store struct {
 	keychain  *configKeychain
 	platform  v1.Platform
 	transport http.RoundTripper
+	opts      Options
+
+	regMu sync.RWMutex
+	reg   *registryState
 
 	// gcMu is held shared by Pull and Import and exclusively by GC, so that
 	// GC never deletes a layer a pull has unpacked but not yet recorded.
@@ -95,6 +105,9 @@ type ImageConfig struct {
 
 // Image is a pulled or imported image, ready to be mounted.
 type Image struct {
+	// Name is the reference as the user wrote it ("busybox"); it is Ref
+	// for imported images.
+	Name string
 	// Ref is the normalised reference it was stored under
 	// ("127.0.0.1:5000/app:v1", "index.docker.io/library/busybox:latest",
 	// "repo@sha256:..."), or its ID when it has no name.
@@ -117,6 +130,8 @@ type Image struct {
 
 // ImageSummary is one entry of List.
 type ImageSummary struct {
+	// Name is the reference as last written by a user ("busybox").
+	Name     string
 	Ref      string
 	Digest   string
 	ID       string
@@ -141,6 +156,11 @@ const (
 	ProgressDownloading ProgressStatus = "downloading"
 	// ProgressDone: the layer is downloaded, verified and unpacked.
 	ProgressDone ProgressStatus = "done"
+	// ProgressBackOff: every endpoint failed with a 429, a 5xx or no
+	// answer; the pull is tried again after Delay (Attempt counts from 1).
+	ProgressBackOff ProgressStatus = "backoff"
+	// ProgressResumed: a layer download was cut and resumes at Complete.
+	ProgressResumed ProgressStatus = "resumed"
 )
 
 // Progress reports the state of one layer of a Pull.
@@ -150,11 +170,16 @@ type Progress struct {
 	Status   ProgressStatus
 	Complete int64
 	Total    int64
+	// Attempt, Delay and Message describe a ProgressBackOff.
+	Attempt int
+	Delay   time.Duration
+	Message string
 }
 
 // record is an image record as stored in images/HEX.json.
 type record struct {
 	Ref         string      `json:"ref"`
+	Name        string      `json:"name,omitempty"`
 	Digest      string      `json:"digest"`
 	IndexDigest string      `json:"indexDigest,omitempty"`
 	ID          string      `json:"id"`
@@ -224,6 +249,7 @@ func NewStore(root string, opts Options) (*Store, error) {
 		keychain:  &configKeychain{path: cfgPath},
 		platform:  *p,
 		transport: newTransport(opts.DialTimeout, opts.ResponseTimeout),
+		opts:      opts,
 	}, nil
 }
 
@@ -247,7 +273,7 @@ func (s *Store) List() ([]ImageSummary, error) {
 	}
 	out := make([]ImageSummary, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, ImageSummary{Ref: r.Ref, Digest: r.Digest, ID: r.ID, Size: r.Size, StoredAt: r.StoredAt})
+		out = append(out, ImageSummary{Name: r.displayName(), Ref: r.Ref, Digest: r.Digest, ID: r.ID, Size: r.Size, StoredAt: r.StoredAt})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, nil
@@ -426,6 +452,7 @@ func (s *Store) removeDir(dir string) error {
 // toImage turns a record into an Image with absolute layer paths.
 func (s *Store) toImage(r *record) *Image {
 	img := &Image{
+		Name:        r.displayName(),
 		Ref:         r.Ref,
 		Digest:      r.Digest,
 		IndexDigest: r.IndexDigest,
@@ -437,6 +464,14 @@ func (s *Store) toImage(r *record) *Image {
 		img.Layers = append(img.Layers, s.layerFSPath(d))
 	}
 	return img.clone()
+}
+
+// displayName is the name as written, else the stored reference.
+func (r *record) displayName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.Ref
 }
 
 // clone returns a deep copy of img.

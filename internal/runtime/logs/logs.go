@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -173,96 +174,189 @@ func Parse(line []byte) (Record, error) {
 // Read writes the records of the run whose active file is path (with its
 // rotated segment path+".1") to out, per opts.
 func Read(ctx context.Context, path string, opts Options, out io.Writer) error {
-	if err := read(ctx, path, opts, out); err != nil && !errors.Is(err, ErrLimit) {
+	r := &reader{opts: opts, out: &limitWriter{w: out, left: opts.LimitBytes}}
+	if err := r.read(ctx, path); err != nil && !errors.Is(err, ErrLimit) {
 		return err
 	}
 	return nil
 }
 
-func read(ctx context.Context, path string, opts Options, out io.Writer) error {
-	ow := &limitWriter{w: out, left: opts.LimitBytes}
-	var lines [][]byte
-	for _, p := range []string{path + ".1", path} {
-		data, err := os.ReadFile(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		lines = append(lines, splitLines(data)...)
-	}
-	// Size of the active file we have consumed, for follow.
-	var offset int64
-	if st, err := os.Stat(path); err == nil {
-		offset = st.Size()
-	}
-	lines = tail(lines, opts.Tail)
-	for _, l := range lines {
-		if err := emit(ow, l, opts); err != nil {
-			return err
-		}
-	}
-	if !opts.Follow {
-		return nil
-	}
-	return follow(ctx, path, offset, opts, ow)
+// pollInterval is how often follow looks for new records.
+const pollInterval = 100 * time.Millisecond
+
+// reader carries the state of one Read from the initial pass into follow.
+type reader struct {
+	opts Options
+	out  io.Writer
+	// partial: the last record written out was a partial one, so the next
+	// record continues its line (and gets no timestamp of its own).
+	partial bool
 }
 
-// follow reads what is appended to the run's log from offset on. It keeps
-// its file open, so when a restart renames the run's file away it still
-// drains the run it started with; when the writer rotates to a new segment
-// within the run (a new file at path), it moves on to that one.
-func follow(ctx context.Context, path string, offset int64, opts Options, out io.Writer) error {
-	var pending []byte
-	var f *os.File
+func (r *reader) read(ctx context.Context, path string) error {
+	seg, cur, err := openRun(path)
+	if err != nil {
+		return err
+	}
 	defer func() {
-		if f != nil {
-			f.Close()
+		if seg != nil {
+			seg.Close()
+		}
+		if cur != nil {
+			cur.Close()
 		}
 	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	drain := func() error {
-		if f == nil {
-			return nil
+	var lines [][]byte
+	if seg != nil {
+		data, err := io.ReadAll(seg)
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
 		}
-		data, _ := io.ReadAll(f)
-		pending = append(pending, data...)
-		if i := bytes.LastIndexByte(pending, '\n'); i >= 0 {
-			for _, l := range splitLines(pending[:i+1]) {
-				if err := emit(out, l, opts); err != nil {
-					return err
-				}
-			}
-			pending = append([]byte(nil), pending[i+1:]...)
+		lines = splitLines(data)
+	}
+	// pending is what follows the last complete record of the active file:
+	// a record the writer has not finished yet.
+	var pending []byte
+	if cur != nil {
+		data, err := io.ReadAll(cur)
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
 		}
+		end := bytes.LastIndexByte(data, '\n') + 1
+		lines = append(lines, splitLines(data[:end])...)
+		pending = append([]byte(nil), data[end:]...)
+	}
+	for _, l := range tail(lines, r.opts.Tail) {
+		if err := r.emit(l); err != nil {
+			return err
+		}
+	}
+	if !r.opts.Follow {
 		return nil
 	}
+	// follow goes on from exactly what was consumed, through the same handle.
+	f := cur
+	cur = nil
+	return r.follow(ctx, path, f, pending)
+}
+
+// openRun opens the rotated segment and the active file of a run (either may
+// be nil if missing) as one consistent pair: if the writer rotated between the
+// two opens, it tries again.
+func openRun(path string) (seg, cur *os.File, err error) {
+	for attempt := 0; ; attempt++ {
+		if cur, err = openIfExists(path); err != nil {
+			return nil, nil, err
+		}
+		if seg, err = openIfExists(path + ".1"); err != nil {
+			closeFile(cur)
+			return nil, nil, err
+		}
+		same, err := isAt(path, cur)
+		if err != nil {
+			closeFile(seg)
+			closeFile(cur)
+			return nil, nil, err
+		}
+		if same || attempt >= 10 {
+			if seg != nil && cur != nil && isSame(seg, cur) {
+				// Still rotating under us after all attempts: do not read
+				// one file twice.
+				seg.Close()
+				seg = nil
+			}
+			return seg, cur, nil
+		}
+		closeFile(seg)
+		closeFile(cur)
+	}
+}
+
+func openIfExists(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	return f, nil
+}
+
+func closeFile(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
+
+// isAt reports whether f (nil: no file) is the file at path.
+func isAt(path string, f *os.File) (bool, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return f == nil, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat log: %w", err)
+	}
+	if f == nil {
+		return false, nil
+	}
+	mine, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat log: %w", err)
+	}
+	return os.SameFile(st, mine), nil
+}
+
+func isSame(a, b *os.File) bool {
+	sa, err1 := a.Stat()
+	sb, err2 := b.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// follow reads what is appended to the run's log through f (nil: the active
+// file did not exist yet), after the bytes already consumed; pending holds an
+// unfinished record read so far. It keeps its file open, so when a restart
+// renames the run's file away it still drains the run it started with; when
+// the writer rotates to a new segment within the run, it moves on to that one.
+func (r *reader) follow(ctx context.Context, path string, f *os.File, pending []byte) error {
+	defer func() { closeFile(f) }()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
 	for {
-		done := opts.Done != nil && opts.Done()
+		// Sampled before draining: whatever the run wrote before it ended
+		// is read below.
+		done := r.opts.Done != nil && r.opts.Done()
 		if f == nil {
-			if nf, err := os.Open(path); err == nil {
-				if _, err := nf.Seek(offset, io.SeekStart); err != nil {
-					nf.Close()
+			nf, err := openIfExists(path)
+			if err != nil {
+				return err
+			}
+			f, pending = nf, nil
+		}
+		if f != nil {
+			var err error
+			if pending, err = r.drain(f, pending); err != nil {
+				return err
+			}
+			next, err := successor(path, f)
+			if err != nil {
+				return err
+			}
+			if next != nil {
+				// A record may have gone to the old segment after the drain
+				// above and before the rotation: read it before moving on.
+				if _, err := r.drain(f, pending); err != nil {
+					next.Close()
 					return err
 				}
-				f = nf
+				f.Close()
+				f, pending = next, nil
+				continue // drain the new segment now, even if done
 			}
-		}
-		if err := drain(); err != nil {
-			return err
 		}
 		if done {
 			return nil
-		}
-		if f != nil && !done {
-			// Rotated within the run: our file is now path.1 and a new one
-			// sits at path. We read ours to its end above; move on.
-			cur, err1 := os.Stat(path)
-			mine, err2 := f.Stat()
-			if err1 == nil && err2 == nil && !os.SameFile(cur, mine) && opts.rotated(path, mine) {
-				f.Close()
-				f, offset, pending = nil, 0, nil
-				continue
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -272,31 +366,97 @@ func follow(ctx context.Context, path string, offset int64, opts Options, out io
 	}
 }
 
-// rotated reports whether mine is the run's rotated segment (path.1), as
-// opposed to a file renamed away by a restart.
-func (o Options) rotated(path string, mine os.FileInfo) bool {
-	seg, err := os.Stat(path + ".1")
-	return err == nil && os.SameFile(seg, mine)
+// drain reads f to its end and writes the complete records; it returns what
+// is left of an unfinished record.
+func (r *reader) drain(f *os.File, pending []byte) ([]byte, error) {
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return pending, fmt.Errorf("read log: %w", err)
+	}
+	pending = append(pending, data...)
+	end := bytes.LastIndexByte(pending, '\n') + 1
+	if end == 0 {
+		return pending, nil
+	}
+	for _, l := range splitLines(pending[:end]) {
+		if err := r.emit(l); err != nil {
+			return pending, err
+		}
+	}
+	return append(pending[:0], pending[end:]...), nil
 }
 
-func emit(out io.Writer, line []byte, opts Options) error {
-	r, err := Parse(line)
+// successor returns the segment of the run that comes after f, opened, or
+// nil if f is still the one to read: still the active file, or renamed away
+// by a restart (the run it belongs to goes on in f alone).
+func successor(path string, f *os.File) (*os.File, error) {
+	mine, err := f.Stat()
 	if err != nil {
-		return nil // skip garbage rather than fail a read
+		return nil, fmt.Errorf("stat log: %w", err)
 	}
-	if !opts.Since.IsZero() && r.Time.Before(opts.Since) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if st, err := os.Stat(path); err == nil && os.SameFile(st, mine) {
+			return nil, nil
+		}
+		seg, segErr := os.Stat(path + ".1")
+		if segErr == nil && os.SameFile(seg, mine) {
+			// Rotated once: the next segment is the active file.
+			next, err := openIfExists(path)
+			if err != nil || next == nil {
+				return nil, err // nil: being created; next poll
+			}
+			// Unless the writer rotated again meanwhile, next comes right
+			// after f.
+			if st, err := os.Stat(path + ".1"); err == nil && os.SameFile(st, mine) {
+				return next, nil
+			}
+			next.Close()
+			continue
+		}
+		if segErr == nil && links(f) == 0 {
+			// Rotated twice (f was path.1 and was replaced): the next
+			// segment is path.1. Without a path.1, f was deleted some other
+			// way (a restart removes the old run's segment): stay.
+			return openIfExists(path + ".1")
+		}
+		return nil, nil
+	}
+	return nil, nil
+}
+
+// links returns the link count of f (-1 if unknown).
+func links(f *os.File) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		return -1
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return int64(sys.Nlink)
+	}
+	return -1
+}
+
+// emit writes one record per the options. Garbage lines are skipped rather
+// than failing a read.
+func (r *reader) emit(line []byte) error {
+	rec, err := Parse(line)
+	if err != nil {
+		return nil
+	}
+	if !r.opts.Since.IsZero() && rec.Time.Before(r.opts.Since) {
 		return nil
 	}
 	var b bytes.Buffer
-	if opts.Timestamps {
-		b.WriteString(r.Time.UTC().Format(time.RFC3339Nano))
+	if r.opts.Timestamps && !r.partial {
+		b.WriteString(rec.Time.UTC().Format(time.RFC3339Nano))
 		b.WriteByte(' ')
 	}
-	b.Write(r.Content)
-	if !r.Partial {
+	b.Write(rec.Content)
+	if !rec.Partial {
 		b.WriteByte('\n')
 	}
-	_, err = out.Write(b.Bytes())
+	r.partial = rec.Partial
+	_, err = r.out.Write(b.Bytes())
 	return err
 }
 
@@ -313,19 +473,25 @@ func splitLines(data []byte) [][]byte {
 	return out
 }
 
-// tail keeps the last n full lines (a full line ends with an F record).
+// tail keeps the records of the last n lines (n < 0: all). A line is a run of
+// partial records ended by a full one; trailing partial records (the process
+// has not finished the line) count as a line too.
 func tail(lines [][]byte, n int) [][]byte {
 	if n < 0 {
 		return lines
 	}
-	full := 0
+	count := 0
 	for i := len(lines) - 1; i >= 0; i-- {
 		r, err := Parse(lines[i])
-		if err == nil && !r.Partial {
-			if full == n {
+		if err != nil {
+			continue
+		}
+		if !r.Partial || i == len(lines)-1 {
+			// A line ends at i; count lines follow it.
+			if count == n {
 				return lines[i+1:]
 			}
-			full++
+			count++
 		}
 	}
 	return lines
@@ -334,6 +500,8 @@ func tail(lines [][]byte, n int) [][]byte {
 // ErrLimit ends a read that reached Options.LimitBytes.
 var ErrLimit = errors.New("log limit reached")
 
+// limitWriter passes at most left bytes (left <= 0: no limit) and returns
+// ErrLimit once the limit is reached.
 type limitWriter struct {
 	w    io.Writer
 	left int64
@@ -352,5 +520,8 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	}
 	n, err := l.w.Write(p)
 	l.used += int64(n)
+	if err == nil && l.used >= l.left {
+		err = ErrLimit
+	}
 	return n, err
 }
