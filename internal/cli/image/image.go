@@ -107,9 +107,10 @@ type pullRequest struct {
 
 func newPullCmd(f *cmdutil.Factory) *cobra.Command {
 	var loc, server, user, pass string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "pull IMAGE [--registry-username U --registry-password P]",
-		Short: "Pull an image into the server's cache",
+		Short: "Pull an image into the server's cache, showing per-layer progress on stderr",
 		Args:  cmdutil.ExactArgs(1, "IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := pullRequest{Image: args[0]}
@@ -126,13 +127,17 @@ func newPullCmd(f *cmdutil.Factory) *cobra.Command {
 				}
 				body.Credentials = []api.ImageRegistryCredential{{Server: server, Username: user, Password: pass}}
 			}
-			return call(cmd.Context(), f, http.MethodPost, loc, "/images/pull", nil, body, true)
+			if quiet {
+				return call(cmd.Context(), f, http.MethodPost, loc, "/images/pull", nil, body, true)
+			}
+			return pullWithProgress(cmd.Context(), f, loc, body)
 		},
 	}
 	locationFlag(cmd, &loc)
 	cmd.Flags().StringVar(&server, "registry-login-server", "", "registry server (default: the image's)")
 	cmd.Flags().StringVar(&user, "registry-username", "", "user name for the registry")
 	cmd.Flags().StringVar(&pass, "registry-password", "", "password for the registry")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress; print the result only")
 	return cmd
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/server"
 	"github.com/skiff-sh/skiff/internal/store"
 )
@@ -34,6 +35,16 @@ type Options struct {
 	StopGrace time.Duration
 	// Bridge and Subnet of the group network.
 	Bridge, Subnet string
+	// RegistryMirrors are "REGISTRY=URL" values merged into the registries
+	// config file's mirrors.
+	RegistryMirrors []string
+	// RegistriesConfig is the registries.yaml (default DataDir/registries.yaml).
+	RegistriesConfig string
+	// ImageGCHigh and ImageGCLow are the disk usage percentages that start
+	// and stop image garbage collection; ImageGCInterval is how often usage
+	// is checked.
+	ImageGCHigh, ImageGCLow int
+	ImageGCInterval         time.Duration
 }
 
 // NewCmd returns the `skiff server` command.
@@ -58,6 +69,11 @@ func NewCmd() *cobra.Command {
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.Bridge, "bridge", "skiff0", "Linux bridge the groups are attached to")
 	f.StringVar(&o.Subnet, "subnet", "10.201.0.0/16", "private range group IPs come from (never routed off the host)")
+	f.StringArrayVar(&o.RegistryMirrors, "registry-mirror", nil, "REGISTRY=URL: try URL for REGISTRY's images before the registry itself (repeatable, in order; e.g. docker.io=http://127.0.0.1:5000)")
+	f.StringVar(&o.RegistriesConfig, "registries-config", "", "registry mirrors, TLS and credentials file (default DATA-DIR/registries.yaml)")
+	f.IntVar(&o.ImageGCHigh, "image-gc-high-threshold", 85, "disk usage percent of the data dir's filesystem at which unused images are removed (100: never)")
+	f.IntVar(&o.ImageGCLow, "image-gc-low-threshold", 80, "disk usage percent image garbage collection frees down to")
+	f.DurationVar(&o.ImageGCInterval, "image-gc-interval", 5*time.Minute, "how often disk usage is checked for image garbage collection")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	return cmd
 }
@@ -117,6 +133,22 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return err
 	}
+	gcPolicy := image.GCPolicy{HighPercent: o.ImageGCHigh, LowPercent: o.ImageGCLow}
+	if err := gcPolicy.Validate(); err != nil {
+		return err
+	}
+	if o.RegistriesConfig == "" {
+		o.RegistriesConfig = filepath.Join(o.DataDir, "registries.yaml")
+	}
+	regs, err := image.LoadRegistries(o.RegistriesConfig)
+	if err != nil {
+		return err
+	}
+	for _, m := range o.RegistryMirrors {
+		if err := regs.AddMirrorFlag(m); err != nil {
+			return fmt.Errorf("--registry-mirror: %w", err)
+		}
+	}
 	st, err := store.OpenBolt(filepath.Join(o.DataDir, "skiff.db"), store.BoltOptions{})
 	if err != nil {
 		return err
@@ -140,12 +172,19 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer host.Close()
+	if err := host.Images.SetRegistries(regs); err != nil {
+		return err
+	}
+	for reg, m := range regs.Mirrors {
+		log.Info("registry mirrors", "registry", reg, "endpoints", m.Endpoints, "disableOrigin", m.DisableOrigin)
+	}
 	ctl := controller.New(st, host.Runtime, log.With("component", "controller"))
 	ctlp.Store(ctl)
 	if err := ctl.Resume(ctx); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
 	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token, Location: o.Location, Logger: log.With("component", "server")})
+	go srv.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err

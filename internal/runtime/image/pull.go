@@ -46,9 +46,9 @@ const (
 // disabled. Credentials in creds are used for the origin when one's Server
 // matches its host; otherwise (and for mirrors) the host's configured
 // credentials, else the docker config file's (and its credential helpers),
-// else none. When every endpoint failed and the last failure was a 429, a
-// 5xx or an unreachable host, the pull is retried after a back-off (reported
-// to progress as ProgressBackOff) up to Options.PullRetries times. A layer
+// else none. When every endpoint failed and the last answered 429 or 5xx,
+// the pull is retried after a back-off (reported to progress as
+// ProgressBackOff) up to Options.PullRetries times. A layer
 // download cut mid-way resumes with an HTTP Range request.
 // Multi-platform indexes resolve to the store's platform. Layers already
 // stored are not fetched again, and concurrent pulls of the same image or
@@ -149,7 +149,7 @@ func (s *Store) pull(ctx context.Context, written string, ref name.Reference, cr
 			lastErr = err
 			s.log.Info("pull from endpoint failed", "ref", written, "endpoint", ep.registry.RegistryStr(), "mirror", ep.mirror, "err", err)
 		}
-		if retries < 0 || attempt > retries || !errors.Is(lastErr, errdefs.ErrUnavailable) {
+		if retries < 0 || attempt > retries || !retryable(lastErr) {
 			return nil, lastErr
 		}
 		wait := delay << (attempt - 1)
@@ -165,8 +165,7 @@ func (s *Store) pull(ctx context.Context, written string, ref name.Reference, cr
 
 // pullFrom pulls ref's manifest and missing layers from one endpoint.
 func (s *Store) pullFrom(ctx context.Context, written string, ref name.Reference, ep endpoint, creds []api.ImageRegistryCredential, report func(Progress)) (*Image, error) {
-	repo := ref.Context()
-	repo.Registry = ep.registry
+	repo := ep.repo
 	var target name.Reference = repo.Tag(ref.Identifier())
 	if d, ok := ref.(name.Digest); ok {
 		target = repo.Digest(d.DigestStr())
@@ -350,6 +349,15 @@ func pullError(ref string, err error) error {
 		return fmt.Errorf("pull %s: %w: %w", ref, class, err)
 	}
 	return fmt.Errorf("pull %s: %w", ref, err)
+}
+
+// retryable: the registry answered 429, 408 or 5xx.
+func retryable(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	return terr.StatusCode == http.StatusTooManyRequests || terr.StatusCode == http.StatusRequestTimeout || terr.StatusCode >= 500
 }
 
 // classify maps registry and network errors to errdefs classes.

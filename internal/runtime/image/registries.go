@@ -132,6 +132,7 @@ func parseEndpoint(endpoint string) (host string, plain bool, err error) {
 // endpoint is one place an image is tried.
 type endpoint struct {
 	registry  name.Registry
+	repo      name.Repository // ref's repository on this endpoint
 	mirror    bool
 	transport http.RoundTripper
 	auth      *HostAuth // server-side credentials, if configured
@@ -217,15 +218,17 @@ func (s *Store) endpoints(ref name.Reference) ([]endpoint, error) {
 		if st != nil && st.plain[host] {
 			opts = append(opts, name.Insecure)
 		}
-		reg := origin
+		repo := ref.Context()
 		if mirror || len(opts) > 0 {
-			r, err := name.NewRegistry(host, opts...)
+			// The repository path as the origin spells it (with docker.io's
+			// "library/"), on the endpoint's host.
+			r, err := name.NewRepository(host+"/"+ref.Context().RepositoryStr(), opts...)
 			if err != nil {
 				return endpoint{}, fmt.Errorf("registry endpoint %s: %w: %w", host, errdefs.ErrInvalidArgument, err)
 			}
-			reg = r
+			repo = r
 		}
-		e := endpoint{registry: reg, mirror: mirror, transport: s.transport}
+		e := endpoint{registry: repo.Registry, repo: repo, mirror: mirror, transport: s.transport}
 		if st != nil {
 			if t, ok := st.trans[host]; ok {
 				e.transport = t

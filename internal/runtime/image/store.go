@@ -63,7 +63,7 @@ type Options struct {
 	// any pause while reading a response body. Default 30s.
 	ResponseTimeout time.Duration
 	// PullRetries is how often a pull whose registries answered 429 or 5xx
-	// (or could not be reached) is tried again. Default 3; negative: never.
+	// is tried again. Default 3; negative: never.
 	PullRetries int
 	// PullBackoff is the wait before the first retry; it doubles each time.
 	// Default 1s.
@@ -156,8 +156,8 @@ const (
 	ProgressDownloading ProgressStatus = "downloading"
 	// ProgressDone: the layer is downloaded, verified and unpacked.
 	ProgressDone ProgressStatus = "done"
-	// ProgressBackOff: every endpoint failed with a 429, a 5xx or no
-	// answer; the pull is tried again after Delay (Attempt counts from 1).
+	// ProgressBackOff: every endpoint failed, the last with a 429 or a
+	// 5xx; the pull is tried again after Delay (Attempt counts from 1).
 	ProgressBackOff ProgressStatus = "backoff"
 	// ProgressResumed: a layer download was cut and resumes at Complete.
 	ProgressResumed ProgressStatus = "resumed"

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/image"
+)
+
+// cachedImage is an entry of cachedImages: ARM's CachedImage plus the
+// manifest digest and the normalised reference (Skiff extensions).
+type cachedImage struct {
+	api.CachedImage
+	Digest    string `json:"digest,omitempty"`
+	Reference string `json:"reference,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+}
+
+func (s *Server) cachedImages(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	imgs, err := s.cfg.Host.Images.List()
+	if err != nil {
+		return err
+	}
+	out := api.List[cachedImage]{Value: []cachedImage{}}
+	for _, img := range imgs {
+		out.Value = append(out.Value, cachedImage{
+			CachedImage: api.CachedImage{OSType: "Linux", Image: img.Name},
+			Digest:      img.Digest, Reference: img.Ref, Size: img.Size,
+		})
+	}
+	sort.Slice(out.Value, func(i, j int) bool { return out.Value[i].Image < out.Value[j].Image })
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type imageRef struct {
+	Image  string `json:"image"`
+	Digest string `json:"digest"`
+}
+
+// ndjsonType is the media type of the streamed pull progress.
+const ndjsonType = "application/x-ndjson"
+
+// pullEvent is one line of a streamed pull: a layer's progress, a back-off,
+// the result or an error.
+type pullEvent struct {
+	Layer    string         `json:"layer,omitempty"`
+	Status   string         `json:"status,omitempty"`
+	Complete int64          `json:"complete,omitempty"`
+	Total    int64          `json:"total,omitempty"`
+	Attempt  int            `json:"attempt,omitempty"`
+	Delay    string         `json:"delay,omitempty"`
+	Message  string         `json:"message,omitempty"`
+	Image    string         `json:"image,omitempty"`
+	Digest   string         `json:"digest,omitempty"`
+	Error    *api.ErrorBody `json:"error,omitempty"`
+}
+
+func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Image       string                        `json:"image"`
+		Credentials []api.ImageRegistryCredential `json:"credentials"`
+	}
+	if err := decodeJSON(body, &req); err != nil {
+		return err
+	}
+	if req.Image == "" {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "The image to pull must be given.")
+	}
+	if !strings.Contains(r.Header.Get("Accept"), ndjsonType) && r.URL.Query().Get("progress") != "true" {
+		img, err := s.cfg.Host.Images.Pull(r.Context(), req.Image, req.Credentials, nil)
+		if err != nil {
+			return errdefs.WithCode(classOf(err), "InaccessibleImage", "%v", err)
+		}
+		writeJSON(w, http.StatusOK, imageRef{Image: img.Name, Digest: img.Digest})
+		return nil
+	}
+	// Streamed: 200 at once, then one JSON object per line.
+	w.Header().Set("Content-Type", ndjsonType)
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	send := func(e pullEvent) {
+		_ = enc.Encode(e)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	img, err := s.cfg.Host.Images.Pull(r.Context(), req.Image, req.Credentials, func(p image.Progress) {
+		e := pullEvent{Layer: p.Layer, Status: string(p.Status), Complete: p.Complete, Total: p.Total, Attempt: p.Attempt, Message: p.Message}
+		if p.Delay > 0 {
+			e.Delay = p.Delay.String()
+		}
+		send(e)
+	})
+	if err != nil {
+		send(pullEvent{Status: "error", Error: &api.ErrorBody{Code: "InaccessibleImage", Message: err.Error()}})
+		return nil
+	}
+	send(pullEvent{Status: "pulled", Image: img.Name, Digest: img.Digest})
+	return nil
+}
+
+func classOf(err error) error {
+	for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrUnauthorized, errdefs.ErrInvalidArgument, errdefs.ErrUnavailable} {
+		if errdefs.Is(err, c) {
+			if c == errdefs.ErrUnauthorized {
+				return errdefs.ErrInvalidArgument // the caller's credentials, not ours
+			}
+			return c
+		}
+	}
+	return errdefs.ErrUnavailable
+}
+
+func (s *Server) importImage(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "skiff-import-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, r.Body); err != nil {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "read the image archive: %v", err)
+	}
+	imgs, err := s.cfg.Host.Images.Import(r.Context(), f.Name())
+	if err != nil {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImageArchive", "%v", err)
+	}
+	out := api.List[imageRef]{Value: []imageRef{}}
+	for _, img := range imgs {
+		out.Value = append(out.Value, imageRef{Image: img.Name, Digest: img.Digest})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) error {
+	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
+		return err
+	}
+	ref := r.URL.Query().Get("image")
+	if ref == "" {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "The image to remove must be given (?image=).")
+	}
+	target, err := s.cfg.Host.Images.Get(ref)
+	if err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			return errdefs.WithCode(errdefs.ErrNotFound, "ImageNotFound", "The image '%s' is not on this host.", ref)
+		}
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "%v", err)
+	}
+	users, err := s.imageUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	for img, groups := range users {
+		if u, err := s.cfg.Host.Images.Get(img); err == nil && (u.Ref == target.Ref || u.Digest == target.Digest) {
+			return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container group(s) %s.", ref, strings.Join(groups, ", "))
+		}
+	}
+	if err := s.cfg.Host.Images.Remove(ref); err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			return errdefs.WithCode(errdefs.ErrNotFound, "ImageNotFound", "The image '%s' is not on this host.", ref)
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// imageUsers maps each image a container group names (as written) to the
+// groups ("rg/name") using it, across all subscriptions.
+func (s *Server) imageUsers(ctx context.Context) (map[string][]string, error) {
+	subs, err := s.cfg.Store.ListSubscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, sub := range subs {
+		cgs, err := s.cfg.Store.ListContainerGroups(ctx, sub.ID, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, cg := range cgs {
+			id := cg.ResourceGroup + "/" + cg.Resource.Name
+			for _, c := range cg.Resource.Properties.Containers {
+				out[c.Properties.Image] = append(out[c.Properties.Image], id)
+			}
+			for _, c := range cg.Resource.Properties.InitContainers {
+				out[c.Properties.Image] = append(out[c.Properties.Image], id)
+			}
+		}
+	}
+	return out, nil
+}
+
+// RunImageGC applies the image GC policy every interval until ctx ends,
+// never removing an image a container group names.
+func (s *Server) RunImageGC(ctx context.Context, p image.GCPolicy, interval time.Duration) {
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		users, err := s.imageUsers(ctx)
+		if err != nil {
+			s.log.Warn("image gc: list groups", "err", err)
+			continue
+		}
+		inUse := make([]string, 0, len(users))
+		for img := range users {
+			inUse = append(inUse, img)
+		}
+		res, err := s.cfg.Host.Images.ApplyGCPolicy(ctx, p, inUse)
+		if err != nil {
+			s.log.Warn("image gc failed", "err", err)
+			continue
+		}
+		if res.Triggered {
+			s.log.Info("image gc", "usedBefore", res.UsedBefore, "usedAfter", res.UsedAfter, "removed", res.Removed, "freedBytes", res.FreedBytes)
+		}
+	}
+}
