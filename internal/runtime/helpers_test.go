@@ -23,6 +23,8 @@ import (
 const (
 	testBridge = "skrt0"
 	testSubnet = "10.213.0.0/16"
+	// testNetwork names the CNI network, so leak counts see only ours.
+	testNetwork = "skiff-rt-test"
 )
 
 type env struct {
@@ -46,7 +48,7 @@ func shimCommand(t testing.TB) []string {
 
 func hostOptions(t testing.TB, dataDir string) runtime.HostOptions {
 	return runtime.HostOptions{
-		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: testBridge, Subnet: testSubnet,
+		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: testBridge, Subnet: testSubnet, NetworkName: testNetwork,
 		ShimCommand: shimCommand(t), Backoff: fastBackoff, StopGrace: 2 * time.Second,
 	}
 }
@@ -94,7 +96,7 @@ func (e *env) leaks() leaks {
 		e.t.Fatal(err)
 	}
 	_, netDir, _, _, rtDir := runtime.HostLayout(e.dataDir)
-	nl, err := network.CountLeaks(network.Config{StateDir: netDir, BridgeName: testBridge, Subnet: testSubnet})
+	nl, err := network.CountLeaks(network.Config{StateDir: netDir, BridgeName: testBridge, Subnet: testSubnet, NetworkName: testNetwork})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -24,6 +24,9 @@ type HostOptions struct {
 	// BridgeName and Subnet of the group network (defaults skiff0,
 	// 10.201.0.0/16).
 	BridgeName, Subnet string
+	// NetworkName names the CNI network (default "skiff"); hosts sharing a
+	// machine (tests) use their own.
+	NetworkName string
 	// ShimCommand overrides how shims are started (tests).
 	ShimCommand []string
 	Logger      *slog.Logger
@@ -64,7 +67,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 		return nil, err
 	}
 	nw, err := network.New(network.Config{
-		StateDir: netDir, BridgeName: opts.BridgeName, Subnet: opts.Subnet,
+		StateDir: netDir, BridgeName: opts.BridgeName, Subnet: opts.Subnet, NetworkName: opts.NetworkName,
 		PublicAddress: opts.PublicAddress, Logger: log.With("component", "network"),
 	})
 	if err != nil {

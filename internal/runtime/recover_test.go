@@ -22,7 +22,7 @@ func daemonMain() int {
 	dataDir := os.Getenv("SKIFF_TEST_DAEMON")
 	exe, _ := os.Executable()
 	h, err := runtime.Open(context.Background(), runtime.HostOptions{
-		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: testBridge, Subnet: testSubnet,
+		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: testBridge, Subnet: testSubnet, NetworkName: testNetwork,
 		ShimCommand: []string{exe, "shim"}, Backoff: fastBackoff, StopGrace: 2 * time.Second,
 	})
 	if err != nil {
