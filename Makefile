@@ -20,7 +20,8 @@ run: deps build
 # Unit and integration tests (root: real runc, CNI, overlayfs, registry).
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 80m -p 1 ./...
+	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
+		$(GO) test -count=1 -timeout 80m -p 1 ./...
 
 # create→Running latency against bare runc and podman.
 bench: deps
