@@ -172,7 +172,9 @@ func (g *group) ensureImage(ctx context.Context, c *container) error { return c.
 // container runs. If ctx ends first it returns ctx.Err() and leaves the
 // container running.
 func (c *container) runOnceNotify(ctx context.Context, started func()) (int, error) {
-	if !c.pending() {
+	if c.pending() {
+		c.reattach()
+	} else {
 		if err := c.start(ctx); err != nil {
 			if ctx.Err() != nil {
 				return -1, ctx.Err()
@@ -253,33 +255,82 @@ func (c *container) start(ctx context.Context) (retErr error) {
 	}
 	_ = os.Remove(c.path("exit.json"))
 	attempt := c.run.Attempt + 1
+	now := time.Now()
 	s, err := shim.Start(ctx, r.cfg.ShimCommand, shim.Options{
 		ID: c.runcID, Bundle: c.path("bundle"), Runtime: r.cfg.OCIRuntime, RuntimeRoot: r.oci.Root,
 		LogPath: c.logPath(false), LogMaxBytes: r.cfg.LogMaxBytes, ExitFile: c.path("exit.json"),
 		OOMCheck: cfg.CgroupsPath,
-	}, c.path("shim.log"))
+	}, c.path("shim.log"), func(shimPid int) {
+		// Recorded before the container exists: a runtime killed from here
+		// on re-attaches to this shim rather than starting another run.
+		c.run = runRecord{Attempt: attempt, ShimPid: shimPid, StartedAt: now}
+		if err := writeJSON(c.path("run.json"), c.run); err != nil {
+			r.log.Error("persist run", "container", c.runcID, "err", err)
+		}
+	})
 	if err != nil {
+		if c.run.Attempt == attempt {
+			c.run.Done = true // the shim reported the failure and is gone
+			_ = writeJSON(c.path("run.json"), c.run)
+		}
 		return err
 	}
-	now := time.Now()
-	c.run = runRecord{Attempt: attempt, ShimPid: s.ShimPid, Pid: s.Pid, StartedAt: now}
+	c.run.Pid = s.Pid
 	c.exited = watchShim(s.ShimPid, c.runcID)
 	if err := writeJSON(c.path("run.json"), c.run); err != nil {
 		r.log.Error("persist run", "container", c.runcID, "err", err)
 	}
+	c.markRunning(now, s.Pid)
+	return nil
+}
+
+// markRunning records the current run as Running.
+func (c *container) markRunning(startedAt time.Time, pid int) {
 	ready := c.props.ReadinessProbe == nil
+	attempt := c.run.Attempt
 	c.update(func(cs *ContainerStatus) {
 		if cs.CurrentState.State == api.ContainerTerminated {
 			prev := cs.CurrentState
 			cs.PreviousState = &prev
 		}
-		cs.CurrentState = api.ContainerState{State: api.ContainerRunning, StartTime: timestamp(now), DetailStatus: ""}
+		cs.CurrentState = api.ContainerState{State: api.ContainerRunning, StartTime: timestamp(startedAt), DetailStatus: ""}
 		cs.RestartCount = int32(attempt - 1)
-		cs.Pid = s.Pid
+		cs.Pid = pid
 		cs.Ready = ready
-		cs.Events = addEvent(cs.Events, api.EventNormal, "Started", "Started container", now)
+		cs.Events = addEvent(cs.Events, api.EventNormal, "Started", "Started container", startedAt)
 	})
-	return nil
+}
+
+// reattach picks up a run a previous runtime started. If that runtime died
+// between launching the shim and seeing the container run, the status is
+// caught up from the shim's pid file.
+func (c *container) reattach() {
+	if cs := c.g.status().Container(c.name); cs != nil && cs.CurrentState.State == api.ContainerRunning {
+		return
+	}
+	select {
+	case <-c.exitedCh():
+		return // ended meanwhile: collectExit records it
+	default:
+	}
+	pid := c.run.Pid
+	// The shim may still be inside `runc run`: wait for its pid file.
+	for i := 0; pid == 0 && i < 300; i++ {
+		if p, err := runc.ReadPidFile(c.path("bundle", "init.pid")); err == nil && p > 0 {
+			pid = p
+			break
+		}
+		select {
+		case <-c.exitedCh():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if pid > 0 {
+		c.run.Pid = pid
+		_ = writeJSON(c.path("run.json"), c.run)
+		c.markRunning(c.run.StartedAt, pid)
+	}
 }
 
 func (c *container) ociConfig(rootfsPath string) (oci.ContainerConfig, error) {

@@ -233,5 +233,19 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 	s.do("GET", path[:len(path)-1], &list)
 	if len(list.Value) < len(accepted) || len(out) != len(list.Value) {
 		t.Errorf("%d accepted, %d listed, %d runc containers", len(accepted), len(list.Value), len(out))
+		for name := range accepted {
+			_, _, raw := s.request("GET", path+name, nil, nil)
+			var cg struct {
+				Properties struct {
+					Containers []struct {
+						Properties struct{ InstanceView any } `json:"properties"`
+					} `json:"containers"`
+				} `json:"properties"`
+			}
+			json.Unmarshal(raw, &cg)
+			iv, _ := json.Marshal(cg.Properties.Containers[0].Properties.InstanceView)
+			t.Logf("%s: %s", name, iv)
+		}
+		t.Logf("runc: %v\nserver log:\n%s", out, s.logTail())
 	}
 }

@@ -237,8 +237,11 @@ type Started struct {
 }
 
 // Start launches a shim with command (e.g. ["/usr/bin/skiff", "shim"]) and
-// waits until the container runs or fails to start.
-func Start(ctx context.Context, command []string, o Options, shimLog string) (*Started, error) {
+// waits until the container runs or fails to start. launched, if set, is
+// called with the shim's PID as soon as the shim exists, before the
+// container does, so the caller can record it: a caller that dies while
+// waiting then finds the shim again instead of starting a second one.
+func Start(ctx context.Context, command []string, o Options, shimLog string, launched func(shimPid int)) (*Started, error) {
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -261,6 +264,9 @@ func Start(ctx context.Context, command []string, o Options, shimLog string) (*S
 	}
 	wr.Close()
 	go func() { _ = cmd.Wait() }() // reap the shim if we outlive it
+	if launched != nil {
+		launched(cmd.Process.Pid)
+	}
 
 	type result struct {
 		line string
