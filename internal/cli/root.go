@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/cli/container"
 	"github.com/skiff-sh/skiff/internal/cli/group"
 	"github.com/skiff-sh/skiff/internal/cli/image"
+	"github.com/skiff-sh/skiff/internal/cli/vnode"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
@@ -95,6 +96,7 @@ func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 	// ---- skiff server ----
 	root.AddCommand(servercmd.NewCmd())
 	// ---- end skiff server ----
+	root.AddCommand(vnode.NewCmd(f))
 	return root
 }
 

@@ -1,0 +1,155 @@
+package virtualnode
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiff-sh/skiff/api"
+)
+
+func TestGroupName(t *testing.T) {
+	if got := GroupName("default", "web"); got != "default-web" {
+		t.Errorf("GroupName = %q", got)
+	}
+	long := GroupName("a-very-long-namespace-name-for-testing", "and-a-very-long-pod-name-that-goes-on-and-on-0123456789")
+	if len(long) > 63 || !strings.HasPrefix(long, "a-very-long-namespace") {
+		t.Errorf("long name %q (%d)", long, len(long))
+	}
+	// Dotted names are made valid and kept apart from look-alikes by a hash.
+	a, b := GroupName("default", "web.v1"), GroupName("default", "web-v1")
+	if a == b || strings.Contains(a, ".") {
+		t.Errorf("web.v1 → %q, web-v1 → %q", a, b)
+	}
+	for _, n := range []string{long, a, b} {
+		if err := api.ValidateName(api.KindContainerGroup, n); err != nil {
+			t.Errorf("%q: %v", n, err)
+		}
+	}
+}
+
+func pod(c corev1.Container) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u1"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{c}, RestartPolicy: corev1.RestartPolicyOnFailure},
+	}
+}
+
+func TestPodToGroup(t *testing.T) {
+	m := &mapper{osType: "Linux", region: "local", node: "n"}
+	c := corev1.Container{
+		Name: "app", Image: "img", Command: []string{"sh", "-c"}, Args: []string{"echo hi"},
+		Env:   []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "PW", Value: "secret"}},
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {ContainerPort: 53, Protocol: corev1.ProtocolUDP, HostPort: 53}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ok", Port: intstr.FromString("http")}}},
+	}
+	orig := pod(c)
+	orig.Spec.Containers[0].Env = append([]corev1.EnvVar(nil), c.Env...)
+	orig.Spec.Containers[0].Env[1] = corev1.EnvVar{Name: "PW", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}
+	g, err := m.podToGroup(pod(c), orig, "2026-01-01T00:00:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := g.Properties
+	if g.Name != "ns-p" || g.Tags[TagUID] != "u1" || g.Tags[TagNamespace] != "ns" || g.Tags[TagPod] != "p" || p.RestartPolicy != "OnFailure" {
+		t.Errorf("group %+v", g)
+	}
+	cp := p.Containers[0].Properties
+	if strings.Join(cp.Command, "|") != "sh|-c|echo hi" {
+		t.Errorf("command %q", cp.Command)
+	}
+	if cp.EnvironmentVariables[0].Value != "1" || cp.EnvironmentVariables[1].SecureValue != "secret" || cp.EnvironmentVariables[1].Value != "" {
+		t.Errorf("env %+v", cp.EnvironmentVariables)
+	}
+	if cp.Resources.Requests.CPU != 0.25 || cp.Resources.Requests.MemoryInGB != 0.3 || cp.Resources.Limits.MemoryInGB != 1.1 {
+		t.Errorf("resources %+v %+v", cp.Resources.Requests, cp.Resources.Limits)
+	}
+	if cp.ReadinessProbe == nil || cp.ReadinessProbe.HTTPGet.Port != 8080 {
+		t.Errorf("readiness %+v", cp.ReadinessProbe)
+	}
+	if p.IPAddress == nil || len(p.IPAddress.Ports) != 1 || p.IPAddress.Ports[0].Port != 53 || p.IPAddress.Ports[0].Protocol != "UDP" {
+		t.Errorf("published %+v", p.IPAddress)
+	}
+
+	// Defaults when no resources are asked for.
+	g, err = m.podToGroup(pod(corev1.Container{Name: "app", Image: "img"}), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.Properties.Containers[0].Properties.Resources; r.Requests.CPU != DefaultCPU || r.Requests.MemoryInGB != DefaultMemoryGB || g.Properties.IPAddress != nil {
+		t.Errorf("defaults %+v, ip %+v", r, g.Properties.IPAddress)
+	}
+}
+
+func TestPodToGroupUnsupported(t *testing.T) {
+	m := &mapper{osType: "Linux"}
+	for field, c := range map[string]corev1.Container{
+		"spec.containers[0].args":                    {Name: "a", Image: "i", Args: []string{"x"}},
+		"spec.containers[0].livenessProbe.tcpSocket": {Name: "a", Image: "i", LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(80)}}}},
+		"spec.containers[0].startupProbe":            {Name: "a", Image: "i", StartupProbe: &corev1.Probe{}},
+		"spec.containers[0].workingDir":              {Name: "a", Image: "i", WorkingDir: "/x"},
+		"spec.containers[0].ports[0].hostPort":       {Name: "a", Image: "i", Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080}}},
+	} {
+		_, err := m.podToGroup(pod(c), nil, "")
+		var ue *UnsupportedError
+		if !errors.As(err, &ue) || ue.Field != field {
+			t.Errorf("%s: err = %v", field, err)
+		}
+	}
+	p := pod(corev1.Container{Name: "a", Image: "i"})
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+	_, err := m.podToGroup(p, nil, "")
+	if err == nil || !strings.Contains(err.Error(), "spec.volumes[0].hostPath") {
+		t.Errorf("hostPath: %v", err)
+	}
+}
+
+func TestGroupStatusNeverAhead(t *testing.T) {
+	p := pod(corev1.Container{Name: "app", Image: "img"})
+	g := &api.ContainerGroup{Name: "ns-p"}
+	g.Properties.ProvisioningState = "Creating"
+	g.Properties.Containers = []api.Container{{Name: "app"}}
+	g.Properties.InstanceView = &api.GroupInstanceView{State: api.GroupPending}
+	g.Properties.Containers[0].Properties.InstanceView = &api.ContainerInstanceView{CurrentState: &api.ContainerState{State: api.ContainerWaiting, DetailStatus: "Waiting"}}
+	st := groupStatus(p, g, "10.0.0.1", metav1.Now(), nil)
+	if st.Phase != corev1.PodPending || st.ContainerStatuses[0].State.Waiting == nil || st.ContainerStatuses[0].State.Waiting.Reason != ReasonCreating || st.ContainerStatuses[0].Ready {
+		t.Fatalf("creating: %+v", st)
+	}
+	// Pull failure: Pending with the kubelet's reason.
+	g.Properties.Containers[0].Properties.InstanceView.CurrentState = &api.ContainerState{State: api.ContainerWaiting, DetailStatus: "ErrImagePull"}
+	g.Properties.Containers[0].Properties.InstanceView.Events = []api.Event{{Type: api.EventWarning, Name: "Failed", Message: "manifest unknown"}}
+	st = groupStatus(p, g, "", metav1.Now(), nil)
+	if st.Phase != corev1.PodPending || st.ContainerStatuses[0].State.Waiting.Reason != "ErrImagePull" || st.ContainerStatuses[0].State.Waiting.Message != "manifest unknown" {
+		t.Fatalf("pull error: %+v", st.ContainerStatuses[0].State)
+	}
+	// Running.
+	g.Properties.InstanceView.State = api.GroupRunning
+	g.Properties.IPAddress = &api.IPAddress{IP: "127.0.0.1"}
+	g.Properties.Containers[0].Properties.InstanceView = &api.ContainerInstanceView{
+		CurrentState:  &api.ContainerState{State: api.ContainerRunning, StartTime: "2026-01-01T00:00:00Z"},
+		PreviousState: &api.ContainerState{State: api.ContainerTerminated, ExitCode: ptr(int32(137)), DetailStatus: "OOMKilled"},
+		RestartCount:  2,
+	}
+	st = groupStatus(p, g, "", metav1.Now(), nil)
+	cs := st.ContainerStatuses[0]
+	if st.Phase != corev1.PodRunning || st.PodIP != "127.0.0.1" || !cs.Ready || cs.RestartCount != 2 ||
+		cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Reason != "OOMKilled" {
+		t.Fatalf("running: %+v", st)
+	}
+	for _, c := range st.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			t.Errorf("condition %s = %s", c.Type, c.Status)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

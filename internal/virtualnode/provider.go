@@ -1,0 +1,862 @@
+// Package virtualnode is the virtual-kubelet provider of `skiff
+// virtual-node`: it runs the pods Kubernetes schedules to the virtual node
+// as Skiff container groups, through the Skiff HTTP API, and reports their
+// status back from what that API says.
+package virtualnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	vkerrdefs "github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	authv1 "k8s.io/api/authentication/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+)
+
+// Node labels and defaults.
+const (
+	DefaultNodeName = "skiff-virtual-node"
+	DefaultTaint    = "virtual-kubelet.io/provider=skiff:NoSchedule"
+	// KubeletVersion is what the node reports as its kubelet version.
+	KubeletVersion = "v1.35.4-skiff"
+)
+
+// Config configures a Provider.
+type Config struct {
+	// Client talks to the Skiff server.
+	Client *client.Client
+	// ResourceGroup holds the groups of this node; Region is their location.
+	ResourceGroup string
+	Region        string
+	// NodeName is the Kubernetes node; OS is "Linux" or "Windows".
+	NodeName string
+	OS       string
+	// InternalIP is the node's address (hostIP of its pods); KubeletPort is
+	// where its kubelet API listens.
+	InternalIP  string
+	KubeletPort int32
+	// Capacity is the node's capacity and allocatable.
+	Capacity corev1.ResourceList
+	// Taints are put on the node.
+	Taints []corev1.Taint
+	// Pods, Secrets, ConfigMaps are listers of the cluster (from nodeutil).
+	Pods       corev1listers.PodLister
+	Secrets    corev1listers.SecretLister
+	ConfigMaps corev1listers.ConfigMapLister
+	// Kube, when set, requests service-account tokens for projected volumes.
+	Kube kubernetes.Interface
+	// Events mirrors Skiff events and refusals on pods; may be nil.
+	Events record.EventRecorder
+	// SyncInterval is how often group states are read (default 2s);
+	// HealthInterval how often the Skiff API is checked (default 5s);
+	// CleanupInterval how often orphaned groups are removed (default 1m).
+	SyncInterval    time.Duration
+	HealthInterval  time.Duration
+	CleanupInterval time.Duration
+	// Logger defaults to a discarding logger.
+	Logger *slog.Logger
+}
+
+// tracked is what the provider knows of one pod.
+type tracked struct {
+	pod      *corev1.Pod // last status reported, on the pod spec
+	group    string
+	failed   bool // refused: status is final, no group exists
+	deleting bool
+	seen     map[string]bool // Skiff events already mirrored
+	started  metav1.Time
+	// Image pulls that failed are retried with a growing back-off, as the
+	// kubelet does: pullTries so far, and when the last one was made.
+	pullTries int
+	lastPull  time.Time
+}
+
+// pullBackOff is the wait before retry n of a failed pull: 10s doubling
+// up to 5 minutes.
+func pullBackOff(n int) time.Duration {
+	d := 10 * time.Second
+	for i := 1; i < n && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// Provider implements nodeutil.Provider, node.PodNotifier and
+// node.NodeProvider on top of the Skiff API.
+type Provider struct {
+	cfg Config
+	log *slog.Logger
+	m   *mapper
+
+	mu     sync.Mutex
+	pods   map[string]*tracked // key ns/name
+	notify func(*corev1.Pod)
+	kick   chan struct{}
+
+	nodeMu     sync.Mutex
+	node       *corev1.Node
+	nodeNotify func(*corev1.Node)
+	healthy    *bool
+}
+
+// New returns a provider. It starts nothing; Run does.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Client == nil {
+		return nil, fmt.Errorf("virtualnode: no Skiff client: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.ResourceGroup == "" {
+		return nil, fmt.Errorf("virtualnode: no resource group: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = DefaultNodeName
+	}
+	if cfg.OS == "" {
+		cfg.OS = "Linux"
+	}
+	if cfg.Region == "" {
+		cfg.Region = "local"
+	}
+	if cfg.KubeletPort == 0 {
+		cfg.KubeletPort = 10250
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = 2 * time.Second
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 5 * time.Second
+	}
+	if cfg.CleanupInterval == 0 {
+		cfg.CleanupInterval = time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Provider{cfg: cfg, log: log, pods: map[string]*tracked{}, kick: make(chan struct{}, 1)}
+	p.m = &mapper{secrets: cfg.Secrets, configMaps: cfg.ConfigMaps, osType: cfg.OS, region: cfg.Region, node: cfg.NodeName}
+	if cfg.Kube != nil {
+		p.m.token = p.serviceAccountToken
+	}
+	return p, nil
+}
+
+func key(ns, name string) string { return ns + "/" + name }
+
+// DefaultCapacity is cpu 10000, memory 4Ti, pods 5000.
+func DefaultCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("10000"),
+		corev1.ResourceMemory: resource.MustParse("4Ti"),
+		corev1.ResourcePods:   resource.MustParse("5000"),
+	}
+}
+
+// ConfigureNode fills in the node the virtual node registers: labels,
+// taints, capacity, addresses, kubelet endpoint and a Ready condition that
+// stays False until the Skiff API answers.
+func (p *Provider) ConfigureNode(n *corev1.Node) {
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	os := map[string]string{"linux": "linux", "windows": "windows"}[lower(p.cfg.OS)]
+	n.Labels["type"] = "virtual-kubelet"
+	n.Labels["kubernetes.io/role"] = "agent"
+	n.Labels["kubernetes.io/hostname"] = p.cfg.NodeName
+	n.Labels["kubernetes.io/os"] = os
+	n.Labels["beta.kubernetes.io/os"] = os
+	n.Labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "true"
+	n.Spec.Taints = append([]corev1.Taint{}, p.cfg.Taints...)
+	capacity := p.cfg.Capacity
+	if capacity == nil {
+		capacity = DefaultCapacity()
+	}
+	n.Status.Capacity = capacity.DeepCopy()
+	n.Status.Allocatable = capacity.DeepCopy()
+	n.Status.NodeInfo.OperatingSystem = os
+	n.Status.NodeInfo.Architecture = "amd64"
+	n.Status.NodeInfo.KubeletVersion = KubeletVersion
+	n.Status.NodeInfo.ContainerRuntimeVersion = "skiff://" + p.cfg.Client.Endpoint()
+	n.Status.DaemonEndpoints.KubeletEndpoint.Port = p.cfg.KubeletPort
+	// Only the InternalIP: the API server prefers a Hostname address, and
+	// the node's name does not resolve to the kubelet API.
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: p.cfg.InternalIP}}
+	if p.cfg.InternalIP == "" {
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: p.cfg.NodeName}}
+	}
+	now := metav1.Now()
+	n.Status.Conditions = []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "SkiffNotChecked", Message: "the Skiff API has not been checked yet", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse, Reason: "RouteCreated", LastHeartbeatTime: now, LastTransitionTime: now},
+	}
+	n.Status.Phase = corev1.NodeRunning
+	p.nodeMu.Lock()
+	p.node = n.DeepCopy()
+	p.nodeMu.Unlock()
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// Run checks the Skiff API, refreshes pod states and removes orphaned
+// groups until ctx ends.
+func (p *Provider) Run(ctx context.Context) {
+	go p.healthLoop(ctx)
+	go p.syncLoop(ctx)
+}
+
+// ---- node.NodeProvider ----
+
+// Ping reports the process alive; Skiff's health is reported through the
+// Ready condition (NotifyNodeStatus) so the node turns NotReady with a
+// reason, while its lease keeps saying the virtual node itself runs.
+func (p *Provider) Ping(ctx context.Context) error { return ctx.Err() }
+
+// NotifyNodeStatus registers cb for node status changes.
+func (p *Provider) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node)) {
+	p.nodeMu.Lock()
+	p.nodeNotify = cb
+	p.nodeMu.Unlock()
+}
+
+// Healthy checks the Skiff API once: GET /healthz, then the resource
+// group (which also checks the token).
+func (p *Provider) Healthy(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.cfg.Client.Call(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
+		return err
+	}
+	paths, err := p.cfg.Client.In(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = p.cfg.Client.Call(ctx, http.MethodGet, paths.ResourceGroup(p.cfg.ResourceGroup), nil, nil)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		// The node's resource group is created on first use.
+		_, err = p.cfg.Client.Call(ctx, http.MethodPut, paths.ResourceGroup(p.cfg.ResourceGroup), nil,
+			map[string]any{"location": p.cfg.Region, "tags": map[string]string{TagNode: p.cfg.NodeName}})
+		if err == nil {
+			p.log.Info("created resource group", "resourceGroup", p.cfg.ResourceGroup)
+		}
+	}
+	return err
+}
+
+func (p *Provider) healthLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		err := p.Healthy(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.setReady(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Provider) setReady(err error) {
+	ok := err == nil
+	p.nodeMu.Lock()
+	defer p.nodeMu.Unlock()
+	if p.node == nil || (p.healthy != nil && *p.healthy == ok) {
+		return
+	}
+	p.healthy = &ok
+	now := metav1.Now()
+	for i := range p.node.Status.Conditions {
+		c := &p.node.Status.Conditions[i]
+		if c.Type != corev1.NodeReady {
+			continue
+		}
+		c.LastHeartbeatTime, c.LastTransitionTime = now, now
+		if ok {
+			c.Status, c.Reason, c.Message = corev1.ConditionTrue, "KubeletReady", "the Skiff API at "+p.cfg.Client.Endpoint()+" answers"
+		} else {
+			c.Status, c.Reason, c.Message = corev1.ConditionFalse, "SkiffUnavailable", err.Error()
+		}
+	}
+	if ok {
+		p.log.Info("Skiff API answers; node Ready")
+	} else {
+		p.log.Warn("Skiff API does not answer; node NotReady", "err", err)
+	}
+	if p.nodeNotify != nil {
+		p.nodeNotify(p.node.DeepCopy())
+	}
+}
+
+// ---- pods ----
+
+// NotifyPods registers cb, called with a pod whenever its status changes.
+func (p *Provider) NotifyPods(_ context.Context, cb func(*corev1.Pod)) {
+	p.mu.Lock()
+	p.notify = cb
+	p.mu.Unlock()
+}
+
+func (p *Provider) paths(ctx context.Context) (client.Paths, error) {
+	return p.cfg.Client.In(ctx)
+}
+
+// originalPod is the pod as Kubernetes stores it (before env resolution).
+func (p *Provider) originalPod(ns, name string) *corev1.Pod {
+	if p.cfg.Pods == nil {
+		return nil
+	}
+	pod, err := p.cfg.Pods.Pods(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	return pod
+}
+
+// CreatePod creates the pod's container group. It does not wait for the
+// group to run: its status is reported as Skiff sees it. A pod that uses a
+// field Skiff cannot run fails at once with an event naming the field.
+func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
+	k := key(pod.Namespace, pod.Name)
+	now := metav1.Now()
+	created := now.UTC().Format(time.RFC3339)
+	g, err := p.m.podToGroup(pod, p.originalPod(pod.Namespace, pod.Name), created)
+	var ue *UnsupportedError
+	if errors.As(err, &ue) {
+		p.refuse(pod, err.Error())
+		return nil
+	}
+	if err != nil {
+		return vkerrdefs.AsInvalidInput(err)
+	}
+	paths, err := p.paths(ctx)
+	if err != nil {
+		return err
+	}
+	// A group left by an earlier pod of the same name (another UID) goes first.
+	var old api.ContainerGroup
+	if err := p.cfg.Client.Get(ctx, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name), &old); err == nil && old.Tags[TagUID] != string(pod.UID) {
+		if err := p.deleteGroup(ctx, g.Name, true); err != nil {
+			return err
+		}
+	}
+	resp, err := p.cfg.Client.Call(ctx, http.MethodPut, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name), nil, g)
+	if err != nil {
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
+			p.refuse(pod, "Skiff refused the container group: "+ae.Error())
+			return nil
+		}
+		return fmt.Errorf("create container group %s: %w", g.Name, err)
+	}
+	_ = resp
+	p.mu.Lock()
+	t := &tracked{pod: pod.DeepCopy(), group: g.Name, seen: map[string]bool{}, started: now}
+	t.pod.Status = corev1.PodStatus{Phase: corev1.PodPending, HostIP: p.cfg.InternalIP, StartTime: &now,
+		Conditions: conditions(nil, map[corev1.PodConditionType]bool{corev1.PodScheduled: true})}
+	p.pods[k] = t
+	p.mu.Unlock()
+	p.log.Info("created container group", "pod", k, "group", g.Name)
+	p.wake()
+	return nil
+}
+
+// refuse fails a pod the virtual node cannot run.
+func (p *Provider) refuse(pod *corev1.Pod, msg string) {
+	p.log.Warn("refused pod", "pod", key(pod.Namespace, pod.Name), "reason", msg)
+	cp := pod.DeepCopy()
+	cp.Status = failedStatus(pod, p.cfg.InternalIP, ReasonUnsupported, msg)
+	p.mu.Lock()
+	p.pods[key(pod.Namespace, pod.Name)] = &tracked{pod: cp, failed: true, seen: map[string]bool{}}
+	cb := p.notify
+	p.mu.Unlock()
+	if p.cfg.Events != nil {
+		p.cfg.Events.Event(pod, corev1.EventTypeWarning, ReasonUnsupported, msg)
+	}
+	if cb != nil {
+		cb(cp.DeepCopy())
+	}
+}
+
+func (p *Provider) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// UpdatePod accepts updates: the fields Kubernetes lets change on a
+// running pod (labels, annotations, tolerations) mean nothing to the group.
+func (p *Provider) UpdatePod(_ context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.pods[key(pod.Namespace, pod.Name)]; t != nil {
+		st := t.pod.Status
+		t.pod = pod.DeepCopy()
+		t.pod.Status = st
+	}
+	return nil
+}
+
+// DeletePod stops and deletes the pod's group, then reports the pod
+// terminated. The group is stopped with the server's stop grace.
+func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	k := key(pod.Namespace, pod.Name)
+	p.mu.Lock()
+	t := p.pods[k]
+	if t != nil && t.deleting {
+		p.mu.Unlock()
+		return nil
+	}
+	if t != nil {
+		t.deleting = true
+	}
+	p.mu.Unlock()
+	name := GroupName(pod.Namespace, pod.Name)
+	if t != nil && t.group != "" {
+		name = t.group
+	}
+	if t == nil || !t.failed {
+		if err := p.deleteGroup(ctx, name, true); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			p.mu.Lock()
+			if t != nil {
+				t.deleting = false
+			}
+			p.mu.Unlock()
+			return err
+		}
+	}
+	p.mu.Lock()
+	delete(p.pods, k)
+	cb := p.notify
+	p.mu.Unlock()
+	last := pod.DeepCopy()
+	if t != nil {
+		last.Status = *t.pod.Status.DeepCopy()
+	}
+	last.Status = terminatedStatus(last, "Terminated", "the container group was deleted")
+	p.log.Info("deleted container group", "pod", k, "group", name)
+	if cb != nil {
+		cb(last)
+	}
+	if p.cfg.Kube != nil && pod.DeletionTimestamp != nil {
+		// The containers are gone: finish the deletion now, as a kubelet
+		// does, instead of letting the pod sit in Terminating for the rest
+		// of its grace period.
+		go p.forgetPod(pod)
+	}
+	return nil
+}
+
+// forgetPod deletes a pod whose group is gone from Kubernetes, with no
+// further grace.
+func (p *Provider) forgetPod(pod *corev1.Pod) {
+	time.Sleep(500 * time.Millisecond) // let the final status land first
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	zero := int64(0)
+	uid := pod.UID
+	err := p.cfg.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		p.log.Warn("could not finish the deletion of a pod", "pod", key(pod.Namespace, pod.Name), "err", err)
+	}
+}
+
+// deleteGroup deletes a group and, with wait, waits until it is gone.
+func (p *Provider) deleteGroup(ctx context.Context, name string, wait bool) error {
+	paths, err := p.paths(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := p.cfg.Client.Call(ctx, http.MethodDelete, paths.ContainerGroup(p.cfg.ResourceGroup, name), nil, nil)
+	if err != nil {
+		return err
+	}
+	if wait && resp.StatusCode == http.StatusAccepted {
+		return p.cfg.Client.Wait(ctx, resp.Header, nil)
+	}
+	return nil
+}
+
+// GetPod returns the pod if the virtual node runs it.
+func (p *Provider) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
+	p.mu.Lock()
+	t := p.pods[key(ns, name)]
+	p.mu.Unlock()
+	if t != nil {
+		return t.pod.DeepCopy(), nil
+	}
+	// Not created by this process: adopt the group of an earlier run.
+	g, err := p.getGroup(ctx, GroupName(ns, name))
+	if err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+		}
+		return nil, err
+	}
+	if g.Tags[TagNamespace] != ns || g.Tags[TagPod] != name {
+		return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
+	orig := p.originalPod(ns, name)
+	if orig == nil || string(orig.UID) != g.Tags[TagUID] {
+		return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
+	t = p.adopt(orig, g)
+	return t.pod.DeepCopy(), nil
+}
+
+func (p *Provider) adopt(orig *corev1.Pod, g *api.ContainerGroup) *tracked {
+	started := parseTime(g.Tags[TagCreated])
+	if started.IsZero() {
+		started = orig.CreationTimestamp
+	}
+	t := &tracked{pod: orig.DeepCopy(), group: g.Name, seen: map[string]bool{}, started: started}
+	// Events already on the group were mirrored by the previous run.
+	for _, ev := range groupEvents(g) {
+		t.seen[eventKey(ev)] = true
+	}
+	t.pod.Status = groupStatus(orig, g, p.cfg.InternalIP, started, &orig.Status)
+	p.mu.Lock()
+	if cur := p.pods[key(orig.Namespace, orig.Name)]; cur != nil {
+		p.mu.Unlock()
+		return cur
+	}
+	p.pods[key(orig.Namespace, orig.Name)] = t
+	p.mu.Unlock()
+	p.log.Info("adopted container group", "pod", key(orig.Namespace, orig.Name), "group", g.Name)
+	return t
+}
+
+func (p *Provider) getGroup(ctx context.Context, name string) (*api.ContainerGroup, error) {
+	paths, err := p.paths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var g api.ContainerGroup
+	if err := p.cfg.Client.Get(ctx, paths.ContainerGroup(p.cfg.ResourceGroup, name), &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// GetPodStatus returns the pod's last known status.
+func (p *Provider) GetPodStatus(ctx context.Context, ns, name string) (*corev1.PodStatus, error) {
+	pod, err := p.GetPod(ctx, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return &pod.Status, nil
+}
+
+// GetPods lists the pods whose groups this node runs, from the groups'
+// tags (so a restarted process sees the groups of the previous one).
+func (p *Provider) GetPods(ctx context.Context) ([]*corev1.Pod, error) {
+	groups, err := p.listGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev1.Pod
+	for _, g := range groups {
+		p.mu.Lock()
+		t := p.pods[key(g.Tags[TagNamespace], g.Tags[TagPod])]
+		p.mu.Unlock()
+		if t != nil {
+			out = append(out, t.pod.DeepCopy())
+			continue
+		}
+		out = append(out, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+			Namespace: g.Tags[TagNamespace], Name: g.Tags[TagPod], UID: types.UID(g.Tags[TagUID])}})
+	}
+	return out, nil
+}
+
+// listGroups lists the groups of this node (list views carry no instance view).
+func (p *Provider) listGroups(ctx context.Context) ([]api.ContainerGroup, error) {
+	paths, err := p.paths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := p.cfg.Client.List(ctx, paths.ContainerGroups(p.cfg.ResourceGroup), nil)
+	if err != nil {
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []api.ContainerGroup
+	for _, r := range raw {
+		var g api.ContainerGroup
+		if json.Unmarshal(r, &g) == nil && g.Tags[TagNode] == p.cfg.NodeName && g.Tags[TagPod] != "" {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// ---- status sync ----
+
+func (p *Provider) syncLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.SyncInterval)
+	defer t.Stop()
+	lastCleanup := time.Time{}
+	for {
+		p.syncAll(ctx)
+		if time.Since(lastCleanup) >= p.cfg.CleanupInterval {
+			lastCleanup = time.Now()
+			if err := p.Cleanup(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("cleanup of orphaned groups failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+	}
+}
+
+func (p *Provider) syncAll(ctx context.Context) {
+	p.mu.Lock()
+	var list []*tracked
+	for _, t := range p.pods {
+		if !t.failed && !t.deleting {
+			list = append(list, t)
+		}
+	}
+	p.mu.Unlock()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, t := range list {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p.syncOne(ctx, t)
+		}()
+	}
+	wg.Wait()
+}
+
+func groupEvents(g *api.ContainerGroup) []api.Event {
+	var out []api.Event
+	if g.Properties.InstanceView != nil {
+		out = append(out, g.Properties.InstanceView.Events...)
+	}
+	for _, c := range g.Properties.InitContainers {
+		if c.Properties.InstanceView != nil {
+			out = append(out, c.Properties.InstanceView.Events...)
+		}
+	}
+	for _, c := range g.Properties.Containers {
+		if c.Properties.InstanceView != nil {
+			out = append(out, c.Properties.InstanceView.Events...)
+		}
+	}
+	return out
+}
+
+func eventKey(e api.Event) string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%d", e.Name, e.Message, e.FirstTimestamp, e.Count)
+}
+
+func (p *Provider) syncOne(ctx context.Context, t *tracked) {
+	g, err := p.getGroup(ctx, t.group)
+	p.mu.Lock()
+	pod := t.pod.DeepCopy()
+	p.mu.Unlock()
+	var st corev1.PodStatus
+	switch {
+	case errdefs.Is(err, errdefs.ErrNotFound):
+		// The group went away behind our back: say so, never pretend.
+		st = terminatedStatus(pod, ReasonGroupGone, "the container group "+t.group+" no longer exists in Skiff")
+		st.Phase = corev1.PodFailed
+		st.Reason, st.Message = ReasonGroupGone, "the container group "+t.group+" no longer exists in Skiff"
+	case err != nil:
+		return // Skiff unreachable: keep the last status; the node says NotReady
+	default:
+		if g.Tags[TagUID] != string(pod.UID) {
+			return
+		}
+		st = groupStatus(pod, g, p.cfg.InternalIP, t.started, &pod.Status)
+		p.retryPull(ctx, t, g, &st)
+		if p.cfg.Events != nil {
+			for _, ev := range groupEvents(g) {
+				k := eventKey(ev)
+				if t.seen[k] {
+					continue
+				}
+				t.seen[k] = true
+				typ := corev1.EventTypeNormal
+				if ev.Type == api.EventWarning {
+					typ = corev1.EventTypeWarning
+				}
+				p.cfg.Events.Event(pod, typ, ev.Name, ev.Message)
+			}
+		}
+	}
+	if statusEqual(&pod.Status, &st) {
+		return
+	}
+	p.mu.Lock()
+	if p.pods[key(pod.Namespace, pod.Name)] != t || t.deleting {
+		p.mu.Unlock()
+		return
+	}
+	t.pod.Status = st
+	out := t.pod.DeepCopy()
+	cb := p.notify
+	p.mu.Unlock()
+	if cb != nil {
+		cb(out)
+	}
+}
+
+// statusEqual compares statuses without condition heartbeat noise.
+func statusEqual(a, b *corev1.PodStatus) bool {
+	return reflect.DeepEqual(a.Phase, b.Phase) && a.PodIP == b.PodIP && a.Message == b.Message &&
+		reflect.DeepEqual(a.ContainerStatuses, b.ContainerStatuses) &&
+		reflect.DeepEqual(a.InitContainerStatuses, b.InitContainerStatuses) &&
+		condStatuses(a) == condStatuses(b)
+}
+
+func condStatuses(s *corev1.PodStatus) string {
+	out := ""
+	for _, c := range s.Conditions {
+		out += string(c.Type) + "=" + string(c.Status) + ";"
+	}
+	return out
+}
+
+// Cleanup deletes the groups of this node whose pod no longer exists in
+// Kubernetes (or exists with another UID).
+func (p *Provider) Cleanup(ctx context.Context) error {
+	if p.cfg.Pods == nil {
+		return nil
+	}
+	groups, err := p.listGroups(ctx)
+	if err != nil {
+		return err
+	}
+	all, err := p.cfg.Pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	uids := map[string]bool{}
+	for _, pod := range all {
+		uids[string(pod.UID)] = true
+	}
+	for _, g := range groups {
+		if uids[g.Tags[TagUID]] {
+			continue
+		}
+		p.log.Info("deleting orphaned container group", "group", g.Name, "pod", key(g.Tags[TagNamespace], g.Tags[TagPod]))
+		if err := p.deleteGroup(ctx, g.Name, false); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// serviceAccountToken requests a bound token for a projected volume.
+func (p *Provider) serviceAccountToken(pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error) {
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	req := &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{
+		Audiences:         nil,
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef:    &authv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+	}}
+	if src.Audience != "" {
+		req.Spec.Audiences = []string{src.Audience}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := p.cfg.Kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("request a token of service account %s/%s: %w", pod.Namespace, sa, err)
+	}
+	return tr.Status.Token, nil
+}
+
+// retryPull restarts a group whose image pull failed once its back-off
+// has passed; meanwhile its containers wait with reason ImagePullBackOff.
+func (p *Provider) retryPull(ctx context.Context, t *tracked, g *api.ContainerGroup, st *corev1.PodStatus) {
+	failed := false
+	for _, cs := range append(append([]corev1.ContainerStatus{}, st.InitContainerStatuses...), st.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && w.Reason == "ErrImagePull" {
+			failed = true
+		}
+	}
+	if !failed || !strings.EqualFold(g.Properties.ProvisioningState, "Failed") {
+		if !failed {
+			t.pullTries = 0
+		}
+		return
+	}
+	if t.lastPull.IsZero() {
+		t.lastPull = time.Now()
+	}
+	wait := pullBackOff(t.pullTries + 1)
+	if time.Since(t.lastPull) < wait {
+		if t.pullTries > 0 {
+			for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+				for i := range list {
+					if w := list[i].State.Waiting; w != nil && w.Reason == "ErrImagePull" {
+						w.Reason = "ImagePullBackOff"
+						w.Message = fmt.Sprintf("Back-off pulling image %q: %s", list[i].Image, w.Message)
+					}
+				}
+			}
+		}
+		return
+	}
+	t.pullTries++
+	t.lastPull = time.Now()
+	paths, err := p.paths(ctx)
+	if err == nil {
+		_, err = p.cfg.Client.Call(ctx, http.MethodPost, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name)+"/restart", nil, nil)
+	}
+	if err != nil {
+		p.log.Warn("retrying a failed image pull", "group", g.Name, "err", err)
+		return
+	}
+	p.log.Info("retrying a failed image pull", "group", g.Name, "try", t.pullTries)
+}

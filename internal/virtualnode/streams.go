@@ -1,0 +1,283 @@
+package virtualnode
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
+	vkerrdefs "github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	vkapi "github.com/virtual-kubelet/virtual-kubelet/node/api"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+)
+
+func (p *Provider) containerPath(ctx context.Context, ns, pod, container string) (string, error) {
+	paths, err := p.paths(ctx)
+	if err != nil {
+		return "", err
+	}
+	name := GroupName(ns, pod)
+	p.mu.Lock()
+	if t := p.pods[key(ns, pod)]; t != nil && t.group != "" {
+		name = t.group
+	}
+	p.mu.Unlock()
+	return paths.Container(p.cfg.ResourceGroup, name, container), nil
+}
+
+func notFound(err error) error {
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return vkerrdefs.AsNotFound(err)
+	}
+	return err
+}
+
+// GetContainerLogs reads a container's log through the Skiff API: tail,
+// timestamps, previous and follow are passed on; since and limitBytes are
+// applied here.
+func (p *Provider) GetContainerLogs(ctx context.Context, ns, pod, container string, opts vkapi.ContainerLogOpts) (io.ReadCloser, error) {
+	path, err := p.containerPath(ctx, ns, pod, container)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if opts.Tail > 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	since := opts.SinceTime
+	if opts.SinceSeconds > 0 {
+		since = time.Now().Add(-time.Duration(opts.SinceSeconds) * time.Second)
+	}
+	// since needs the timestamps to filter on; they are cut off again below.
+	if opts.Timestamps || !since.IsZero() {
+		q.Set("timestamps", "true")
+	}
+	if opts.Previous {
+		q.Set("previous", "true")
+	}
+	var body io.ReadCloser
+	if opts.Follow {
+		q.Set("follow", "true")
+		resp, err := p.cfg.Client.Do(ctx, &client.Request{Method: http.MethodGet, Path: path + "/logs", Query: q})
+		if err != nil {
+			return nil, notFound(err)
+		}
+		body = resp.Body
+	} else {
+		r, err := p.cfg.Client.Call(ctx, http.MethodGet, path+"/logs", q, nil)
+		if err != nil {
+			return nil, notFound(err)
+		}
+		var logs api.Logs
+		if err := r.Decode(&logs); err != nil {
+			return nil, err
+		}
+		body = io.NopCloser(strings.NewReader(logs.Content))
+	}
+	if since.IsZero() && opts.LimitBytes <= 0 {
+		return body, nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer body.Close()
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		written := 0
+		for sc.Scan() {
+			line := sc.Text()
+			if !since.IsZero() {
+				ts, rest, _ := strings.Cut(line, " ")
+				if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Before(since) {
+					continue
+				}
+				if !opts.Timestamps {
+					line = rest
+				}
+			}
+			line += "\n"
+			if opts.LimitBytes > 0 && written+len(line) > opts.LimitBytes {
+				line = line[:opts.LimitBytes-written]
+			}
+			n, err := io.WriteString(pw, line)
+			written += n
+			if err != nil || (opts.LimitBytes > 0 && written >= opts.LimitBytes) {
+				break
+			}
+		}
+		pw.CloseWithError(sc.Err())
+	}()
+	return pr, nil
+}
+
+// RunInContainer runs cmd in a container through the Skiff exec websocket.
+// Skiff runs every exec on a terminal, so stdout and stderr arrive merged.
+func (p *Provider) RunInContainer(ctx context.Context, ns, pod, container string, cmd []string, attach vkapi.AttachIO) error {
+	path, err := p.containerPath(ctx, ns, pod, container)
+	if err != nil {
+		return err
+	}
+	argv, _ := json.Marshal(cmd)
+	req := api.ExecRequest{Command: string(argv), TerminalSize: &api.TerminalSize{Rows: 24, Cols: 80}}
+	return p.stream(ctx, path+"/exec", req, attach, true)
+}
+
+// AttachToContainer streams a container's output (Skiff's attach is the
+// followed log); stdin is not connected.
+func (p *Provider) AttachToContainer(ctx context.Context, ns, pod, container string, attach vkapi.AttachIO) error {
+	path, err := p.containerPath(ctx, ns, pod, container)
+	if err != nil {
+		return err
+	}
+	return p.stream(ctx, path+"/attach", api.ExecRequest{}, attach, false)
+}
+
+func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest, attach vkapi.AttachIO, withStdin bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r, err := p.cfg.Client.Call(ctx, http.MethodPost, path, nil, req)
+	if err != nil {
+		return notFound(err)
+	}
+	var er api.ExecResponse
+	if err := r.Decode(&er); err != nil {
+		return err
+	}
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, er.WebSocketURI, nil)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", er.WebSocketURI, errdefs.ErrUnavailable)
+	}
+	defer conn.Close()
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	var wmu = make(chan struct{}, 1)
+	write := func(typ int, b []byte) error {
+		wmu <- struct{}{}
+		defer func() { <-wmu }()
+		return conn.WriteMessage(typ, b)
+	}
+	if err := write(websocket.TextMessage, []byte(er.Password)); err != nil {
+		return fmt.Errorf("exec handshake: %w", errdefs.ErrUnavailable)
+	}
+	if withStdin {
+		if resize := attach.Resize(); resize != nil && attach.TTY() {
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case sz, ok := <-resize:
+						if !ok {
+							return
+						}
+						b, _ := json.Marshal(api.TerminalSize{Rows: int32(sz.Height), Cols: int32(sz.Width)})
+						_ = write(websocket.TextMessage, b)
+					}
+				}
+			}()
+		}
+		if in := attach.Stdin(); in != nil {
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := in.Read(buf)
+					if n > 0 {
+						if write(websocket.BinaryMessage, append([]byte(nil), buf[:n]...)) != nil {
+							return
+						}
+					}
+					if err != nil {
+						// End of input on a terminal is ^D.
+						_ = write(websocket.BinaryMessage, []byte{4})
+						return
+					}
+				}
+			}()
+		}
+	}
+	out := attach.Stdout()
+	if out == nil {
+		out = attach.Stderr()
+	}
+	for {
+		typ, b, err := conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if asClose(err, &ce) {
+				if code, ok := exitCode(ce.Text); ok && code != 0 {
+					return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
+				}
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("exec stream: %v: %w", err, errdefs.ErrUnavailable)
+		}
+		if typ == websocket.BinaryMessage && out != nil {
+			if _, err := out.Write(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+func asClose(err error, ce **websocket.CloseError) bool {
+	c, ok := err.(*websocket.CloseError)
+	if ok {
+		*ce = c
+	}
+	return ok
+}
+
+func exitCode(text string) (int, bool) {
+	s, ok := strings.CutPrefix(text, "exit code ")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	return n, err == nil
+}
+
+// GetStatsSummary reports the node and its pods without usage figures:
+// the Skiff API has no per-group metrics yet.
+func (p *Provider) GetStatsSummary(ctx context.Context) (*statsv1alpha1.Summary, error) {
+	now := metav1.Now()
+	s := &statsv1alpha1.Summary{Node: statsv1alpha1.NodeStats{NodeName: p.cfg.NodeName, StartTime: now}}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.pods {
+		s.Pods = append(s.Pods, statsv1alpha1.PodStats{PodRef: statsv1alpha1.PodReference{
+			Name: t.pod.Name, Namespace: t.pod.Namespace, UID: string(t.pod.UID)}, StartTime: t.started})
+	}
+	return s, nil
+}
+
+// GetMetricsResource returns no metric families (no usage figures in the
+// Skiff API).
+func (p *Provider) GetMetricsResource(context.Context) ([]*dto.MetricFamily, error) {
+	return []*dto.MetricFamily{}, nil
+}
+
+// PortForward is not available: the group's private address is not in the
+// Skiff API.
+func (p *Provider) PortForward(ctx context.Context, ns, pod string, port int32, stream io.ReadWriteCloser) error {
+	stream.Close()
+	return fmt.Errorf("port-forward to %s/%s: %w", ns, pod, errdefs.ErrNotImplemented)
+}

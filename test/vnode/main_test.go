@@ -1,0 +1,398 @@
+// Package vnode tests `skiff virtual-node` against a real Kubernetes control
+// plane (internal/testenv/k8s) and a real `skiff server` running real
+// containers: what a cluster user sees through kubectl.
+package vnode
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv"
+	k8senv "github.com/skiff-sh/skiff/internal/testenv/k8s"
+)
+
+// skiffBin is the binary built once for the whole package.
+var skiffBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "skiff-vnode-bin")
+	if err != nil {
+		panic(err)
+	}
+	skiffBin = filepath.Join(dir, "skiff")
+	build := exec.Command("go", "build", "-o", skiffBin, "../../cmd/skiff")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build skiff:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	nodeName      = "skiff-virtual-node"
+	resourceGroup = "vnode-test"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// skiffServer is a running `skiff server`.
+type skiffServer struct {
+	t        *testing.T
+	dataDir  string
+	listen   string
+	endpoint string
+	token    string
+	sub      string
+	cmd      *exec.Cmd
+}
+
+func startSkiff(t *testing.T) *skiffServer {
+	t.Helper()
+	testenv.RequireRoot(t)
+	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
+	s.endpoint = "http://" + s.listen
+	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
+		"--log-level", "warn", "--stop-grace", "2s", "--bridge", "skvn0", "--subnet", "10.216.0.0/16")
+	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.endpoint + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(filepath.Join(s.dataDir, "server.log"))
+			t.Fatalf("skiff server did not come up: %s", data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.token = strings.TrimSpace(string(tok))
+	var subs struct {
+		Value []struct {
+			SubscriptionID string `json:"subscriptionId"`
+		} `json:"value"`
+	}
+	if code := s.do("GET", "/subscriptions", &subs); code != 200 || len(subs.Value) == 0 {
+		t.Fatalf("GET /subscriptions: %d", code)
+	}
+	s.sub = subs.Value[0].SubscriptionID
+	t.Cleanup(func() {
+		// Delete every resource group so no container stays behind.
+		var rgs struct {
+			Value []struct{ Name string } `json:"value"`
+		}
+		s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups", &rgs)
+		for _, rg := range rgs.Value {
+			s.do("DELETE", "/subscriptions/"+s.sub+"/resourcegroups/"+rg.Name, nil)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			var left struct {
+				Value []json.RawMessage `json:"value"`
+			}
+			s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups", &left)
+			if len(left.Value) == 0 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		s.cmd.Wait()
+		// The server leaves its bridge behind; remove it.
+		exec.Command("ip", "link", "del", "skvn0").Run()
+	})
+	return s
+}
+
+func (s *skiffServer) do(method, path string, out any) int {
+	u := s.endpoint + path
+	if strings.Contains(u, "?") {
+		u += "&api-version=2023-05-01"
+	} else {
+		u += "?api-version=2023-05-01"
+	}
+	req, _ := http.NewRequest(method, u, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Logf("%s %s: %v", method, path, err)
+		return 0
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		json.Unmarshal(data, out)
+	}
+	return resp.StatusCode
+}
+
+func (s *skiffServer) groupPath(name string) string {
+	return "/subscriptions/" + s.sub + "/resourceGroups/" + resourceGroup + "/providers/Microsoft.ContainerInstance/containerGroups/" + name
+}
+
+// group is the part of a container group the tests read.
+type group struct {
+	Name       string            `json:"name"`
+	Tags       map[string]string `json:"tags"`
+	Properties struct {
+		Containers []struct {
+			Name       string `json:"name"`
+			Properties struct {
+				Command              []string `json:"command"`
+				EnvironmentVariables []struct {
+					Name        string `json:"name"`
+					Value       string `json:"value"`
+					SecureValue string `json:"secureValue"`
+				} `json:"environmentVariables"`
+			} `json:"properties"`
+		} `json:"containers"`
+	} `json:"properties"`
+}
+
+// vnodeProc is a running `skiff virtual-node`.
+type vnodeProc struct {
+	cmd *exec.Cmd
+	log string
+}
+
+// env is a control plane, a Skiff server, a registry with a busybox image
+// and a registered, Ready virtual node.
+type env struct {
+	cp      *k8senv.ControlPlane
+	skiff   *skiffServer
+	reg     *testenv.Registry
+	image   string
+	kubelet string // port of the kubelet API
+	vn      *vnodeProc
+	dir     string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	e := &env{skiff: startSkiff(t), dir: t.TempDir()}
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	e.reg = reg
+	e.image = testenv.Push(t, reg, "vnode/busybox:1", testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}}))
+	e.cp = k8senv.Start(t)
+	_, port, _ := net.SplitHostPort(freePort(t))
+	e.kubelet = port
+	e.startVirtualNode(t, true)
+	e.waitNodeReady(t)
+	return e
+}
+
+// startVirtualNode starts the virtual node; with approve, the test approves
+// its serving-certificate request as a cluster admin would.
+func (e *env) startVirtualNode(t *testing.T, approve bool) {
+	t.Helper()
+	dir := e.dir
+	if d := os.Getenv("SKIFF_VNODE_LOG_DIR"); d != "" {
+		dir = d // kept after the test, for debugging
+	}
+	logPath := filepath.Join(dir, fmt.Sprintf("vnode-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(skiffBin, "virtual-node",
+		"--kubeconfig", e.cp.Kubeconfig,
+		"--endpoint", e.skiff.endpoint,
+		"--node-ip", "127.0.0.1",
+		"--kubelet-port", e.kubelet,
+		"--client-ca-file", e.cp.CAFile,
+		"--serving-cert", "csr",
+		"--sync-interval", "1s",
+		"--log-level", "debug")
+	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.token, "ACI_RESOURCE_GROUP="+resourceGroup, "ACI_REGION=local")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &vnodeProc{cmd: cmd, log: logPath}
+	e.vn = p
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			p.cmd.Wait()
+		}
+		if t.Failed() {
+			data, _ := os.ReadFile(logPath)
+			t.Logf("virtual-node log:\n%s", tail(string(data), 300))
+		}
+	})
+	if approve {
+		e.approveCSR(t)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *env) approveCSR(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err := e.cp.KubectlErr("get", "csr", "-o", `jsonpath={range .items[?(@.spec.signerName=="kubernetes.io/kubelet-serving")]}{.metadata.name}{" "}{.status.certificate}{"\n"}{end}`)
+		if err == nil {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) == 1 {
+					e.cp.Kubectl(t, "certificate", "approve", f[0])
+					return
+				}
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	data, _ := os.ReadFile(e.vn.log)
+	t.Fatalf("the virtual node made no serving CertificateSigningRequest; log:\n%s", tail(string(data), 40))
+}
+
+func (e *env) waitNodeReady(t *testing.T) {
+	t.Helper()
+	e.waitFor(t, 90*time.Second, "node Ready", func() (bool, string) {
+		out, err := e.cp.KubectlErr("get", "node", nodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && strings.TrimSpace(out) == "True", out
+	})
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func (e *env) waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
+}
+
+func (e *env) apply(t *testing.T, yaml string) {
+	t.Helper()
+	e.cp.Apply(t, yaml)
+}
+
+// podJSON is the part of a pod the tests read.
+type podJSON struct {
+	Metadata struct {
+		Name string `json:"name"`
+		UID  string `json:"uid"`
+	} `json:"metadata"`
+	Spec struct {
+		NodeName string `json:"nodeName"`
+	} `json:"spec"`
+	Status struct {
+		Phase             string `json:"phase"`
+		Reason            string `json:"reason"`
+		Message           string `json:"message"`
+		PodIP             string `json:"podIP"`
+		HostIP            string `json:"hostIP"`
+		ContainerStatuses []struct {
+			Name         string          `json:"name"`
+			Ready        bool            `json:"ready"`
+			RestartCount int             `json:"restartCount"`
+			State        json.RawMessage `json:"state"`
+		} `json:"containerStatuses"`
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+func (e *env) pod(t *testing.T, ns, name string) (*podJSON, error) {
+	out, err := e.cp.KubectlErr("get", "pod", "-n", ns, name, "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var p podJSON
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (e *env) waitPhase(t *testing.T, ns, name, phase string, timeout time.Duration) *podJSON {
+	t.Helper()
+	var p *podJSON
+	e.waitFor(t, timeout, "pod "+ns+"/"+name+" "+phase, func() (bool, string) {
+		var err error
+		p, err = e.pod(t, ns, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := json.Marshal(p.Status)
+		return p.Status.Phase == phase, string(b)
+	})
+	return p
+}
+
+func (e *env) events(t *testing.T, ns, name string) string {
+	t.Helper()
+	out, _ := e.cp.KubectlErr("get", "events", "-n", ns, "--field-selector", "involvedObject.name="+name,
+		"-o", `jsonpath={range .items[*]}{.type} {.reason}: {.message}{"\n"}{end}`)
+	return out
+}
+
+func (e *env) getGroup(ns, pod string) (*group, int) {
+	var g group
+	code := e.skiff.do("GET", e.skiff.groupPath(ns+"-"+pod), &g)
+	return &g, code
+}
+
+func jsonHas(raw json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(raw, &m) == nil && m[key] != nil
+}
+
+func mustContain(t *testing.T, what, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			t.Fatalf("%s: %q does not contain %q", what, s, sub)
+		}
+	}
+}
+
+var _ = bytes.NewReader

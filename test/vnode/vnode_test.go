@@ -1,0 +1,464 @@
+package vnode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv"
+	k8senv "github.com/skiff-sh/skiff/internal/testenv/k8s"
+)
+
+// TestVirtualNode runs the scenarios that share one cluster, Skiff server
+// and virtual node, in order.
+func TestVirtualNode(t *testing.T) {
+	e := setup(t)
+
+	t.Run("NodeRegistration", func(t *testing.T) {
+		out := e.cp.Kubectl(t, "get", "node", nodeName, "-o", "json")
+		var n struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+			Spec struct {
+				Taints []struct{ Key, Value, Effect string } `json:"taints"`
+			} `json:"spec"`
+			Status struct {
+				Capacity    map[string]string `json:"capacity"`
+				Allocatable map[string]string `json:"allocatable"`
+				Addresses   []struct{ Type, Address string }
+			} `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(out), &n); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range map[string]string{"type": "virtual-kubelet", "kubernetes.io/role": "agent", "kubernetes.io/os": "linux", "kubernetes.io/hostname": nodeName} {
+			if n.Metadata.Labels[k] != v {
+				t.Errorf("label %s = %q, want %q", k, n.Metadata.Labels[k], v)
+			}
+		}
+		if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != "virtual-kubelet.io/provider" || n.Spec.Taints[0].Value != "skiff" || n.Spec.Taints[0].Effect != "NoSchedule" {
+			t.Errorf("taints = %+v", n.Spec.Taints)
+		}
+		for k, v := range map[string]string{"cpu": "10k", "memory": "4Ti", "pods": "5k"} {
+			if n.Status.Capacity[k] != v || n.Status.Allocatable[k] != v {
+				t.Errorf("capacity/allocatable %s = %q/%q, want %q", k, n.Status.Capacity[k], n.Status.Allocatable[k], v)
+			}
+		}
+		lease := e.cp.Kubectl(t, "get", "lease", "-n", "kube-node-lease", nodeName, "-o", "jsonpath={.spec.holderIdentity}")
+		if strings.TrimSpace(lease) != nodeName {
+			t.Errorf("lease holder = %q", lease)
+		}
+	})
+
+	t.Run("PodWithNodeNameRuns", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: httpd
+    image: %s
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-skiff > /www/index.html && exec httpd -f -p 18080 -h /www"]
+    ports:
+    - containerPort: 18080
+      hostPort: 18080
+    env:
+    - name: GREETING
+      value: hi
+`, nodeName, e.image))
+		p := e.waitPhase(t, "default", "web", "Running", 90*time.Second)
+		if p.Status.PodIP != "127.0.0.1" || p.Status.HostIP != "127.0.0.1" {
+			t.Errorf("podIP/hostIP = %q/%q, want the group's published address 127.0.0.1", p.Status.PodIP, p.Status.HostIP)
+		}
+		if len(p.Status.ContainerStatuses) != 1 || !jsonHas(p.Status.ContainerStatuses[0].State, "running") {
+			t.Errorf("container statuses = %+v", p.Status.ContainerStatuses)
+		}
+		wide := e.cp.Kubectl(t, "get", "pod", "web", "-o", "wide")
+		mustContain(t, "kubectl get pods -o wide", wide, "Running", "127.0.0.1", nodeName)
+		// Its port answers.
+		var body string
+		e.waitFor(t, 30*time.Second, "http://127.0.0.1:18080/", func() (bool, string) {
+			resp, err := http.Get("http://127.0.0.1:18080/")
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+			return strings.Contains(body, "hello-from-skiff"), body
+		})
+		g, code := e.getGroup("default", "web")
+		if code != 200 || g.Tags["k8s-namespace"] != "default" || g.Tags["k8s-pod"] != "web" || g.Tags["k8s-uid"] != p.Metadata.UID {
+			t.Errorf("group: %d tags %v (pod uid %s)", code, g.Tags, p.Metadata.UID)
+		}
+	})
+
+	t.Run("ScheduledPodToleratingTheTaint", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: scheduled
+  namespace: default
+spec:
+  tolerations:
+  - key: virtual-kubelet.io/provider
+    operator: Equal
+    value: skiff
+    effect: NoSchedule
+  containers:
+  - name: app
+    image: %s
+    command: ["sleep", "3600"]
+`, e.image))
+		p := e.waitPhase(t, "default", "scheduled", "Running", 90*time.Second)
+		if p.Spec.NodeName != nodeName {
+			t.Fatalf("scheduled to %q", p.Spec.NodeName)
+		}
+		if _, code := e.getGroup("default", "scheduled"); code != 200 {
+			t.Fatalf("no container group for the scheduled pod: %d", code)
+		}
+	})
+
+	t.Run("ConfigAndLogsAndExec", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+  namespace: default
+data:
+  color: blue
+  app.conf: "mode=fast"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-secret
+  namespace: default
+stringData:
+  password: s3cret-pw
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cfg
+  namespace: default
+spec:
+  nodeName: %s
+  initContainers:
+  - name: first
+    image: %s
+    command: ["sh", "-c", "echo init-ran > /work/order"]
+    volumeMounts:
+    - name: work
+      mountPath: /work
+  containers:
+  - name: app
+    image: %s
+    command: ["sh", "-c", "echo log-line-1; cat /work/order; echo color=$COLOR; sleep 3600"]
+    env:
+    - name: COLOR
+      valueFrom:
+        configMapKeyRef:
+          name: app-config
+          key: color
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: app-secret
+          key: password
+    volumeMounts:
+    - name: work
+      mountPath: /work
+    - name: conf
+      mountPath: /etc/app
+    - name: sec
+      mountPath: /etc/sec
+  volumes:
+  - name: work
+    emptyDir: {}
+  - name: conf
+    configMap:
+      name: app-config
+  - name: sec
+    secret:
+      secretName: app-secret
+`, nodeName, e.image, e.image))
+		e.waitPhase(t, "default", "cfg", "Running", 90*time.Second)
+
+		// The Secret-derived variable went to Skiff as a secureValue (reads
+		// never return it), the ConfigMap one as a plain value.
+		g, code := e.getGroup("default", "cfg")
+		if code != 200 || len(g.Properties.Containers) != 1 {
+			t.Fatalf("group: %d %+v", code, g)
+		}
+		for _, ev := range g.Properties.Containers[0].Properties.EnvironmentVariables {
+			switch ev.Name {
+			case "COLOR":
+				if ev.Value != "blue" {
+					t.Errorf("COLOR = %+v", ev)
+				}
+			case "PASSWORD":
+				if ev.Value != "" {
+					t.Errorf("PASSWORD was sent as a plain value: %+v", ev)
+				}
+			}
+		}
+
+		var logs string
+		e.waitFor(t, 30*time.Second, "kubectl logs", func() (bool, string) {
+			out, err := e.cp.KubectlErr("logs", "cfg", "-c", "app")
+			logs = out
+			if err != nil {
+				return false, err.Error()
+			}
+			return strings.Contains(out, "color=blue"), out
+		})
+		// Init container ran first and shared the emptyDir.
+		mustContain(t, "kubectl logs", logs, "log-line-1", "init-ran", "color=blue")
+
+		out := e.cp.Kubectl(t, "exec", "cfg", "-c", "app", "--", "sh", "-c", "echo pw=$PASSWORD; cat /etc/app/app.conf; echo; cat /etc/sec/password")
+		mustContain(t, "kubectl exec", out, "pw=s3cret-pw", "mode=fast", "s3cret-pw")
+
+		// exec with stdin.
+		cmd := exec.Command("kubectl", "--kubeconfig", e.cp.Kubeconfig, "exec", "-i", "cfg", "-c", "app", "--", "sh", "-c", "read line; echo got=$line")
+		cmd.Stdin = strings.NewReader("hello-stdin\n")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "got=hello-stdin") {
+			t.Errorf("kubectl exec -i: %v: %s", err, out)
+		}
+		// logs -f streams, and keeps streaming until stopped.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		follow := exec.CommandContext(ctx, "kubectl", "--kubeconfig", e.cp.Kubeconfig, "logs", "-f", "cfg", "-c", "app")
+		fout, _ := follow.Output()
+		if ctx.Err() == nil || !strings.Contains(string(fout), "color=blue") {
+			t.Errorf("kubectl logs -f ended early (%v) or missed lines: %q", ctx.Err(), fout)
+		}
+
+		if _, err := e.cp.KubectlErr("exec", "cfg", "-c", "app", "--", "sh", "-c", "exit 3"); err == nil {
+			t.Errorf("kubectl exec of a command exiting 3 succeeded")
+		}
+	})
+
+	t.Run("UnsupportedFieldFailsFast", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: tcpprobe
+  namespace: default
+spec:
+  nodeName: %s
+  restartPolicy: Always
+  containers:
+  - name: app
+    image: %s
+    command: ["sleep", "3600"]
+    livenessProbe:
+      tcpSocket:
+        port: 80
+`, nodeName, e.image))
+		p := e.waitPhase(t, "default", "tcpprobe", "Failed", 30*time.Second)
+		mustContain(t, "status message", p.Status.Message, "spec.containers[0].livenessProbe.tcpSocket")
+		e.waitFor(t, 15*time.Second, "UnsupportedPodSpec event", func() (bool, string) {
+			ev := e.events(t, "default", "tcpprobe")
+			return strings.Contains(ev, "UnsupportedPodSpec") && strings.Contains(ev, "tcpSocket"), ev
+		})
+		if _, code := e.getGroup("default", "tcpprobe"); code != 404 {
+			t.Errorf("a group was created for a refused pod: %d", code)
+		}
+	})
+
+	t.Run("MissingImageShowsPullError", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: noimage
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: %s
+`, nodeName, strings.Replace(e.image, "vnode/busybox:1", "vnode/does-not-exist:1", 1)))
+		e.waitFor(t, 60*time.Second, "ErrImagePull", func() (bool, string) {
+			p, err := e.pod(t, "default", "noimage")
+			if err != nil {
+				return false, err.Error()
+			}
+			b, _ := json.Marshal(p.Status)
+			return p.Status.Phase == "Pending" && (strings.Contains(string(b), "ErrImagePull") || strings.Contains(string(b), "ImagePullBackOff")), string(b)
+		})
+		e.waitFor(t, 30*time.Second, "a pull event", func() (bool, string) {
+			ev := e.events(t, "default", "noimage")
+			return strings.Contains(ev, "Warning"), ev
+		})
+		p, _ := e.pod(t, "default", "noimage")
+		if p.Status.Phase != "Pending" {
+			t.Errorf("phase = %s, want Pending", p.Status.Phase)
+		}
+		// Once the image exists, the retried pull succeeds and the pod runs.
+		testenv.Push(t, e.reg, "vnode/does-not-exist:1", testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}}))
+		e.waitPhase(t, "default", "noimage", "Running", 90*time.Second)
+	})
+
+	t.Run("DeleteRemovesGroup", func(t *testing.T) {
+		start := time.Now()
+		e.cp.Kubectl(t, "delete", "pod", "web", "--wait=true", "--timeout=60s")
+		if _, code := e.getGroup("default", "web"); code != 404 {
+			t.Fatalf("group of the deleted pod still exists: %d", code)
+		}
+		// The provider reports the pod terminated once its group is gone,
+		// so the pod does not wait out its 30s grace period in Terminating.
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("delete took %s", d)
+		}
+		// The published port is free again.
+		if resp, err := http.Get("http://127.0.0.1:18080/"); err == nil {
+			resp.Body.Close()
+			t.Errorf("port 18080 still answers after delete")
+		}
+	})
+
+	t.Run("DeploymentScale", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: fleet
+  namespace: default
+spec:
+  replicas: 20
+  selector:
+    matchLabels:
+      app: fleet
+  template:
+    metadata:
+      labels:
+        app: fleet
+    spec:
+      nodeSelector:
+        type: virtual-kubelet
+      tolerations:
+      - key: virtual-kubelet.io/provider
+        operator: Exists
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: app
+        image: %s
+        command: ["sleep", "3600"]
+        resources:
+          requests:
+            cpu: 10m
+            memory: 16Mi
+`, e.image))
+		ready := func(want int) func() (bool, string) {
+			return func() (bool, string) {
+				out, err := e.cp.KubectlErr("get", "deployment", "fleet", "-o", "jsonpath={.status.readyReplicas}/{.status.replicas}")
+				if err != nil {
+					return false, err.Error()
+				}
+				return strings.TrimSpace(out) == fmt.Sprintf("%d/%d", want, want), out
+			}
+		}
+		countGroups := func() int {
+			var list struct {
+				Value []group `json:"value"`
+			}
+			e.skiff.do("GET", "/subscriptions/"+e.skiff.sub+"/resourceGroups/"+resourceGroup+"/providers/Microsoft.ContainerInstance/containerGroups", &list)
+			n := 0
+			for _, g := range list.Value {
+				if strings.HasPrefix(g.Tags["k8s-pod"], "fleet-") {
+					n++
+				}
+			}
+			return n
+		}
+		start := time.Now()
+		e.waitFor(t, 180*time.Second, "20 ready replicas", ready(20))
+		t.Logf("20 replicas Ready in %s", time.Since(start))
+		if n := countGroups(); n != 20 {
+			t.Fatalf("%d container groups for 20 replicas", n)
+		}
+		e.cp.Kubectl(t, "scale", "deployment", "fleet", "--replicas=0")
+		e.waitFor(t, 120*time.Second, "no fleet pods and no fleet groups", func() (bool, string) {
+			out, _ := e.cp.KubectlErr("get", "pods", "-l", "app=fleet", "-o", "name")
+			n := countGroups()
+			return strings.TrimSpace(out) == "" && n == 0, fmt.Sprintf("pods %q groups %d", out, n)
+		})
+		e.cp.Kubectl(t, "scale", "deployment", "fleet", "--replicas=20")
+		e.waitFor(t, 180*time.Second, "20 ready replicas again", ready(20))
+		e.cp.Kubectl(t, "delete", "deployment", "fleet", "--wait=true")
+	})
+
+	t.Run("RestartRestartsNoPod", func(t *testing.T) {
+		before, err := e.pod(t, "default", "scheduled")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// kill -9, then start again (the serving certificate is requested anew).
+		e.vn.cmd.Process.Kill()
+		e.vn.cmd.Wait()
+		// A pod deleted while the virtual node is down leaves an orphan group.
+		e.cp.Kubectl(t, "delete", "pod", "cfg", "--wait=false")
+		e.startVirtualNode(t, true)
+		e.waitNodeReady(t)
+		e.waitFor(t, 60*time.Second, "orphan group of cfg removed", func() (bool, string) {
+			_, code := e.getGroup("default", "cfg")
+			return code == 404, fmt.Sprint(code)
+		})
+		e.waitFor(t, 60*time.Second, "pod cfg gone", func() (bool, string) {
+			_, err := e.pod(t, "default", "cfg")
+			return err != nil, "still there"
+		})
+		time.Sleep(3 * time.Second)
+		after, err := e.pod(t, "default", "scheduled")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Status.Phase != "Running" || after.Metadata.UID != before.Metadata.UID {
+			t.Fatalf("after restart: %+v", after.Status)
+		}
+		if string(before.Status.ContainerStatuses[0].State) != string(after.Status.ContainerStatuses[0].State) ||
+			after.Status.ContainerStatuses[0].RestartCount != 0 {
+			t.Errorf("container restarted: before %s after %s (restarts %d)", before.Status.ContainerStatuses[0].State,
+				after.Status.ContainerStatuses[0].State, after.Status.ContainerStatuses[0].RestartCount)
+		}
+	})
+}
+
+// TestManifestApplies checks that `skiff virtual-node manifest` prints
+// objects the API server accepts.
+func TestManifestApplies(t *testing.T) {
+	cp := k8senv.Start(t)
+	cmd := exec.Command(skiffBin, "virtual-node", "manifest", "--endpoint", "http://skiff.example:7700", "--taint", "azure.com/aci:NoSchedule")
+	cmd.Env = append(os.Environ(), "SKIFF_TOKEN=tok-123")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("manifest: %v: %s", err, out)
+	}
+	mustContain(t, "manifest", string(out), "kind: Deployment", "kind: ServiceAccount", "kind: ClusterRole", "kind: ClusterRoleBinding", "tok-123", "--taint=azure.com/aci:NoSchedule")
+	applied, err := cp.KubectlErr("apply", "--dry-run=server", "-f", writeTemp(t, string(out)))
+	if err != nil {
+		t.Fatalf("kubectl apply --dry-run=server: %v: %s", err, applied)
+	}
+	mustContain(t, "apply", applied, "deployment.apps/skiff-virtual-node created", "clusterrole.rbac.authorization.k8s.io/skiff-virtual-node created")
+}
+
+func writeTemp(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
