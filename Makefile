@@ -25,4 +25,5 @@ test: deps
 
 # create→Running latency against bare runc and podman.
 bench: deps
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
+	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
+		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/

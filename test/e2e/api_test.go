@@ -3,6 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -213,7 +216,16 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 				_, _, raw := s.request("GET", path+name, nil, nil)
 				s.cmd.Process.Signal(syscall.SIGQUIT)
 				time.Sleep(time.Second)
-				t.Fatalf("%s never settled: %d %s\nserver log:\n%s", name, code, raw, s.goroutines())
+				var shimLogs strings.Builder
+				files, _ := filepath.Glob(filepath.Join(s.dataDir, "runtime/groups/*/containers/*/*.log"))
+				more, _ := filepath.Glob(filepath.Join(s.dataDir, "runtime/groups/*/containers/*/bundle/runtime.log"))
+				for _, f := range append(files, more...) {
+					if data, _ := os.ReadFile(f); len(data) > 0 && !strings.Contains(f, "current.log") {
+						fmt.Fprintf(&shimLogs, "%s: %s\n", f, data)
+					}
+				}
+				out, _ := exec.Command("sh", "-c", "ps -eo pid,ppid,etime,args | grep -E 'runc|shim' | grep -v grep").Output()
+				t.Fatalf("%s never settled: %d %s\nshim logs:\n%s\nprocesses:\n%s\nserver log:\n%s", name, code, raw, shimLogs.String(), out, s.goroutines())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

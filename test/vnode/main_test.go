@@ -47,7 +47,7 @@ const (
 	resourceGroup = "vnode-test"
 )
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,7 +59,7 @@ func freePort(t *testing.T) string {
 
 // skiffServer is a running `skiff server`.
 type skiffServer struct {
-	t        *testing.T
+	t        testing.TB
 	dataDir  string
 	listen   string
 	endpoint string
@@ -68,7 +68,7 @@ type skiffServer struct {
 	cmd      *exec.Cmd
 }
 
-func startSkiff(t *testing.T) *skiffServer {
+func startSkiff(t testing.TB) *skiffServer {
 	t.Helper()
 	testenv.RequireRoot(t)
 	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
@@ -198,7 +198,7 @@ type env struct {
 	dir     string
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	e := &env{skiff: startSkiff(t), dir: t.TempDir()}
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
@@ -214,7 +214,7 @@ func setup(t *testing.T) *env {
 
 // startVirtualNode starts the virtual node; with approve, the test approves
 // its serving-certificate request as a cluster admin would.
-func (e *env) startVirtualNode(t *testing.T, approve bool) {
+func (e *env) startVirtualNode(t testing.TB, approve bool) {
 	t.Helper()
 	dir := e.dir
 	if d := os.Getenv("SKIFF_VNODE_LOG_DIR"); d != "" {
@@ -264,7 +264,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (e *env) approveCSR(t *testing.T) {
+func (e *env) approveCSR(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -284,7 +284,7 @@ func (e *env) approveCSR(t *testing.T) {
 	t.Fatalf("the virtual node made no serving CertificateSigningRequest; log:\n%s", tail(string(data), 40))
 }
 
-func (e *env) waitNodeReady(t *testing.T) {
+func (e *env) waitNodeReady(t testing.TB) {
 	t.Helper()
 	e.waitFor(t, 90*time.Second, "node Ready", func() (bool, string) {
 		out, err := e.cp.KubectlErr("get", "node", nodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
@@ -293,7 +293,7 @@ func (e *env) waitNodeReady(t *testing.T) {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func (e *env) waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func (e *env) waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -308,7 +308,7 @@ func (e *env) waitFor(t *testing.T, timeout time.Duration, what string, cond fun
 	t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
 }
 
-func (e *env) apply(t *testing.T, yaml string) {
+func (e *env) apply(t testing.TB, yaml string) {
 	t.Helper()
 	e.cp.Apply(t, yaml)
 }
@@ -341,7 +341,7 @@ type podJSON struct {
 	} `json:"status"`
 }
 
-func (e *env) pod(t *testing.T, ns, name string) (*podJSON, error) {
+func (e *env) pod(t testing.TB, ns, name string) (*podJSON, error) {
 	out, err := e.cp.KubectlErr("get", "pod", "-n", ns, name, "-o", "json")
 	if err != nil {
 		return nil, err
@@ -353,7 +353,7 @@ func (e *env) pod(t *testing.T, ns, name string) (*podJSON, error) {
 	return &p, nil
 }
 
-func (e *env) waitPhase(t *testing.T, ns, name, phase string, timeout time.Duration) *podJSON {
+func (e *env) waitPhase(t testing.TB, ns, name, phase string, timeout time.Duration) *podJSON {
 	t.Helper()
 	var p *podJSON
 	e.waitFor(t, timeout, "pod "+ns+"/"+name+" "+phase, func() (bool, string) {

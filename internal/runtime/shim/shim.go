@@ -82,6 +82,9 @@ func Main(args []string, oom OOMChecker) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// The ready pipe must not leak into runc and the container: if it did, a
+	// shim that dies before reporting would never be seen to have died.
+	unix.CloseOnExec(3)
 	ready := os.NewFile(3, "ready")
 	if err := run(o, ready, oom); err != nil {
 		fmt.Fprintf(os.Stderr, "shim %s: %v\n", o.ID, err)
@@ -230,6 +233,10 @@ func ReadExit(path string) (*Exit, error) {
 	return &e, nil
 }
 
+// startTimeout bounds how long a container may take to start once its image
+// and root filesystem are ready.
+const startTimeout = time.Minute
+
 // Started is a running shim, as returned by Start.
 type Started struct {
 	ShimPid int
@@ -278,11 +285,17 @@ func Start(ctx context.Context, command []string, o Options, shimLog string, lau
 		ch <- result{strings.TrimSpace(line), err}
 	}()
 	var res result
+	timeout := time.NewTimer(startTimeout)
+	defer timeout.Stop()
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the shim leads its own session
 		return nil, ctx.Err()
+	case <-timeout.C:
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		data, _ := os.ReadFile(shimLog)
+		return nil, fmt.Errorf("container did not start within %s: %s", startTimeout, strings.TrimSpace(string(data)))
 	}
 	switch {
 	case strings.HasPrefix(res.line, "ok "):
