@@ -26,4 +26,4 @@ test: deps
 # create→Running latency against bare runc and podman.
 bench: deps
 	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
-		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/
+		$(GO) test -count=1 -run '^$$' -p 1 -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/
