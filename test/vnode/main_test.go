@@ -68,13 +68,14 @@ type skiffServer struct {
 	cmd      *exec.Cmd
 }
 
-func startSkiff(t testing.TB) *skiffServer {
+func startSkiff(t testing.TB, extra ...string) *skiffServer {
 	t.Helper()
 	testenv.RequireRoot(t)
 	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
 	s.endpoint = "http://" + s.listen
-	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
-		"--log-level", "warn", "--stop-grace", "2s", "--bridge", "skvn0", "--subnet", "10.216.0.0/16")
+	args := append([]string{"server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
+		"--log-level", "warn", "--stop-grace", "2s", "--bridge", "skvn0", "--subnet", "10.216.0.0/16"}, extra...)
+	s.cmd = exec.Command(skiffBin, args...)
 	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
@@ -200,10 +201,14 @@ type env struct {
 
 func setup(t testing.TB) *env {
 	t.Helper()
-	e := &env{skiff: startSkiff(t), dir: t.TempDir()}
+	// The registry doubles as the host's docker.io mirror, so pods can use
+	// short names such as "busybox".
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	e.reg = reg
-	e.image = testenv.Push(t, reg, "vnode/busybox:1", testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}}))
+	img := testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}})
+	e := &env{reg: reg, dir: t.TempDir()}
+	e.image = testenv.Push(t, reg, "vnode/busybox:1", img)
+	testenv.Push(t, reg, "library/busybox:latest", img)
+	e.skiff = startSkiff(t, "--registry-mirror", "docker.io=http://"+reg.Addr)
 	e.cp = k8senv.Start(t)
 	_, port, _ := net.SplitHostPort(freePort(t))
 	e.kubelet = port

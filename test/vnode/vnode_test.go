@@ -105,6 +105,28 @@ spec:
 		}
 	})
 
+	t.Run("ShortNameThroughMirror", func(t *testing.T) {
+		// "busybox" means docker.io/library/busybox:latest; the server's
+		// mirror (the test registry) serves it, as on an air-gapped host.
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: short
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: busybox
+    command: ["sleep", "3600"]
+`, nodeName))
+		p := e.waitPhase(t, "default", "short", "Running", 90*time.Second)
+		if len(p.Status.ContainerStatuses) != 1 || !jsonHas(p.Status.ContainerStatuses[0].State, "running") {
+			t.Errorf("container statuses = %+v", p.Status.ContainerStatuses)
+		}
+		e.cp.Kubectl(t, "delete", "pod", "short", "--wait=true", "--timeout=60s")
+	})
+
 	t.Run("ScheduledPodToleratingTheTaint", func(t *testing.T) {
 		e.apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
