@@ -52,20 +52,7 @@ type imageRef struct {
 // ndjsonType is the media type of the streamed pull progress.
 const ndjsonType = "application/x-ndjson"
 
-// pullEvent is one line of a streamed pull: a layer's progress, a back-off,
-// the result or an error.
-type pullEvent struct {
-	Layer    string         `json:"layer,omitempty"`
-	Status   string         `json:"status,omitempty"`
-	Complete int64          `json:"complete,omitempty"`
-	Total    int64          `json:"total,omitempty"`
-	Attempt  int            `json:"attempt,omitempty"`
-	Delay    string         `json:"delay,omitempty"`
-	Message  string         `json:"message,omitempty"`
-	Image    string         `json:"image,omitempty"`
-	Digest   string         `json:"digest,omitempty"`
-	Error    *api.ErrorBody `json:"error,omitempty"`
-}
+type pullEvent = api.PullEvent
 
 func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, p params) error {
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {

@@ -16,19 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
-// pullEvent is one line of the server's streamed pull (?progress=true).
-type pullEvent struct {
-	Layer    string         `json:"layer,omitempty"`
-	Status   string         `json:"status,omitempty"`
-	Complete int64          `json:"complete,omitempty"`
-	Total    int64          `json:"total,omitempty"`
-	Attempt  int            `json:"attempt,omitempty"`
-	Delay    string         `json:"delay,omitempty"`
-	Message  string         `json:"message,omitempty"`
-	Image    string         `json:"image,omitempty"`
-	Digest   string         `json:"digest,omitempty"`
-	Error    *api.ErrorBody `json:"error,omitempty"`
-}
+type pullEvent = api.PullEvent
 
 // pullWithProgress pulls through the streaming route, drawing per-layer
 // progress on stderr (redrawn in place on a terminal, one line per change
