@@ -27,17 +27,12 @@ import (
 var skiffBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "skiff-e2e-bin")
+	bin, dir, err := testenv.BuildSkiff()
 	if err != nil {
-		panic(err)
-	}
-	skiffBin = filepath.Join(dir, "skiff")
-	build := exec.Command("go", "build", "-o", skiffBin, "../../cmd/skiff")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build skiff:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	skiffBin = bin
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
