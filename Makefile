@@ -21,9 +21,11 @@ run: deps build
 test: deps
 	$(GO) vet ./...
 	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
+		SKIFF_HELM="$$(./hack/build-helm.sh)" && export SKIFF_HELM && \
 		$(GO) test -count=1 -timeout 80m -p 1 ./...
 
 # create→Running latency against bare runc and podman.
 bench: deps
 	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
+		SKIFF_HELM="$$(./hack/build-helm.sh)" && export SKIFF_HELM && \
 		$(GO) test -count=1 -run '^$$' -p 1 -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/

@@ -181,6 +181,10 @@ type IPAddress struct {
 	IP           string `json:"ip,omitempty"`
 	DNSNameLabel string `json:"dnsNameLabel,omitempty"`
 	FQDN         string `json:"fqdn,omitempty"`
+	// PrivateIP is a Skiff extension (read-only): the group's own address
+	// on the host's container bridge, reported for both types. For a
+	// Private group it equals IP.
+	PrivateIP string `json:"privateIp,omitempty"`
 }
 
 // DNSConfig becomes the containers' /etc/resolv.conf.

@@ -78,7 +78,7 @@ func SetDefaults(cg *ContainerGroup) {
 		for j := range ip.Ports {
 			ip.Ports[j].Protocol = canonOr(ip.Ports[j].Protocol, ProtocolTCP, ProtocolTCP, ProtocolUDP)
 		}
-		ip.FQDN = ""
+		ip.FQDN, ip.PrivateIP = "", ""
 		if ip.DNSNameLabel != "" {
 			ip.FQDN = ip.DNSNameLabel + "." + FQDNSuffix
 			if cg.Location != "" {

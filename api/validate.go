@@ -600,7 +600,14 @@ func checkIPAddress(g string, ip *IPAddress, cs []Container) error {
 		return invalid("InvalidIpAddressType",
 			"The IP address type '%s' of container group '%s' is invalid. The value must be one of 'Public,Private'.", ip.Type, g)
 	}
-	if len(ip.Ports) == 0 {
+	private := canon(ip.Type, "Public", "Private") == "Private"
+	if private && ip.DNSNameLabel != "" {
+		return invalid("DnsNameLabelNotSupported",
+			"The DNS name label '%s' of container group '%s' needs an IP address of type 'Public'.", ip.DNSNameLabel, g)
+	}
+	// A Private address is reachable on every port from the host's
+	// container network, so its port list may be empty (Skiff extension).
+	if len(ip.Ports) == 0 && !private {
 		return invalid("MissingIpAddressPorts", "The ports in the 'ipAddress' of container group '%s' cannot be empty.", g)
 	}
 	if len(ip.Ports) > MaxIPAddressPorts {

@@ -199,7 +199,15 @@ func TestValidateContainerGroup(t *testing.T) {
 			code: "InvalidPortProtocol", inMsg: "'SCTP'"},
 
 		// ipAddress
-		{name: "ip private", mutate: func(cg *ContainerGroup) { cg.Properties.IPAddress.Type = "private" }},
+		{name: "ip private", mutate: func(cg *ContainerGroup) {
+			cg.Properties.IPAddress.Type = "private"
+			cg.Properties.IPAddress.DNSNameLabel = ""
+		}},
+		{name: "ip private no ports", mutate: func(cg *ContainerGroup) {
+			cg.Properties.IPAddress.Type, cg.Properties.IPAddress.DNSNameLabel, cg.Properties.IPAddress.Ports = "Private", "", nil
+		}},
+		{name: "ip private dns label", mutate: func(cg *ContainerGroup) { cg.Properties.IPAddress.Type = "Private" },
+			code: "DnsNameLabelNotSupported", inMsg: "needs an IP address of type 'Public'"},
 		{name: "ip type bogus", mutate: func(cg *ContainerGroup) { cg.Properties.IPAddress.Type = "None" }, code: "InvalidIpAddressType"},
 		{name: "ip type empty", mutate: func(cg *ContainerGroup) { cg.Properties.IPAddress.Type = "" }, code: "InvalidIpAddressType"},
 		{name: "ip no ports", mutate: func(cg *ContainerGroup) { cg.Properties.IPAddress.Ports = nil },

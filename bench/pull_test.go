@@ -153,7 +153,7 @@ func groupsBytes(b *testing.B, regAddr, ref string) (first, second int64) {
 	first = run("pull1")
 	second = run("pull2")
 	for _, id := range []string{"pull1", "pull2"} {
-		if err := h.Delete(context.Background(), id); err != nil {
+		if err := h.Delete(context.Background(), id, -1); err != nil {
 			b.Error(err)
 		}
 	}

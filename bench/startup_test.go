@@ -115,7 +115,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 			b.Fatalf("group %s not Running after 30s: %+v", id, st)
 		}
 		skiff = append(skiff, time.Since(start))
-		if err := h.Delete(context.Background(), id); err != nil {
+		if err := h.Delete(context.Background(), id, -1); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/cli/container"
 	"github.com/skiff-sh/skiff/internal/cli/group"
 	"github.com/skiff-sh/skiff/internal/cli/image"
+	"github.com/skiff-sh/skiff/internal/cli/monitor"
 	"github.com/skiff-sh/skiff/internal/cli/vnode"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
@@ -91,6 +92,7 @@ func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 		container.NewCmd(f),
 		account.NewCmd(f),
 		image.NewCmd(f),
+		monitor.NewCmd(f),
 		newRunCmd(),
 	)
 	// ---- skiff server ----

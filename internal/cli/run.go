@@ -92,7 +92,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 			return
 		}
 		fmt.Printf("deleting container group %s\n", id)
-		if err := h.Delete(context.WithoutCancel(ctx), id); err != nil {
+		if err := h.Delete(context.WithoutCancel(ctx), id, -1); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
 		}
 	}()

@@ -47,7 +47,8 @@ type Runtime interface {
 	Stop(ctx context.Context, id string) error
 	Start(ctx context.Context, id string) error
 	Restart(ctx context.Context, id string) error
-	Delete(ctx context.Context, id string) error
+	// Delete stops and removes a group; grace < 0 is the host's default.
+	Delete(ctx context.Context, id string, grace time.Duration) error
 	List() []string
 }
 
@@ -115,7 +116,7 @@ func (c *Controller) Resume(ctx context.Context) error {
 			c.track(cg.RuntimeID, key{cg.Subscription, cg.ResourceGroup, cg.Resource.Name})
 			switch cg.Resource.Properties.ProvisioningState {
 			case Deleting:
-				go c.finishDelete(context.WithoutCancel(ctx), cg, "")
+				go c.finishDelete(context.WithoutCancel(ctx), cg, "", -1)
 				continue
 			}
 			if _, err := c.rt.Status(cg.RuntimeID); errdefs.Is(err, errdefs.ErrNotFound) && cg.Resource.Properties.ProvisioningState != Failed {
@@ -129,7 +130,7 @@ func (c *Controller) Resume(ctx context.Context) error {
 	for _, id := range c.rt.List() {
 		if !known[id] {
 			c.log.Info("removing runtime group without a record", "id", id)
-			if err := c.rt.Delete(ctx, id); err != nil {
+			if err := c.rt.Delete(ctx, id, -1); err != nil {
 				c.log.Warn("remove orphan group", "id", id, "err", err)
 			}
 		}
@@ -183,7 +184,7 @@ func (c *Controller) Apply(ctx context.Context, cg *store.ContainerGroup, opID s
 	c.track(cg.RuntimeID, key{cg.Subscription, cg.ResourceGroup, cg.Resource.Name})
 	c.wait(cg.RuntimeID, opID)
 	if recreate {
-		if err := c.rt.Delete(ctx, cg.RuntimeID); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		if err := c.rt.Delete(ctx, cg.RuntimeID, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			c.fail(ctx, cg.RuntimeID, err)
 			return err
 		}
@@ -286,15 +287,16 @@ func (c *Controller) endOperation(ctx context.Context, opID string, e *api.Error
 }
 
 // Delete removes the group from the runtime, then from the store, and ends
-// opID.
-func (c *Controller) Delete(ctx context.Context, cg *store.ContainerGroup, opID string) {
-	c.finishDelete(ctx, *cg, opID)
+// opID. Its containers get grace between SIGTERM and SIGKILL (< 0: the
+// host's default).
+func (c *Controller) Delete(ctx context.Context, cg *store.ContainerGroup, opID string, grace time.Duration) {
+	c.finishDelete(ctx, *cg, opID, grace)
 }
 
-func (c *Controller) finishDelete(ctx context.Context, cg store.ContainerGroup, opID string) {
+func (c *Controller) finishDelete(ctx context.Context, cg store.ContainerGroup, opID string, grace time.Duration) {
 	defer c.lock(cg.RuntimeID)()
 	var body *api.ErrorBody
-	if err := c.rt.Delete(ctx, cg.RuntimeID); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+	if err := c.rt.Delete(ctx, cg.RuntimeID, grace); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 		c.log.Error("delete group", "group", cg.Resource.Name, "err", err)
 		body = &api.ErrorBody{Code: "ContainerGroupDeletionFailed", Message: err.Error()}
 	} else if err := c.store.DeleteContainerGroup(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {

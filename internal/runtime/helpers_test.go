@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		for _, id := range e.host.List() {
-			if err := e.host.Delete(ctx, id); err != nil {
+			if err := e.host.Delete(ctx, id, -1); err != nil {
 				t.Errorf("cleanup: delete %s: %v", id, err)
 			}
 		}

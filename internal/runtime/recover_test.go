@@ -148,7 +148,7 @@ func TestNoLeaksAfter50Cycles(t *testing.T) {
 		spec.Properties.IPAddress = &api.IPAddress{Type: "Public", Ports: []api.Port{{Protocol: "TCP", Port: 18100}}}
 		e.create("cycle", spec)
 		e.waitState("cycle", api.GroupRunning, 60*time.Second)
-		if err := e.host.Delete(context.Background(), "cycle"); err != nil {
+		if err := e.host.Delete(context.Background(), "cycle", -1); err != nil {
 			t.Fatalf("cycle %d: delete: %v", i, err)
 		}
 	}

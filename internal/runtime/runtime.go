@@ -272,13 +272,18 @@ func (r *Runtime) Restart(ctx context.Context, id string) error {
 	return g.start(ctx)
 }
 
-// Delete stops a group and removes every trace of it.
-func (r *Runtime) Delete(ctx context.Context, id string) error {
+// Delete stops a group and removes every trace of it. Its containers get
+// grace between SIGTERM and SIGKILL; a negative grace means the host's
+// StopGrace.
+func (r *Runtime) Delete(ctx context.Context, id string, grace time.Duration) error {
 	g, err := r.get(id)
 	if err != nil {
 		return err
 	}
-	if err := g.stop(ctx, r.cfg.StopGrace, false); err != nil {
+	if grace < 0 {
+		grace = r.cfg.StopGrace
+	}
+	if err := g.stop(ctx, grace, false); err != nil {
 		return err
 	}
 	g.op.Lock()

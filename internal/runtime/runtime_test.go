@@ -333,7 +333,7 @@ func TestVolumes(t *testing.T) {
 	if out, _ := e.exec("vols", "reader", "cat", "/src/README"); out != "v1\n" {
 		t.Errorf("gitRepo at revision v1 = %q", out)
 	}
-	if err := e.host.Delete(context.Background(), "vols"); err != nil {
+	if err := e.host.Delete(context.Background(), "vols", -1); err != nil {
 		t.Fatal(err)
 	}
 	// The share outlives the group: a new group reads it, read-only.

@@ -32,7 +32,10 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 	st, err := s.cfg.Host.Status(cg.RuntimeID)
 	if err == nil {
 		if props.IPAddress != nil && st.IP != "" {
-			props.IPAddress.IP = s.publicIP()
+			props.IPAddress.IP, props.IPAddress.PrivateIP = s.publicIP(), st.IP
+			if strings.EqualFold(props.IPAddress.Type, "Private") {
+				props.IPAddress.IP = st.IP
+			}
 		}
 		if withInstanceView {
 			state := st.State
@@ -232,6 +235,10 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 		}
 		return err
 	}
+	grace, err := gracePeriod(r)
+	if err != nil {
+		return err
+	}
 	cg, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], p["rg"], p["name"])
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		w.WriteHeader(http.StatusNoContent)
@@ -248,10 +255,26 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	go s.cfg.Controller.Delete(context.Background(), cg, op.ID)
+	go s.cfg.Controller.Delete(context.Background(), cg, op.ID, grace)
 	s.asyncHeaders(w, r, op)
 	writeJSON(w, http.StatusAccepted, s.view(cg, false))
 	return nil
+}
+
+// gracePeriod reads the Skiff extension ?gracePeriodSeconds=N of a delete:
+// the time the containers get between SIGTERM and SIGKILL. Absent, it is
+// the server's --stop-grace (-1 here).
+func gracePeriod(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("gracePeriodSeconds")
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > 24*3600 {
+		return 0, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidGracePeriod",
+			"The query parameter 'gracePeriodSeconds' value '%s' is invalid. It must be a whole number of seconds from 0 to 86400.", v)
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 func (s *Server) listContainerGroups(w http.ResponseWriter, r *http.Request, p params) error {
@@ -338,10 +361,16 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 	return nil
 }
 
+// published reports whether ip's ports are published on the host's public
+// address (a Private group's are not).
+func published(ip *api.IPAddress) bool {
+	return ip != nil && len(ip.Ports) > 0 && !strings.EqualFold(ip.Type, "Private")
+}
+
 // checkPortsFree refuses ports another group publishes already: they share
 // the host's public address.
 func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) error {
-	if cg.Properties.IPAddress == nil || len(cg.Properties.IPAddress.Ports) == 0 {
+	if !published(cg.Properties.IPAddress) {
 		return nil
 	}
 	want := map[string]bool{}
@@ -360,7 +389,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 		}
 		for _, other := range groups {
 			ip := other.Resource.Properties.IPAddress
-			if other.RuntimeID == self || ip == nil {
+			if other.RuntimeID == self || !published(ip) {
 				continue
 			}
 			for _, p := range ip.Ports {

@@ -218,7 +218,7 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.cfg.Controller.Delete(bg, &cgs[i], "")
+				s.cfg.Controller.Delete(bg, &cgs[i], "", -1)
 			}()
 		}
 		wg.Wait()

@@ -23,7 +23,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime"
@@ -50,6 +49,8 @@ type Server struct {
 
 	execMu   sync.Mutex
 	sessions map[string]*execSession
+
+	cpu cpuSamples // last CPU sample per container (insights.go)
 }
 
 // New returns a server with its routes.
@@ -94,6 +95,7 @@ func (s *Server) registerRoutes() {
 	r.handle("POST", cgPrefix+"/start", s.startContainerGroup)
 	r.handle("POST", cgPrefix+"/restart", s.restartContainerGroup)
 	r.handle("GET", cgPrefix+"/outboundnetworkdependenciesendpoints", s.outboundEndpoints)
+	r.handle("GET", cgPrefix+insightsSuffix, s.containerGroupMetrics)
 	r.handle("GET", cgPrefix+"/containers/{container}/logs", s.containerLogs)
 	r.handle("POST", cgPrefix+"/containers/{container}/exec", s.containerExec)
 	r.handle("POST", cgPrefix+"/containers/{container}/attach", s.containerAttach)
@@ -144,7 +146,7 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) string {
 		return "unmatched"
 	}
 	pattern := "/" + strings.Join(rt.segs, "/")
-	if err := api.CheckAPIVersion(r.URL.Query().Get("api-version")); err != nil {
+	if err := checkAPIVersion(pattern, r.URL.Query().Get("api-version")); err != nil {
 		writeError(w, r, s.log, err)
 		return pattern
 	}

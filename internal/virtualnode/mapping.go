@@ -185,8 +185,13 @@ func (m *mapper) podToGroup(pod, orig *corev1.Pod, created string) (*api.Contain
 		}
 		p.Containers = append(p.Containers, api.Container{Name: c.Name, Properties: props})
 	}
+	// Every pod gets its own address (the group's, on Skiff's container
+	// network) as its podIP. Ports with a hostPort are also published on
+	// Skiff's public address, as a kubelet does on the node's.
 	if len(published) > 0 {
 		p.IPAddress = &api.IPAddress{Type: "Public", Ports: published}
+	} else {
+		p.IPAddress = &api.IPAddress{Type: "Private", Ports: privatePorts(p.Containers)}
 	}
 	if creds, err := m.registryCredentials(pod); err != nil {
 		return nil, err
@@ -701,4 +706,21 @@ func (m *mapper) registryCredentials(pod *corev1.Pod) ([]api.ImageRegistryCreden
 		}
 	}
 	return out, nil
+}
+
+// privatePorts lists the containers' ports once each, for a Private
+// address.
+func privatePorts(cs []api.Container) []api.Port {
+	out := []api.Port{}
+	seen := map[api.Port]bool{}
+	for _, c := range cs {
+		for _, pt := range c.Properties.Ports {
+			k := api.Port{Protocol: pt.Protocol, Port: pt.Port}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }

@@ -85,8 +85,24 @@ func TestPodToGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := g.Properties.Containers[0].Properties.Resources; r.Requests.CPU != DefaultCPU || r.Requests.MemoryInGB != DefaultMemoryGB || g.Properties.IPAddress != nil {
-		t.Errorf("defaults %+v, ip %+v", r, g.Properties.IPAddress)
+	if r := g.Properties.Containers[0].Properties.Resources; r.Requests.CPU != DefaultCPU || r.Requests.MemoryInGB != DefaultMemoryGB {
+		t.Errorf("defaults %+v", r)
+	}
+	// Without hostPorts the pod gets a Private address listing its ports.
+	if ip := g.Properties.IPAddress; ip == nil || ip.Type != "Private" || len(ip.Ports) != 0 {
+		t.Errorf("no ports: ip %+v, want Private with no ports", ip)
+	}
+	two := pod(corev1.Container{Name: "app", Image: "img", Ports: []corev1.ContainerPort{{ContainerPort: 80}, {ContainerPort: 81}}})
+	two.Spec.Containers = append(two.Spec.Containers, corev1.Container{Name: "side", Image: "img", Ports: []corev1.ContainerPort{{ContainerPort: 9000}}})
+	g, err = m.podToGroup(two, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := g.Properties.IPAddress; ip == nil || ip.Type != "Private" || len(ip.Ports) != 3 || ip.Ports[2].Port != 9000 {
+		t.Errorf("ports: ip %+v, want Private 80, 81, 9000", ip)
+	}
+	if err := api.ValidateContainerGroup(g); err != nil {
+		t.Errorf("the Private group does not validate: %v", err)
 	}
 }
 
@@ -133,7 +149,7 @@ func TestGroupStatusNeverAhead(t *testing.T) {
 	}
 	// Running.
 	g.Properties.InstanceView.State = api.GroupRunning
-	g.Properties.IPAddress = &api.IPAddress{IP: "127.0.0.1"}
+	g.Properties.IPAddress = &api.IPAddress{IP: "127.0.0.1", PrivateIP: "10.1.0.7"}
 	g.Properties.Containers[0].Properties.InstanceView = &api.ContainerInstanceView{
 		CurrentState:  &api.ContainerState{State: api.ContainerRunning, StartTime: "2026-01-01T00:00:00Z"},
 		PreviousState: &api.ContainerState{State: api.ContainerTerminated, ExitCode: ptr(int32(137)), DetailStatus: "OOMKilled"},
@@ -141,7 +157,7 @@ func TestGroupStatusNeverAhead(t *testing.T) {
 	}
 	st = groupStatus(p, g, "", metav1.Now(), nil)
 	cs := st.ContainerStatuses[0]
-	if st.Phase != corev1.PodRunning || st.PodIP != "127.0.0.1" || !cs.Ready || cs.RestartCount != 2 ||
+	if st.Phase != corev1.PodRunning || st.PodIP != "10.1.0.7" || !cs.Ready || cs.RestartCount != 2 ||
 		cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Reason != "OOMKilled" {
 		t.Fatalf("running: %+v", st)
 	}

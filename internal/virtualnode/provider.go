@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -369,7 +371,7 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	// A group left by an earlier pod of the same name (another UID) goes first.
 	var old api.ContainerGroup
 	if err := p.cfg.Client.Get(ctx, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name), &old); err == nil && old.Tags[TagUID] != string(pod.UID) {
-		if err := p.deleteGroup(ctx, g.Name, true); err != nil {
+		if err := p.deleteGroup(ctx, g.Name, true, nil); err != nil {
 			return err
 		}
 	}
@@ -450,7 +452,7 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 		name = t.group
 	}
 	if t == nil || !t.failed {
-		if err := p.deleteGroup(ctx, name, true); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		if err := p.deleteGroup(ctx, name, true, gracePeriod(pod)); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			p.mu.Lock()
 			if t != nil {
 				t.deleting = false
@@ -496,13 +498,28 @@ func (p *Provider) forgetPod(pod *corev1.Pod) {
 	}
 }
 
-// deleteGroup deletes a group and, with wait, waits until it is gone.
-func (p *Provider) deleteGroup(ctx context.Context, name string, wait bool) error {
+// gracePeriod is the time a deleted pod's containers get between SIGTERM
+// and SIGKILL, as the kubelet takes it: the deletion's grace period, else
+// the spec's terminationGracePeriodSeconds. Nil leaves it to the server.
+func gracePeriod(pod *corev1.Pod) *int64 {
+	if pod.DeletionGracePeriodSeconds != nil {
+		return pod.DeletionGracePeriodSeconds
+	}
+	return pod.Spec.TerminationGracePeriodSeconds
+}
+
+// deleteGroup deletes a group and, with wait, waits until it is gone. A
+// non-nil grace is sent as the Skiff extension ?gracePeriodSeconds=.
+func (p *Provider) deleteGroup(ctx context.Context, name string, wait bool, grace *int64) error {
 	paths, err := p.paths(ctx)
 	if err != nil {
 		return err
 	}
-	resp, err := p.cfg.Client.Call(ctx, http.MethodDelete, paths.ContainerGroup(p.cfg.ResourceGroup, name), nil, nil)
+	var q url.Values
+	if grace != nil {
+		q = url.Values{"gracePeriodSeconds": {strconv.FormatInt(max(*grace, 0), 10)}}
+	}
+	resp, err := p.cfg.Client.Call(ctx, http.MethodDelete, paths.ContainerGroup(p.cfg.ResourceGroup, name), q, nil)
 	if err != nil {
 		return err
 	}
@@ -786,7 +803,7 @@ func (p *Provider) Cleanup(ctx context.Context) error {
 			continue
 		}
 		p.log.Info("deleting orphaned container group", "group", g.Name, "pod", key(g.Tags[TagNamespace], g.Tags[TagPod]))
-		if err := p.deleteGroup(ctx, g.Name, false); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		if err := p.deleteGroup(ctx, g.Name, false, nil); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			return err
 		}
 	}

@@ -113,9 +113,17 @@ func groupStatus(pod *corev1.Pod, g *api.ContainerGroup, hostIP string, startTim
 		st.HostIPs = []corev1.HostIP{{IP: hostIP}}
 	}
 	p := &g.Properties
-	if p.IPAddress != nil && p.IPAddress.IP != "" {
-		st.PodIP = p.IPAddress.IP
-		st.PodIPs = []corev1.PodIP{{IP: p.IPAddress.IP}}
+	if ip := p.IPAddress; ip != nil {
+		// The group's own address; a server without the privateIp
+		// extension reports only ip.
+		podIP := ip.PrivateIP
+		if podIP == "" {
+			podIP = ip.IP
+		}
+		if podIP != "" {
+			st.PodIP = podIP
+			st.PodIPs = []corev1.PodIP{{IP: podIP}}
+		}
 	}
 	provFailed := strings.EqualFold(p.ProvisioningState, "Failed")
 	groupState := ""

@@ -14,11 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	dto "github.com/prometheus/client_model/go"
 	vkerrdefs "github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vkapi "github.com/virtual-kubelet/virtual-kubelet/node/api"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/skiff-sh/skiff/api"
@@ -136,14 +133,36 @@ func (p *Provider) RunInContainer(ctx context.Context, ns, pod, container string
 	return p.stream(ctx, path+"/exec", req, attach, true)
 }
 
-// AttachToContainer streams a container's output (Skiff's attach is the
-// followed log); stdin is not connected.
+// AttachToContainer streams a container's output from now on, as a
+// kubelet's attach does (Skiff's own attach replays the log first, as az
+// container attach does, so the followed log with tail=0 is used instead).
+// Stdin is not connected.
 func (p *Provider) AttachToContainer(ctx context.Context, ns, pod, container string, attach vkapi.AttachIO) error {
 	path, err := p.containerPath(ctx, ns, pod, container)
 	if err != nil {
 		return err
 	}
-	return p.stream(ctx, path+"/attach", api.ExecRequest{}, attach, false)
+	resp, err := p.cfg.Client.Do(ctx, &client.Request{Method: http.MethodGet, Path: path + "/logs",
+		Query: url.Values{"follow": {"true"}, "tail": {"0"}}})
+	if err != nil {
+		return notFound(err)
+	}
+	defer resp.Body.Close()
+	var out io.Writer = io.Discard
+	if w := attach.Stdout(); w != nil {
+		out = w
+	} else if w := attach.Stderr(); w != nil {
+		out = w
+	}
+	go func() {
+		<-ctx.Done()
+		resp.Body.Close()
+	}()
+	_, err = io.Copy(out, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest, attach vkapi.AttachIO, withStdin bool) error {
@@ -253,26 +272,6 @@ func exitCode(text string) (int, bool) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	return n, err == nil
-}
-
-// GetStatsSummary reports the node and its pods without usage figures:
-// the Skiff API has no per-group metrics yet.
-func (p *Provider) GetStatsSummary(ctx context.Context) (*statsv1alpha1.Summary, error) {
-	now := metav1.Now()
-	s := &statsv1alpha1.Summary{Node: statsv1alpha1.NodeStats{NodeName: p.cfg.NodeName, StartTime: now}}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, t := range p.pods {
-		s.Pods = append(s.Pods, statsv1alpha1.PodStats{PodRef: statsv1alpha1.PodReference{
-			Name: t.pod.Name, Namespace: t.pod.Namespace, UID: string(t.pod.UID)}, StartTime: t.started})
-	}
-	return s, nil
-}
-
-// GetMetricsResource returns no metric families (no usage figures in the
-// Skiff API).
-func (p *Provider) GetMetricsResource(context.Context) ([]*dto.MetricFamily, error) {
-	return []*dto.MetricFamily{}, nil
 }
 
 // PortForward is not available: the group's private address is not in the

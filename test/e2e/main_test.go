@@ -83,7 +83,7 @@ func startServer(t *testing.T) *server {
 func (s *server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1", "--log-level", "warn", "--stop-grace", "2s",
-		"--bridge", "ske2e0", "--subnet", "10.215.0.0/16")
+		"--bridge", "ske2e0", "--subnet", e2eSubnet)
 	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {

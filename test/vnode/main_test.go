@@ -69,7 +69,7 @@ func startSkiff(t testing.TB, extra ...string) *skiffServer {
 	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
 	s.endpoint = "http://" + s.listen
 	args := append([]string{"server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
-		"--log-level", "warn", "--stop-grace", "2s", "--bridge", "skvn0", "--subnet", "10.216.0.0/16"}, extra...)
+		"--log-level", "warn", "--stop-grace", "2s", "--bridge", "skvn0", "--subnet", vnodeSubnet}, extra...)
 	s.cmd = exec.Command(skiffBin, args...)
 	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
@@ -173,6 +173,11 @@ type group struct {
 				} `json:"environmentVariables"`
 			} `json:"properties"`
 		} `json:"containers"`
+		IPAddress *struct {
+			Type      string `json:"type"`
+			IP        string `json:"ip"`
+			PrivateIP string `json:"privateIp"`
+		} `json:"ipAddress"`
 	} `json:"properties"`
 }
 
@@ -181,6 +186,9 @@ type vnodeProc struct {
 	cmd *exec.Cmd
 	log string
 }
+
+// vnodeSubnet is the Skiff server's container network: pod IPs come from it.
+const vnodeSubnet = "10.216.0.0/16"
 
 // env is a control plane, a Skiff server, a registry with a busybox image
 // and a registered, Ready virtual node.
@@ -333,6 +341,7 @@ type podJSON struct {
 			Ready        bool            `json:"ready"`
 			RestartCount int             `json:"restartCount"`
 			State        json.RawMessage `json:"state"`
+			LastState    json.RawMessage `json:"lastState"`
 		} `json:"containerStatuses"`
 		Conditions []struct {
 			Type   string `json:"type"`
@@ -396,3 +405,15 @@ func mustContain(t *testing.T, what, s string, subs ...string) {
 }
 
 var _ = bytes.NewReader
+
+// httpGet returns the body of url, with a short timeout.
+func httpGet(url string) (string, error) {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}

@@ -4,8 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,48 +59,93 @@ func TestVirtualNode(t *testing.T) {
 	})
 
 	t.Run("PodWithNodeNameRuns", func(t *testing.T) {
+		// Seed 004's web pod: nodeName, env vars, a port.
 		e.apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: web
   namespace: default
+  labels:
+    app: todoapp
 spec:
   nodeName: %s
+  terminationGracePeriodSeconds: 3
   containers:
-  - name: httpd
+  - name: web
     image: %s
-    command: ["sh", "-c", "mkdir -p /www && echo hello-from-skiff > /www/index.html && exec httpd -f -p 18080 -h /www"]
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-skiff db=$DB > /www/index.html && exec httpd -f -p $PORT -h /www"]
     ports:
     - containerPort: 18080
-      hostPort: 18080
     env:
-    - name: GREETING
-      value: hi
+    - name: DB
+      value: COSMOS_DB_CONN_STR
+    - name: PORT
+      value: "18080"
 `, nodeName, e.image))
 		p := e.waitPhase(t, "default", "web", "Running", 90*time.Second)
-		if p.Status.PodIP != "127.0.0.1" || p.Status.HostIP != "127.0.0.1" {
-			t.Errorf("podIP/hostIP = %q/%q, want the group's published address 127.0.0.1", p.Status.PodIP, p.Status.HostIP)
+		_, subnet, _ := net.ParseCIDR(vnodeSubnet)
+		podIP := net.ParseIP(p.Status.PodIP)
+		if podIP == nil || !subnet.Contains(podIP) || p.Status.HostIP != "127.0.0.1" {
+			t.Fatalf("podIP/hostIP = %q/%q, want the group's own address in %s and the node's 127.0.0.1", p.Status.PodIP, p.Status.HostIP, vnodeSubnet)
 		}
 		if len(p.Status.ContainerStatuses) != 1 || !jsonHas(p.Status.ContainerStatuses[0].State, "running") {
 			t.Errorf("container statuses = %+v", p.Status.ContainerStatuses)
 		}
 		wide := e.cp.Kubectl(t, "get", "pod", "web", "-o", "wide")
-		mustContain(t, "kubectl get pods -o wide", wide, "Running", "127.0.0.1", nodeName)
-		// Its port answers.
-		var body string
-		e.waitFor(t, 30*time.Second, "http://127.0.0.1:18080/", func() (bool, string) {
-			resp, err := http.Get("http://127.0.0.1:18080/")
+		mustContain(t, "kubectl get pods -o wide", wide, "Running", p.Status.PodIP, nodeName)
+		// Skiff shows the same address for the group, as ACI did in the seed.
+		g, code := e.getGroup("default", "web")
+		if code != 200 || g.Properties.IPAddress == nil || g.Properties.IPAddress.IP != p.Status.PodIP {
+			t.Errorf("group ipAddress = %+v, want ip %s", g.Properties.IPAddress, p.Status.PodIP)
+		}
+		if g.Tags["k8s-namespace"] != "default" || g.Tags["k8s-pod"] != "web" || g.Tags["k8s-uid"] != p.Metadata.UID {
+			t.Errorf("group tags %v (pod uid %s)", g.Tags, p.Metadata.UID)
+		}
+		// Its port answers on the pod IP, with the env vars applied.
+		url := "http://" + net.JoinHostPort(p.Status.PodIP, "18080") + "/"
+		e.waitFor(t, 30*time.Second, url, func() (bool, string) {
+			body, err := httpGet(url)
 			if err != nil {
 				return false, err.Error()
 			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			body = string(b)
-			return strings.Contains(body, "hello-from-skiff"), body
+			return strings.Contains(body, "hello-from-skiff db=COSMOS_DB_CONN_STR"), body
 		})
-		g, code := e.getGroup("default", "web")
-		if code != 200 || g.Tags["k8s-namespace"] != "default" || g.Tags["k8s-pod"] != "web" || g.Tags["k8s-uid"] != p.Metadata.UID {
-			t.Errorf("group: %d tags %v (pod uid %s)", code, g.Tags, p.Metadata.UID)
+		// Without a hostPort nothing is published on the host's address.
+		if _, err := httpGet("http://127.0.0.1:18080/"); err == nil {
+			t.Errorf("a pod without hostPort answers on 127.0.0.1:18080")
+		}
+	})
+
+	t.Run("HostPortPublished", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: hostport
+  namespace: default
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: httpd
+    image: %s
+    command: ["sh", "-c", "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 18081 -h /www"]
+    ports:
+    - containerPort: 18081
+      hostPort: 18081
+`, nodeName, e.image))
+		p := e.waitPhase(t, "default", "hostport", "Running", 90*time.Second)
+		_, subnet, _ := net.ParseCIDR(vnodeSubnet)
+		if ip := net.ParseIP(p.Status.PodIP); ip == nil || !subnet.Contains(ip) {
+			t.Errorf("podIP = %q, want the group's own address", p.Status.PodIP)
+		}
+		for _, url := range []string{"http://127.0.0.1:18081/", "http://" + net.JoinHostPort(p.Status.PodIP, "18081") + "/"} {
+			e.waitFor(t, 30*time.Second, url, func() (bool, string) {
+				body, err := httpGet(url)
+				if err != nil {
+					return false, err.Error()
+				}
+				return strings.Contains(body, "published"), body
+			})
 		}
 	})
 
@@ -336,21 +380,28 @@ spec:
 
 	t.Run("DeleteRemovesGroup", func(t *testing.T) {
 		start := time.Now()
-		e.cp.Kubectl(t, "delete", "pod", "web", "--wait=true", "--timeout=60s")
-		if _, code := e.getGroup("default", "web"); code != 404 {
-			t.Fatalf("group of the deleted pod still exists: %d", code)
+		e.cp.Kubectl(t, "delete", "pod", "web", "hostport", "--wait=true", "--timeout=60s")
+		for _, name := range []string{"web", "hostport"} {
+			if _, code := e.getGroup("default", name); code != 404 {
+				t.Fatalf("group of the deleted pod %s still exists: %d", name, code)
+			}
 		}
-		// The provider reports the pod terminated once its group is gone,
-		// so the pod does not wait out its 30s grace period in Terminating.
-		if d := time.Since(start); d > 20*time.Second {
+		// httpd, as PID 1, ignores SIGTERM, so each group goes after its 3s
+		// grace; the provider then reports the pod terminated at once.
+		if d := time.Since(start); d > 15*time.Second {
 			t.Errorf("delete took %s", d)
 		}
 		// The published port is free again.
-		if resp, err := http.Get("http://127.0.0.1:18080/"); err == nil {
-			resp.Body.Close()
-			t.Errorf("port 18080 still answers after delete")
+		if _, err := httpGet("http://127.0.0.1:18081/"); err == nil {
+			t.Errorf("port 18081 still answers after delete")
 		}
 	})
+
+	t.Run("CrashingContainerShowsRestarts", func(t *testing.T) { testCrashRestarts(t, e) })
+	t.Run("SlowPullStaysPending", func(t *testing.T) { testSlowPullStaysPending(t, e) })
+	t.Run("DeleteHonoursGracePeriod", func(t *testing.T) { testGracePeriod(t, e) })
+	t.Run("LogsOptionsAndAttach", func(t *testing.T) { testLogsOptionsAndAttach(t, e) })
+	t.Run("StatsSummaryAndMetrics", func(t *testing.T) { testStats(t, e) })
 
 	t.Run("DeploymentScale", func(t *testing.T) {
 		e.apply(t, fmt.Sprintf(`apiVersion: apps/v1

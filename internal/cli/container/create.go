@@ -71,7 +71,7 @@ func newCreateCmd(f *cmdutil.Factory) *cobra.Command {
 	fl.Float64Var(&o.Memory, "memory", 1.5, "memory in GB")
 	fl.IntSliceVar(&o.Ports, "ports", []int{80}, "ports to open (space-separated)")
 	fl.StringVar(&o.Protocol, "protocol", api.ProtocolTCP, "network protocol of the ports: TCP, UDP")
-	fl.StringVar(&o.IPAddress, "ip-address", "", "IP address type: Public")
+	fl.StringVar(&o.IPAddress, "ip-address", "", "IP address type: Public (ports published on the server's address) or Private (the group's own address on the container network)")
 	fl.StringVar(&o.DNSNameLabel, "dns-name-label", "", "DNS name label of the IP address")
 	fl.StringArrayVarP(&o.Env, "environment-variables", "e", nil, "environment variables: KEY=VALUE ...")
 	fl.StringArrayVar(&o.SecEnv, "secure-environment-variables", nil, "secure environment variables: KEY=VALUE ...")
@@ -242,15 +242,23 @@ func buildGroup(o *createOptions) (map[string]any, error) {
 			return nil, cmdutil.FlagErrorf("--ports: %d is not a port (1-65535)", p)
 		}
 	}
-	publicIP := o.DNSNameLabel != ""
+	ipType := ""
+	if o.DNSNameLabel != "" {
+		ipType = "Public"
+	}
 	switch strings.ToLower(o.IPAddress) {
 	case "":
 	case "public":
-		publicIP = true
+		ipType = "Public"
 	case "private":
-		return nil, cmdutil.FlagErrorf("--ip-address Private needs a virtual network, which Skiff does not have; use Public")
+		// Reached at the group's own address on the host's container
+		// network; nothing is published on the public address.
+		if o.DNSNameLabel != "" {
+			return nil, cmdutil.FlagErrorf("--dns-name-label needs --ip-address Public")
+		}
+		ipType = "Private"
 	default:
-		return nil, cmdutil.FlagErrorf("--ip-address: %q is not one of: Public", o.IPAddress)
+		return nil, cmdutil.FlagErrorf("--ip-address: %q is not one of: Public, Private", o.IPAddress)
 	}
 
 	cp := api.ContainerProperties{
@@ -275,8 +283,8 @@ func buildGroup(o *createOptions) (map[string]any, error) {
 	}
 
 	props := api.ContainerGroupProperties{RestartPolicy: o.RestartPolicy, OSType: o.OSType}
-	if publicIP {
-		ip := &api.IPAddress{Type: "Public", DNSNameLabel: o.DNSNameLabel}
+	if ipType != "" {
+		ip := &api.IPAddress{Type: ipType, DNSNameLabel: o.DNSNameLabel, Ports: []api.Port{}}
 		for _, p := range o.Ports {
 			ip.Ports = append(ip.Ports, api.Port{Protocol: o.Protocol, Port: int32(p)})
 			cp.Ports = append(cp.Ports, api.ContainerPort{Protocol: o.Protocol, Port: int32(p)})

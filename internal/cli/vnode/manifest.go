@@ -160,10 +160,13 @@ spec:
       containers:
       - name: virtual-node
         image: {{.Image}}
+        command: [skiff]
         args:
         - virtual-node
-        - --node-name={{.NodeName}}
-        - --taint={{.Taint}}
+        - {{q (print "--node-name=" .NodeName)}}
+        - {{q (print "--taint=" .Taint)}}
+        # the API server's kubelet client certificate is signed by the cluster CA
+        - --client-ca-file=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt
         ports:
         - name: kubelet
           containerPort: 10250

@@ -20,7 +20,6 @@ import (
 
 	"github.com/spf13/cobra"
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
-	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
 	"github.com/virtual-kubelet/virtual-kubelet/node"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +72,8 @@ type Options struct {
 	ServingCert   string // files, csr or self-signed
 	AnonymousAuth bool
 	Workers       int
+	KubeQPS       float32
+	KubeBurst     int
 	LogLevel      string
 	SyncInterval  time.Duration
 }
@@ -122,6 +123,10 @@ Skiff access: --endpoint/$SKIFF_ENDPOINT, $SKIFF_TOKEN, --subscription/$SKIFF_SU
 	fl.StringVar(&o.ServingCert, "serving-cert", "", "where the serving certificate comes from: files, csr (signed through the cluster's CSR API) or self-signed (default: files when given, else csr)")
 	fl.BoolVar(&o.AnonymousAuth, "anonymous-auth", false, "serve the kubelet API to unauthenticated clients (only for tests)")
 	fl.IntVar(&o.Workers, "pod-sync-workers", 10, "pods created or deleted in parallel")
+	// client-go's own defaults (5/10) throttle pod status updates and
+	// events to a few pods per second; these are the kubelet's.
+	fl.Float32Var(&o.KubeQPS, "kube-api-qps", 50, "queries per second to the Kubernetes API server")
+	fl.IntVar(&o.KubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API server")
 	fl.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&o.SyncInterval, "sync-interval", 2*time.Second, "how often pod states are read from Skiff")
 	cmd.AddCommand(newManifestCmd(f))
@@ -170,7 +175,7 @@ func logger(level string) *slog.Logger {
 // Run registers the node and serves until ctx ends.
 func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 	log := logger(o.LogLevel)
-	ctx = vklog.WithLogger(ctx, vkslog.FromSlog(log.With("component", "virtual-kubelet")))
+	ctx = vklog.WithLogger(ctx, vkLogger{log.With("component", "virtual-kubelet")})
 	taint, err := ParseTaint(o.Taint)
 	if err != nil {
 		return err
@@ -193,6 +198,10 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 	if err != nil {
 		return err
 	}
+	if o.KubeQPS <= 0 || o.KubeBurst <= 0 {
+		return cmdutil.FlagErrorf("--kube-api-qps and --kube-api-burst must be more than 0")
+	}
+	restCfg.QPS, restCfg.Burst = o.KubeQPS, o.KubeBurst
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %v: %w", err, errdefs.ErrInvalidArgument)

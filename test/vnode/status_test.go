@@ -1,0 +1,236 @@
+package vnode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv"
+)
+
+// testCrashRestarts: a container that keeps exiting shows its restarts,
+// its last exit code and reason, and `kubectl logs --previous`, all read
+// through the kube-apiserver.
+func testCrashRestarts(t *testing.T, e *env) {
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: crasher
+  namespace: default
+spec:
+  nodeName: %s
+  restartPolicy: Always
+  containers:
+  - name: app
+    image: %s
+    command: ["sh", "-c", "echo attempt-at-$(date +%%s%%N); sleep 1; exit 3"]
+`, nodeName, e.image))
+	var last *podJSON
+	e.waitFor(t, 90*time.Second, "two restarts", func() (bool, string) {
+		p, err := e.pod(t, "default", "crasher")
+		if err != nil || len(p.Status.ContainerStatuses) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		last = p
+		b, _ := json.Marshal(p.Status)
+		return p.Status.ContainerStatuses[0].RestartCount >= 2, string(b)
+	})
+	cs := last.Status.ContainerStatuses[0]
+	var lastState struct {
+		Terminated *struct {
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"terminated"`
+	}
+	if err := json.Unmarshal(cs.LastState, &lastState); err != nil || lastState.Terminated == nil ||
+		lastState.Terminated.ExitCode != 3 || lastState.Terminated.Reason != "Error" {
+		t.Errorf("lastState = %s, want terminated with exit code 3, reason Error", cs.LastState)
+	}
+	if last.Status.Phase != "Running" && last.Status.Phase != "Pending" {
+		t.Errorf("phase of a restarting pod = %s", last.Status.Phase)
+	}
+	// kubectl get pods shows the restarts column.
+	out := e.cp.Kubectl(t, "get", "pod", "crasher", "--no-headers")
+	if f := strings.Fields(out); len(f) < 4 || f[3] == "0" {
+		t.Errorf("kubectl get pod: %q, want a RESTARTS count above 0", out)
+	}
+	// The previous run's log, through the kubelet API.
+	e.waitFor(t, 20*time.Second, "kubectl logs --previous", func() (bool, string) {
+		out, err := e.cp.KubectlErr("logs", "crasher", "--previous")
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(out, "attempt-at-"), out
+	})
+	e.cp.Kubectl(t, "delete", "pod", "crasher", "--wait=true", "--timeout=60s")
+}
+
+// testSlowPullStaysPending: while the image is still downloading the pod
+// is Pending, its container waiting, and it is not Ready; it turns Running
+// only once the container runs. The registry is reached through a proxy
+// that holds every blob for a few seconds.
+func testSlowPullStaysPending(t *testing.T, e *env) {
+	const hold = 8 * time.Second
+	target, _ := url.Parse("http://" + e.reg.Addr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var held atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
+			held.Add(1)
+			select {
+			case <-time.After(hold):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	// A new image (its own config blob), so nothing of it is cached.
+	img := testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}, Env: []string{"SLOW=1"}})
+	testenv.Push(t, e.reg, "vnode/slow:1", img)
+	image := strings.TrimPrefix(slow.URL, "http://") + "/vnode/slow:1"
+
+	start := time.Now()
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: slowpull
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: %s
+`, nodeName, image))
+	sawPending := 0
+	for time.Since(start) < hold-2*time.Second {
+		p, err := e.pod(t, "default", "slowpull")
+		if err == nil {
+			b, _ := json.Marshal(p.Status)
+			if p.Status.Phase != "Pending" {
+				t.Fatalf("%s after create, while the image downloads: phase %s: %s", time.Since(start), p.Status.Phase, b)
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.Ready || jsonHas(cs.State, "running") {
+					t.Fatalf("container reported running while its image downloads: %s", b)
+				}
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == "Ready" && c.Status == "True" {
+					t.Fatalf("pod Ready while its image downloads: %s", b)
+				}
+			}
+			sawPending++
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if sawPending < 3 || held.Load() == 0 {
+		t.Fatalf("observed Pending %d times; blobs held %d", sawPending, held.Load())
+	}
+	e.waitFor(t, 30*time.Second, "a Pulling event on the pod", func() (bool, string) {
+		ev := e.events(t, "default", "slowpull")
+		return strings.Contains(ev, "Pulling"), ev
+	})
+	p := e.waitPhase(t, "default", "slowpull", "Running", 90*time.Second)
+	if d := time.Since(start); d < hold {
+		t.Errorf("Running after %s, before the held blob could arrive (%s)", d, hold)
+	}
+	if len(p.Status.ContainerStatuses) != 1 || !jsonHas(p.Status.ContainerStatuses[0].State, "running") {
+		t.Errorf("Running pod's container: %+v", p.Status.ContainerStatuses)
+	}
+	e.cp.Kubectl(t, "delete", "pod", "slowpull", "--wait=true", "--timeout=60s")
+}
+
+// testGracePeriod: deleting a pod gives its containers the pod's grace
+// period between SIGTERM and SIGKILL (the server's own default is 2s here),
+// and `kubectl delete --grace-period` overrides it.
+func testGracePeriod(t *testing.T, e *env) {
+	pod := func(name string, grace int) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  namespace: default
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: %d
+  containers:
+  - name: app
+    image: %s
+    command: ["sh", "-c", "trap 'echo got-term' TERM; while true; do sleep 1; done"]
+`, name, nodeName, grace, e.image)
+	}
+	e.apply(t, pod("grace6", 6)+"---\n"+pod("grace30", 30))
+	e.waitPhase(t, "default", "grace6", "Running", 90*time.Second)
+	e.waitPhase(t, "default", "grace30", "Running", 90*time.Second)
+
+	timeDelete := func(args ...string) time.Duration {
+		start := time.Now()
+		e.cp.Kubectl(t, append([]string{"delete", "pod", "--wait=true", "--timeout=90s"}, args...)...)
+		return time.Since(start)
+	}
+	// The container ignores SIGTERM: the group goes only after the grace.
+	if d := timeDelete("grace6"); d < 5500*time.Millisecond || d > 20*time.Second {
+		t.Errorf("delete of a pod with terminationGracePeriodSeconds 6 took %s, want about 6s", d)
+	}
+	if _, code := e.getGroup("default", "grace6"); code != 404 {
+		t.Errorf("group of grace6 still there: %d", code)
+	}
+	if d := timeDelete("grace30", "--grace-period=3"); d < 2500*time.Millisecond || d > 15*time.Second {
+		t.Errorf("delete --grace-period=3 took %s, want about 3s", d)
+	}
+}
+
+// testLogsOptionsAndAttach: kubectl logs --tail, --timestamps and --since,
+// and kubectl attach, through the API server to the virtual node.
+func testLogsOptionsAndAttach(t *testing.T, e *env) {
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: %s
+    command: ["sh", "-c", "echo first; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done"]
+`, nodeName, e.image))
+	e.waitPhase(t, "default", "ticker", "Running", 90*time.Second)
+	e.waitFor(t, 20*time.Second, "five ticks", func() (bool, string) {
+		out, _ := e.cp.KubectlErr("logs", "ticker")
+		return strings.Contains(out, "tick-5"), out
+	})
+	tail := strings.TrimSpace(e.cp.Kubectl(t, "logs", "ticker", "--tail=2"))
+	if lines := strings.Split(tail, "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "tick-") || !strings.HasPrefix(lines[1], "tick-") {
+		t.Errorf("logs --tail=2 = %q", tail)
+	}
+	ts := strings.TrimSpace(e.cp.Kubectl(t, "logs", "ticker", "--timestamps", "--tail=1"))
+	if f := strings.Fields(ts); len(f) != 2 || !strings.HasPrefix(f[1], "tick-") {
+		t.Errorf("logs --timestamps = %q", ts)
+	} else if at, err := time.Parse(time.RFC3339Nano, f[0]); err != nil || time.Since(at) > time.Minute || time.Since(at) < 0 {
+		t.Errorf("logs --timestamps: %q is not a recent RFC 3339 time (%v)", f[0], err)
+	}
+	time.Sleep(3 * time.Second)
+	since := e.cp.Kubectl(t, "logs", "ticker", "--since=2s")
+	if strings.Contains(since, "first") || !strings.Contains(since, "tick-") {
+		t.Errorf("logs --since=2s = %q, want recent ticks only", since)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "kubectl", "--kubeconfig", e.cp.Kubeconfig, "attach", "ticker", "-c", "app").Output()
+	if ctx.Err() == nil || !strings.Contains(string(out), "tick-") || strings.Contains(string(out), "first") {
+		t.Errorf("kubectl attach ended early (%v) or did not stream new output: %q", ctx.Err(), out)
+	}
+	e.cp.Kubectl(t, "delete", "pod", "ticker", "--wait=true", "--timeout=60s")
+}
