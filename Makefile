@@ -2,7 +2,7 @@
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 
-.PHONY: deps build run test bench
+.PHONY: deps build run test bench image
 
 deps:
 	./hack/install-deps.sh
@@ -29,3 +29,8 @@ bench: deps
 	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
 		SKIFF_HELM="$$(./hack/build-helm.sh)" && export SKIFF_HELM && \
 		$(GO) test -count=1 -run '^$$' -p 1 -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/
+
+# The skiff container image (static binary on scratch) for the virtual node's
+# Deployment: make image [IMAGE=registry/skiff:tag], then podman push it.
+image:
+	./hack/image.sh $(IMAGE)

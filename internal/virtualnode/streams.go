@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -274,9 +275,43 @@ func exitCode(text string) (int, bool) {
 	return n, err == nil
 }
 
-// PortForward is not available: the group's private address is not in the
-// Skiff API.
+// PortForward connects stream to port on the pod's own address (the
+// group's address on Skiff's container network). That address is reachable
+// where the virtual node runs on a Skiff host or routes to its container
+// network; elsewhere the dial fails with a clear error.
 func (p *Provider) PortForward(ctx context.Context, ns, pod string, port int32, stream io.ReadWriteCloser) error {
-	stream.Close()
-	return fmt.Errorf("port-forward to %s/%s: %w", ns, pod, errdefs.ErrNotImplemented)
+	defer stream.Close()
+	p.mu.Lock()
+	var ip string
+	if t := p.pods[key(ns, pod)]; t != nil {
+		ip = t.pod.Status.PodIP
+	}
+	p.mu.Unlock()
+	if ip == "" {
+		return fmt.Errorf("port-forward to %s/%s: the pod has no address yet: %w", ns, pod, errdefs.ErrNotFound)
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, err := d.DialContext(dctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(port))))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("port-forward to %s/%s port %d: %v: %w", ns, pod, port, err, errdefs.ErrUnavailable)
+	}
+	defer conn.Close()
+	// The client's end of input half-closes the connection; the answer is
+	// copied until the pod's side closes.
+	go func() {
+		_, _ = io.Copy(conn, stream)
+		_ = conn.(*net.TCPConn).CloseWrite()
+	}()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(stream, conn)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
 }

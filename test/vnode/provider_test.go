@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -97,6 +98,7 @@ func TestProviderAgainstSkiff(t *testing.T) {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
 			Spec: corev1.PodSpec{NodeName: nodeName, RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{c}}}
 	}
+	_, subnet, _ := net.ParseCIDR(vnodeSubnet) // the pod IP is the group's own address
 	web := mk("web", corev1.Container{Name: "httpd", Image: image,
 		Command: []string{"sh", "-c", "echo started-web; mkdir -p /www && echo hi-web > /www/index.html && exec httpd -f -p 18081 -h /www"},
 		Ports:   []corev1.ContainerPort{{ContainerPort: 18081, HostPort: 18081}}})
@@ -109,7 +111,8 @@ func TestProviderAgainstSkiff(t *testing.T) {
 		t.Fatalf("right after create: %v %+v", err, got)
 	}
 	waitPod(t, n, "web", 60*time.Second, func(p *corev1.Pod) bool {
-		return p.Status.Phase == corev1.PodRunning && p.Status.PodIP == "127.0.0.1" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+		ip := net.ParseIP(p.Status.PodIP)
+		return p.Status.Phase == corev1.PodRunning && ip != nil && subnet.Contains(ip) && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
 	})
 	resp, err := http.Get("http://127.0.0.1:18081/")
 	if err != nil {

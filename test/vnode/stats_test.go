@@ -1,8 +1,14 @@
 package vnode
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +78,10 @@ spec:
 
 	const minNanoCores = 100_000_000 // 0.1 core
 	e.waitFor(t, 60*time.Second, "the pod's usage in the stats summary", func() (bool, string) {
-		out := e.cp.Kubectl(t, "get", "--raw", "/api/v1/nodes/"+nodeName+"/proxy/stats/summary")
+		out, err := e.kubeletGet("/stats/summary")
+		if err != nil {
+			return false, err.Error()
+		}
 		var s summaryJSON
 		if err := json.Unmarshal([]byte(out), &s); err != nil {
 			return false, err.Error() + ": " + out
@@ -98,7 +107,10 @@ spec:
 	})
 
 	scrape := func() (cpu float64, at int64, wss float64, text string) {
-		text = e.cp.Kubectl(t, "get", "--raw", "/api/v1/nodes/"+nodeName+"/proxy/metrics/resource")
+		text, err := e.kubeletGet("/metrics/resource")
+		if err != nil {
+			t.Fatal(err)
+		}
 		labels := `{container="burn",namespace="default",pod="` + pod + `"}`
 		for _, line := range strings.Split(text, "\n") {
 			f := strings.Fields(line)
@@ -136,4 +148,37 @@ spec:
 			t.Errorf("/metrics/resource has no %s sample:\n%s", fam, text)
 		}
 	}
+}
+
+// kubeletGet reads path from the virtual node's kubelet API directly, as
+// metrics-server does: over TLS to the node's address, verified against the
+// cluster CA that signed its serving certificate, with the client
+// certificate the API server uses for kubelets. (The API server's node
+// proxy refuses loopback node addresses, which is all a test may use.)
+func (e *env) kubeletGet(path string) (string, error) {
+	cert, err := tls.LoadX509KeyPair(e.cp.KubeletClientCertFile, e.cp.KubeletClientKeyFile)
+	if err != nil {
+		return "", err
+	}
+	caPEM, err := os.ReadFile(e.cp.CAFile)
+	if err != nil {
+		return "", err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}}}
+	resp, err := c.Get("https://" + net.JoinHostPort("127.0.0.1", e.kubelet) + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return string(b), nil
 }

@@ -114,6 +114,29 @@ spec:
 		if _, err := httpGet("http://127.0.0.1:18080/"); err == nil {
 			t.Errorf("a pod without hostPort answers on 127.0.0.1:18080")
 		}
+		// kubectl port-forward reaches it through the kubelet API.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", e.cp.Kubeconfig, "port-forward", "pod/web", "18090:18080")
+		pfOut := filepath.Join(t.TempDir(), "port-forward.out")
+		f, err := os.Create(pfOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		pf.Stdout, pf.Stderr = f, f
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); pf.Wait() }()
+		e.waitFor(t, 30*time.Second, "kubectl port-forward 18090:18080", func() (bool, string) {
+			body, err := httpGet("http://127.0.0.1:18090/")
+			if err != nil {
+				out, _ := os.ReadFile(pfOut)
+				return false, err.Error() + "; kubectl: " + string(out)
+			}
+			return strings.Contains(body, "hello-from-skiff"), body
+		})
 	})
 
 	t.Run("HostPortPublished", func(t *testing.T) {
