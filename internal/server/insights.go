@@ -128,57 +128,13 @@ func (c *cpuSamples) store(id string, st *runtime.GroupStats) {
 	}
 }
 
-// Azure Monitor's response (Microsoft.Insights/metrics, "Response").
-type metricsResponse struct {
-	Cost           int           `json:"cost"`
-	Timespan       string        `json:"timespan"`
-	Interval       string        `json:"interval"`
-	Namespace      string        `json:"namespace"`
-	ResourceRegion string        `json:"resourceregion"`
-	Value          []metricValue `json:"value"`
-}
-
-type localizable struct {
-	Value          string `json:"value"`
-	LocalizedValue string `json:"localizedValue,omitempty"`
-}
-
-type metricValue struct {
-	ID                 string       `json:"id"`
-	Type               string       `json:"type"`
-	Name               localizable  `json:"name"`
-	DisplayDescription string       `json:"displayDescription"`
-	Unit               string       `json:"unit"`
-	Timeseries         []timeseries `json:"timeseries"`
-	ErrorCode          string       `json:"errorCode"`
-}
-
-type timeseries struct {
-	Metadatavalues []metadataValue `json:"metadatavalues"`
-	Data           []metricPoint   `json:"data"`
-}
-
-type metadataValue struct {
-	Name  localizable `json:"name"`
-	Value string      `json:"value"`
-}
-
-type metricPoint struct {
-	TimeStamp string   `json:"timeStamp"`
-	Average   *float64 `json:"average,omitempty"`
-	Minimum   *float64 `json:"minimum,omitempty"`
-	Maximum   *float64 `json:"maximum,omitempty"`
-	Total     *float64 `json:"total,omitempty"`
-	Count     *float64 `json:"count,omitempty"`
-}
-
 var containerFilter = regexp.MustCompile(`(?i)containername\s+eq\s+'([^']*)'`)
 
 // metricsQuery is a parsed metrics request.
 type metricsQuery struct {
 	metrics      []metricDef
 	aggregations []string // lower case
-	split        bool     // one timeseries per container
+	split        bool     // one api.TimeSeries per container
 	containers   map[string]bool
 	timespan     string
 	interval     string
@@ -320,9 +276,9 @@ func (s *Server) sampleMetrics(ctx context.Context, cg *store.ContainerGroup, wi
 }
 
 // buildMetrics renders the samples in Azure Monitor's shape: without a
-// containerName filter one timeseries with the group's sums, with one a
-// timeseries per selected container.
-func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.ContainerStats, rates map[string]float64, now time.Time) *metricsResponse {
+// containerName filter one api.TimeSeries with the group's sums, with one a
+// api.TimeSeries per selected container.
+func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.ContainerStats, rates map[string]float64, now time.Time) *api.MetricsResponse {
 	resID := api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name)
 	interval := mq.interval
 	if interval == "" {
@@ -332,8 +288,8 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 	if timespan == "" {
 		timespan = now.Add(-time.Minute).UTC().Format(time.RFC3339) + "/" + now.UTC().Format(time.RFC3339)
 	}
-	out := &metricsResponse{Timespan: timespan, Interval: interval, Namespace: api.ResourceType,
-		ResourceRegion: cg.Resource.Location, Value: []metricValue{}}
+	out := &api.MetricsResponse{Timespan: timespan, Interval: interval, Namespace: api.ResourceType,
+		ResourceRegion: cg.Resource.Location, Value: []api.Metric{}}
 	var sel []runtime.ContainerStats
 	for _, cs := range samples {
 		if mq.selects(cs.Name) {
@@ -342,10 +298,10 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 	}
 	sort.Slice(sel, func(i, j int) bool { return sel[i].Name < sel[j].Name })
 	for _, d := range mq.metrics {
-		mv := metricValue{
+		mv := api.Metric{
 			ID: resID + "/providers/Microsoft.Insights/metrics/" + d.name, Type: "Microsoft.Insights/metrics",
-			Name: localizable{Value: d.name, LocalizedValue: d.localized}, DisplayDescription: d.description,
-			Unit: d.unit, Timeseries: []timeseries{}, ErrorCode: "Success",
+			Name: api.LocalizableString{Value: d.name, LocalizedValue: d.localized}, DisplayDescription: d.description,
+			Unit: d.unit, Timeseries: []api.TimeSeries{}, ErrorCode: "Success",
 		}
 		value := func(cs runtime.ContainerStats) (float64, bool) {
 			switch d.name {
@@ -363,7 +319,7 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 		}
 		if mq.split {
 			for _, cs := range sel {
-				ts := timeseries{Metadatavalues: []metadataValue{{Name: localizable{Value: "containername", LocalizedValue: "containername"}, Value: cs.Name}}, Data: []metricPoint{}}
+				ts := api.TimeSeries{Metadatavalues: []api.MetadataValue{{Name: api.LocalizableString{Value: "containername", LocalizedValue: "containername"}, Value: cs.Name}}, Data: []api.MetricPoint{}}
 				if v, ok := value(cs); ok {
 					ts.Data = append(ts.Data, point(cs.Time, v, mq.aggregations))
 				}
@@ -380,7 +336,7 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 					}
 				}
 			}
-			ts := timeseries{Metadatavalues: []metadataValue{}, Data: []metricPoint{}}
+			ts := api.TimeSeries{Metadatavalues: []api.MetadataValue{}, Data: []api.MetricPoint{}}
 			if have {
 				ts.Data = append(ts.Data, point(at, sum, mq.aggregations))
 			}
@@ -393,8 +349,8 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 
 // point is one sample: every aggregation of a single value is the value
 // (count is 1).
-func point(at time.Time, v float64, aggs []string) metricPoint {
-	p := metricPoint{TimeStamp: at.UTC().Format(time.RFC3339Nano)}
+func point(at time.Time, v float64, aggs []string) api.MetricPoint {
+	p := api.MetricPoint{TimeStamp: at.UTC().Format(time.RFC3339Nano)}
 	one := 1.0
 	for _, a := range aggs {
 		val := v

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
@@ -54,32 +55,11 @@ type podUsage struct {
 	Containers           []containerUsage
 }
 
-// monitorResponse is the part of Azure Monitor's metrics answer read here.
-type monitorResponse struct {
-	Value []struct {
-		Name struct {
-			Value string `json:"value"`
-		} `json:"name"`
-		Timeseries []struct {
-			Metadatavalues []struct {
-				Name struct {
-					Value string `json:"value"`
-				} `json:"name"`
-				Value string `json:"value"`
-			} `json:"metadatavalues"`
-			Data []struct {
-				TimeStamp string   `json:"timeStamp"`
-				Average   *float64 `json:"average"`
-			} `json:"data"`
-		} `json:"timeseries"`
-	} `json:"value"`
-}
-
 // parseUsage turns a metrics answer split by containerName into one sample
 // per container, sorted by name. A container with no CpuUsageTotal or
 // MemoryUsage point is left out.
 func parseUsage(body []byte) ([]containerUsage, error) {
-	var r monitorResponse
+	var r api.MetricsResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("metrics answer: %v: %w", err, errdefs.ErrUnavailable)
 	}

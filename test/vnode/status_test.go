@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +237,81 @@ spec:
 		t.Errorf("kubectl attach ended early (%v) or did not stream new output: %q", ctx.Err(), out)
 	}
 	e.cp.Kubectl(t, "delete", "pod", "ticker", "--wait=true", "--timeout=60s")
+}
+
+// testSkiffDownAtStart: a virtual node started while its Skiff server does
+// not answer registers NotReady with a reason (and does not crash), and
+// turns Ready once the server answers.
+func testSkiffDownAtStart(t *testing.T, e *env) {
+	const node = "skiff-down-node"
+	addr := freePort(t) // nothing listens here yet
+	_, kport, _ := net.SplitHostPort(freePort(t))
+	logPath := filepath.Join(t.TempDir(), "vnode.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(skiffBin, "virtual-node", "--kubeconfig", e.cp.Kubeconfig, "--endpoint", "http://"+addr,
+		"--node-name", node, "--node-ip", "127.0.0.1", "--kubelet-port", kport, "--serving-cert", "self-signed",
+		"--client-ca-file", e.cp.CAFile, "--subscription", e.skiff.sub, "--sync-interval", "1s")
+	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.token, "ACI_RESOURCE_GROUP=down-rg", "ACI_REGION=local")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-exited
+		}
+		e.cp.KubectlErr("delete", "node", node)
+		if t.Failed() {
+			data, _ := os.ReadFile(logPath)
+			t.Logf("virtual-node log:\n%s", tail(string(data), 80))
+		}
+	}()
+	readyCond := func() (status, reason, message string) {
+		out, err := e.cp.KubectlErr("get", "node", node, "-o",
+			`jsonpath={range .status.conditions[?(@.type=="Ready")]}{.status}|{.reason}|{.message}{end}`)
+		if err != nil {
+			return "", "", err.Error()
+		}
+		f := strings.SplitN(strings.TrimSpace(out), "|", 3)
+		for len(f) < 3 {
+			f = append(f, "")
+		}
+		return f[0], f[1], f[2]
+	}
+	e.waitFor(t, 60*time.Second, "node registered NotReady with a reason", func() (bool, string) {
+		select {
+		case err := <-exited:
+			data, _ := os.ReadFile(logPath)
+			t.Fatalf("virtual-node exited while Skiff was down: %v\n%s", err, tail(string(data), 40))
+		default:
+		}
+		st, reason, msg := readyCond()
+		return st == "False" && reason == "SkiffUnavailable" && msg != "", st + " " + reason + " " + msg
+	})
+	// Still alive a few seconds later.
+	select {
+	case err := <-exited:
+		t.Fatalf("virtual-node exited while Skiff was down: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+	// The server comes up at that address (a proxy to the real one).
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(e.skiff.endpoint)
+	srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target)}
+	go srv.Serve(l)
+	defer srv.Close()
+	e.waitFor(t, 60*time.Second, "node Ready once Skiff answers", func() (bool, string) {
+		st, reason, msg := readyCond()
+		return st == "True", st + " " + reason + " " + msg
+	})
 }

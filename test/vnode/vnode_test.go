@@ -425,6 +425,7 @@ spec:
 	t.Run("DeleteHonoursGracePeriod", func(t *testing.T) { testGracePeriod(t, e) })
 	t.Run("LogsOptionsAndAttach", func(t *testing.T) { testLogsOptionsAndAttach(t, e) })
 	t.Run("StatsSummaryAndMetrics", func(t *testing.T) { testStats(t, e) })
+	t.Run("SkiffDownAtStart", func(t *testing.T) { testSkiffDownAtStart(t, e) })
 
 	t.Run("DeploymentScale", func(t *testing.T) {
 		e.apply(t, fmt.Sprintf(`apiVersion: apps/v1
