@@ -82,6 +82,11 @@ type mapper struct {
 	osType string
 	region string
 	node   string
+	// clusterDNS and clusterDomain are the kubelet's --cluster-dns and
+	// --cluster-domain: with clusterDNS set, ClusterFirst pods resolve
+	// through the cluster's DNS service.
+	clusterDNS    []string
+	clusterDomain string
 }
 
 // podToGroup maps pod (env already resolved by the pod controller) to a
@@ -198,22 +203,78 @@ func (m *mapper) podToGroup(pod, orig *corev1.Pod, created string) (*api.Contain
 	} else if len(creds) > 0 {
 		p.ImageRegistryCredentials = creds
 	}
-	if dc := spec.DNSConfig; dc != nil && len(dc.Nameservers) > 0 {
-		d := &api.DNSConfig{NameServers: dc.Nameservers, SearchDomains: strings.Join(dc.Searches, " ")}
-		var opts []string
-		for _, o := range dc.Options {
-			if o.Value != nil {
-				opts = append(opts, o.Name+":"+*o.Value)
-			} else {
-				opts = append(opts, o.Name)
-			}
-		}
-		d.Options = strings.Join(opts, " ")
-		p.DNSConfig = d
-	} else if spec.DNSPolicy == corev1.DNSNone {
-		return nil, unsupported("spec.dnsConfig", "dnsPolicy None needs at least one nameserver")
+	d, err := m.dnsConfig(pod)
+	if err != nil {
+		return nil, err
 	}
+	p.DNSConfig = d
 	return g, nil
+}
+
+// dnsConfig builds the group's resolv.conf as the kubelet does: for
+// ClusterFirst (the default) with a cluster DNS configured, its nameservers,
+// the search path <ns>.svc.<domain> svc.<domain> <domain> and ndots:5, with
+// the pod's dnsConfig appended; for None, the pod's dnsConfig alone.
+// Otherwise the pod's dnsConfig when it names a nameserver, else Skiff's
+// default (the host's resolvers).
+func (m *mapper) dnsConfig(pod *corev1.Pod) (*api.DNSConfig, error) {
+	spec := &pod.Spec
+	var servers, searches []string
+	opts := map[string]string{}
+	var order []string
+	addOpt := func(name, val string) {
+		if _, ok := opts[name]; !ok {
+			order = append(order, name)
+		}
+		opts[name] = val
+	}
+	policy := spec.DNSPolicy
+	if policy == "" {
+		policy = corev1.DNSClusterFirst
+	}
+	if policy == corev1.DNSClusterFirstWithHostNet && !spec.HostNetwork {
+		policy = corev1.DNSClusterFirst
+	}
+	if policy == corev1.DNSClusterFirst && len(m.clusterDNS) > 0 {
+		servers = append(servers, m.clusterDNS...)
+		if m.clusterDomain != "" {
+			searches = append(searches, pod.Namespace+".svc."+m.clusterDomain, "svc."+m.clusterDomain, m.clusterDomain)
+		}
+		addOpt("ndots", "5")
+	}
+	if dc := spec.DNSConfig; dc != nil {
+		servers = append(servers, dc.Nameservers...)
+		searches = append(searches, dc.Searches...)
+		for _, o := range dc.Options {
+			v := ""
+			if o.Value != nil {
+				v = *o.Value
+			}
+			addOpt(o.Name, v)
+		}
+	}
+	if len(servers) == 0 {
+		if policy == corev1.DNSNone {
+			return nil, unsupported("spec.dnsConfig", "dnsPolicy None needs at least one nameserver")
+		}
+		return nil, nil
+	}
+	// The resolver's limits, as the kubelet applies them.
+	if len(servers) > 3 {
+		servers = servers[:3]
+	}
+	if len(searches) > 32 {
+		searches = searches[:32]
+	}
+	var o []string
+	for _, name := range order {
+		if v := opts[name]; v != "" {
+			o = append(o, name+":"+v)
+		} else {
+			o = append(o, name)
+		}
+	}
+	return &api.DNSConfig{NameServers: servers, SearchDomains: strings.Join(searches, " "), Options: strings.Join(o, " ")}, nil
 }
 
 func checkPodSpec(s *corev1.PodSpec) error {

@@ -2,6 +2,7 @@ package virtualnode
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -169,3 +170,47 @@ func TestGroupStatusNeverAhead(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestPodDNS(t *testing.T) {
+	five := "2"
+	cases := []struct {
+		name    string
+		m       mapper
+		policy  corev1.DNSPolicy
+		cfg     *corev1.PodDNSConfig
+		want    *api.DNSConfig
+		wantErr string
+	}{
+		{name: "no cluster DNS: Skiff's default", policy: corev1.DNSClusterFirst},
+		{name: "ClusterFirst", m: mapper{clusterDNS: []string{"10.96.0.10"}, clusterDomain: "cluster.local"},
+			want: &api.DNSConfig{NameServers: []string{"10.96.0.10"}, SearchDomains: "ns.svc.cluster.local svc.cluster.local cluster.local", Options: "ndots:5"}},
+		{name: "ClusterFirst plus the pod's", m: mapper{clusterDNS: []string{"10.96.0.10"}, clusterDomain: "k.local"},
+			policy: corev1.DNSClusterFirst,
+			cfg:    &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}, Searches: []string{"corp"}, Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &five}, {Name: "edns0"}}},
+			want:   &api.DNSConfig{NameServers: []string{"10.96.0.10", "1.1.1.1"}, SearchDomains: "ns.svc.k.local svc.k.local k.local corp", Options: "ndots:2 edns0"}},
+		{name: "Default policy ignores the cluster", m: mapper{clusterDNS: []string{"10.96.0.10"}}, policy: corev1.DNSDefault},
+		{name: "None", m: mapper{clusterDNS: []string{"10.96.0.10"}}, policy: corev1.DNSNone,
+			cfg:  &corev1.PodDNSConfig{Nameservers: []string{"9.9.9.9"}},
+			want: &api.DNSConfig{NameServers: []string{"9.9.9.9"}}},
+		{name: "None without nameservers", policy: corev1.DNSNone, wantErr: "spec.dnsConfig"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod(corev1.Container{Name: "a", Image: "i"})
+			p.Spec.DNSPolicy, p.Spec.DNSConfig = tc.policy, tc.cfg
+			got, err := tc.m.dnsConfig(p)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -62,6 +62,12 @@ type Config struct {
 	Capacity corev1.ResourceList
 	// Taints are put on the node.
 	Taints []corev1.Taint
+	// ClusterDNS (nameserver addresses) and ClusterDomain (e.g.
+	// cluster.local) give ClusterFirst pods the cluster's DNS, as the
+	// kubelet's --cluster-dns and --cluster-domain do. Empty ClusterDNS
+	// leaves such pods on Skiff's default resolvers.
+	ClusterDNS    []string
+	ClusterDomain string
 	// Pods, Secrets, ConfigMaps are listers of the cluster (from nodeutil).
 	Pods       corev1listers.PodLister
 	Secrets    corev1listers.SecretLister
@@ -156,7 +162,8 @@ func New(cfg Config) (*Provider, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg, log: log, pods: map[string]*tracked{}, kick: make(chan struct{}, 1)}
-	p.m = &mapper{secrets: cfg.Secrets, configMaps: cfg.ConfigMaps, osType: cfg.OS, region: cfg.Region, node: cfg.NodeName}
+	p.m = &mapper{secrets: cfg.Secrets, configMaps: cfg.ConfigMaps, osType: cfg.OS, region: cfg.Region, node: cfg.NodeName,
+		clusterDNS: cfg.ClusterDNS, clusterDomain: cfg.ClusterDomain}
 	if cfg.Kube != nil {
 		p.m.token = p.serviceAccountToken
 	}

@@ -64,6 +64,8 @@ type Options struct {
 	CPU, Memory   string
 	Pods          string
 	Taint         string
+	ClusterDNS    []string
+	ClusterDomain string
 	NodeIP        string
 	KubeletPort   int
 	CertFile      string
@@ -114,6 +116,8 @@ Skiff access: --endpoint/$SKIFF_ENDPOINT, $SKIFF_TOKEN, --subscription/$SKIFF_SU
 	fl.StringVar(&o.CPU, "cpu", env(EnvQuotaCPU, "10000"), "cpu capacity and allocatable ($"+EnvQuotaCPU+")")
 	fl.StringVar(&o.Memory, "memory", env(EnvQuotaMemory, "4Ti"), "memory capacity and allocatable ($"+EnvQuotaMemory+")")
 	fl.StringVar(&o.Pods, "pods", env(EnvQuotaPods, "5000"), "pod capacity and allocatable ($"+EnvQuotaPods+")")
+	fl.StringSliceVar(&o.ClusterDNS, "cluster-dns", nil, "cluster DNS server addresses for ClusterFirst pods, as the kubelet's (e.g. 10.96.0.10); the Skiff host must reach them")
+	fl.StringVar(&o.ClusterDomain, "cluster-domain", "cluster.local", "cluster domain for the search path of ClusterFirst pods")
 	fl.StringVar(&o.Taint, "taint", virtualnode.DefaultTaint, "taint of the node, key[=value]:Effect; empty for none (e.g. azure.com/aci:NoSchedule)")
 	fl.StringVar(&o.NodeIP, "node-ip", env(EnvNodeIP, ""), "node InternalIP the API server reaches the kubelet API on ($"+EnvNodeIP+"; default the host's primary address)")
 	fl.IntVar(&o.KubeletPort, "kubelet-port", port, "port of the kubelet API ($"+EnvKubeletPort+")")
@@ -176,6 +180,11 @@ func logger(level string) *slog.Logger {
 func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 	log := logger(o.LogLevel)
 	ctx = vklog.WithLogger(ctx, vkLogger{log.With("component", "virtual-kubelet")})
+	for _, a := range o.ClusterDNS {
+		if net.ParseIP(a) == nil {
+			return cmdutil.FlagErrorf("--cluster-dns %q is not an IP address", a)
+		}
+	}
 	taint, err := ParseTaint(o.Taint)
 	if err != nil {
 		return err
@@ -227,7 +236,7 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 			Client: sk, ResourceGroup: o.ResourceGroup, Region: o.Region, NodeName: o.NodeName, OS: o.OS,
 			InternalIP: o.NodeIP, KubeletPort: int32(o.KubeletPort), Capacity: capacity,
 			Pods: pc.Pods, Secrets: pc.Secrets, ConfigMaps: pc.ConfigMaps, Kube: kube, Events: recorder,
-			SyncInterval: o.SyncInterval, Logger: log,
+			SyncInterval: o.SyncInterval, Logger: log, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
 		}
 		if taint != nil {
 			cfg.Taints = []corev1.Taint{*taint}
