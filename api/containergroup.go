@@ -243,6 +243,9 @@ type ContainerInstanceView struct {
 	CurrentState  *ContainerState `json:"currentState,omitempty"`
 	PreviousState *ContainerState `json:"previousState,omitempty"`
 	Events        []Event         `json:"events"`
+	// Ready is a Skiff extension (read-only): the container runs and its
+	// readiness probe, if any, has passed.
+	Ready *bool `json:"ready,omitempty"`
 }
 
 // Container states as ACI reports them.

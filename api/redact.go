@@ -190,6 +190,7 @@ func cloneContainerInstanceView(iv *ContainerInstanceView) *ContainerInstanceVie
 	out.CurrentState = cloneContainerState(iv.CurrentState)
 	out.PreviousState = cloneContainerState(iv.PreviousState)
 	out.Events = slices.Clone(iv.Events)
+	out.Ready = clonePtr(iv.Ready)
 	return &out
 }
 

@@ -64,7 +64,8 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 
 func containerView(cs *runtime.ContainerStatus) *api.ContainerInstanceView {
 	cur := cs.CurrentState
-	v := &api.ContainerInstanceView{RestartCount: cs.RestartCount, CurrentState: &cur, Events: append([]api.Event{}, cs.Events...)}
+	ready := cs.Ready && cur.State == api.ContainerRunning
+	v := &api.ContainerInstanceView{RestartCount: cs.RestartCount, CurrentState: &cur, Events: append([]api.Event{}, cs.Events...), Ready: &ready}
 	if cs.PreviousState != nil {
 		p := *cs.PreviousState
 		v.PreviousState = &p

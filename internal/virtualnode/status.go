@@ -175,7 +175,11 @@ func groupStatus(pod *corev1.Pod, g *api.ContainerGroup, hostIP string, startTim
 			iv = ac.InstanceView
 		}
 		cs := containerStatus(g.Name, c.Name, c.Image, iv, waitReason, groupEvents)
-		if cs.Ready && c.ReadinessProbe != nil && iv != nil {
+		switch {
+		case cs.Ready && iv != nil && iv.Ready != nil:
+			cs.Ready = *iv.Ready // Skiff's own probe result
+		case cs.Ready && c.ReadinessProbe != nil && iv != nil:
+			// A server without the ready extension: inferred from events.
 			cs.Ready = probablyReady(c.ReadinessProbe, cs.State.Running.StartedAt.Time, iv.Events, time.Now())
 		}
 		if provFailed && cs.State.Waiting != nil && cs.State.Waiting.Reason == ReasonCreating {

@@ -315,3 +315,146 @@ func testSkiffDownAtStart(t *testing.T, e *env) {
 		return st == "True", st + " " + reason + " " + msg
 	})
 }
+
+// testProbesAndPullSecrets: a readiness probe (httpGet on a named port)
+// keeps the pod unready until it passes; a failing exec liveness probe
+// restarts the container; an image from a registry with a password runs
+// only with the pod's imagePullSecrets, and the password never comes back
+// from Skiff.
+func testProbesAndPullSecrets(t *testing.T, e *env) {
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: %s
+    command: ["sh", "-c", "sleep 6; mkdir -p /w && echo ok > /w/healthz && exec httpd -f -p 18095 -h /w"]
+    ports:
+    - name: http
+      containerPort: 18095
+    readinessProbe:
+      httpGet:
+        path: /healthz
+        port: http
+      periodSeconds: 1
+  - name: dying
+    image: %s
+    command: ["sh", "-c", "touch /tmp/alive; sleep 3600"]
+    livenessProbe:
+      exec:
+        command: ["sh", "-c", "rm /tmp/alive"]
+      periodSeconds: 1
+      failureThreshold: 2
+`, nodeName, e.image, e.image))
+	start := time.Now()
+	e.waitPhase(t, "default", "probed", "Running", 90*time.Second)
+	ready := func() (bool, string) {
+		p, err := e.pod(t, "default", "probed")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := json.Marshal(p.Status)
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" {
+				return c.Status == "True", string(b)
+			}
+		}
+		return false, string(b)
+	}
+	if ok, st := ready(); ok && time.Since(start) < 5*time.Second {
+		t.Fatalf("Ready before the readiness probe could pass: %s", st)
+	}
+	e.waitFor(t, 60*time.Second, "the app container ready once /healthz answers", func() (bool, string) {
+		p, err := e.pod(t, "default", "probed")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "app" {
+				b, _ := json.Marshal(cs)
+				return cs.Ready, string(b)
+			}
+		}
+		return false, "no app status"
+	})
+	// The liveness probe deletes its own file, so it fails from the
+	// second try on: the container is restarted, again and again.
+	e.waitFor(t, 90*time.Second, "restarts of the container failing its liveness probe", func() (bool, string) {
+		p, err := e.pod(t, "default", "probed")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "dying" {
+				b, _ := json.Marshal(cs)
+				return cs.RestartCount >= 1, string(b)
+			}
+		}
+		return false, "no dying status"
+	})
+	e.waitFor(t, 30*time.Second, "an Unhealthy event", func() (bool, string) {
+		ev := e.events(t, "default", "probed")
+		return strings.Contains(ev, "Unhealthy") || strings.Contains(ev, "Killing"), ev
+	})
+	e.cp.Kubectl(t, "delete", "pod", "probed", "--wait=true", "--timeout=60s", "--grace-period=1")
+
+	// A registry with a password.
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{Username: "puller", Password: "pull-s3cret"})
+	img := testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}, Env: []string{"PRIVATE=1"}})
+	image := testenv.Push(t, reg, "private/app:1", img)
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Addr: map[string]string{"username": "puller", "password": "pull-s3cret"}}})
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: regcred
+  namespace: default
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '%s'
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: private
+  namespace: default
+spec:
+  nodeName: %s
+  imagePullSecrets:
+  - name: regcred
+  containers:
+  - name: app
+    image: %s
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: nocred
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: %s
+`, cfg, nodeName, image, nodeName, image))
+	e.waitPhase(t, "default", "private", "Running", 90*time.Second)
+	e.waitFor(t, 60*time.Second, "nocred fails to pull", func() (bool, string) {
+		p, err := e.pod(t, "default", "nocred")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := json.Marshal(p.Status)
+		return p.Status.Phase == "Pending" && (strings.Contains(string(b), "ErrImagePull") || strings.Contains(string(b), "ImagePullBackOff")), string(b)
+	})
+	var raw json.RawMessage
+	if code := e.skiff.do("GET", e.skiff.groupPath("default-private"), &raw); code != 200 {
+		t.Fatalf("GET group: %d", code)
+	}
+	if strings.Contains(string(raw), "pull-s3cret") || !strings.Contains(string(raw), "puller") {
+		t.Errorf("group read: the password shows, or the credential is missing: %s", raw)
+	}
+	e.cp.Kubectl(t, "delete", "pod", "private", "nocred", "--wait=true", "--timeout=60s")
+}

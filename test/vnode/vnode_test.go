@@ -426,6 +426,7 @@ spec:
 	t.Run("LogsOptionsAndAttach", func(t *testing.T) { testLogsOptionsAndAttach(t, e) })
 	t.Run("StatsSummaryAndMetrics", func(t *testing.T) { testStats(t, e) })
 	t.Run("SkiffDownAtStart", func(t *testing.T) { testSkiffDownAtStart(t, e) })
+	t.Run("ProbesAndPullSecrets", func(t *testing.T) { testProbesAndPullSecrets(t, e) })
 
 	t.Run("DeploymentScale", func(t *testing.T) {
 		e.apply(t, fmt.Sprintf(`apiVersion: apps/v1
