@@ -427,21 +427,65 @@ func (p *Provider) wake() {
 	}
 }
 
-// UpdatePod accepts updates: the fields Kubernetes lets change on a
-// running pod (labels, annotations, tolerations) mean nothing to the group.
-func (p *Provider) UpdatePod(_ context.Context, pod *corev1.Pod) error {
+// UpdatePod takes a pod's updates. Labels, annotations and tolerations
+// mean nothing to the group; a changed image (kubectl set image) makes
+// Skiff recreate the group with it.
+func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if t := p.pods[key(pod.Namespace, pod.Name)]; t != nil {
-		st := t.pod.Status
-		t.pod = pod.DeepCopy()
-		t.pod.Status = st
+	t := p.pods[key(pod.Namespace, pod.Name)]
+	if t == nil {
+		p.mu.Unlock()
+		return nil
 	}
+	changed := !t.failed && !t.deleting && !sameImages(&t.pod.Spec, &pod.Spec)
+	st := t.pod.Status
+	t.pod = pod.DeepCopy()
+	t.pod.Status = st
+	name, started := t.group, t.started
+	p.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	// A new image (kubectl set image): Skiff recreates the group with it,
+	// as a kubelet restarts the changed container.
+	g, err := p.m.podToGroup(pod, p.originalPod(pod.Namespace, pod.Name), started.UTC().Format(time.RFC3339))
+	if err != nil {
+		var ue *UnsupportedError
+		if errors.As(err, &ue) {
+			p.refuse(pod, err.Error())
+			return nil
+		}
+		return vkerrdefs.AsInvalidInput(err)
+	}
+	paths, err := p.paths(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := p.cfg.Client.Call(ctx, http.MethodPut, paths.ContainerGroup(p.cfg.ResourceGroup, name), nil, g); err != nil {
+		return fmt.Errorf("update container group %s: %w", name, err)
+	}
+	p.log.Info("updated container group with new images", "pod", key(pod.Namespace, pod.Name), "group", name)
+	p.wake()
 	return nil
 }
 
+// sameImages reports whether two pod specs run the same images.
+func sameImages(a, b *corev1.PodSpec) bool {
+	imgs := func(s *corev1.PodSpec) string {
+		var out []string
+		for _, c := range s.InitContainers {
+			out = append(out, "i:"+c.Name+"="+c.Image)
+		}
+		for _, c := range s.Containers {
+			out = append(out, c.Name+"="+c.Image)
+		}
+		return strings.Join(out, "\n")
+	}
+	return imgs(a) == imgs(b)
+}
+
 // DeletePod stops and deletes the pod's group, then reports the pod
-// terminated. The group is stopped with the server's stop grace.
+// terminated. The containers get the pod's grace period (see gracePeriod).
 func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	k := key(pod.Namespace, pod.Name)
 	p.mu.Lock()

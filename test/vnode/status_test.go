@@ -458,3 +458,39 @@ spec:
 	}
 	e.cp.Kubectl(t, "delete", "pod", "private", "nocred", "--wait=true", "--timeout=60s")
 }
+
+// testSetImage: `kubectl set image` on a running pod runs the new image.
+func testSetImage(t *testing.T, e *env) {
+	img2 := testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}, Env: []string{"IMAGE_MARK=two"}})
+	image2 := testenv.Push(t, e.reg, "vnode/busybox:2", img2)
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: imgswap
+  namespace: default
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: %s
+    command: ["sleep", "3600"]
+`, nodeName, e.image))
+	e.waitPhase(t, "default", "imgswap", "Running", 90*time.Second)
+	if out := e.cp.Kubectl(t, "exec", "imgswap", "--", "env"); strings.Contains(out, "IMAGE_MARK") {
+		t.Fatalf("the first image already has IMAGE_MARK: %s", out)
+	}
+	e.cp.Kubectl(t, "set", "image", "pod/imgswap", "app="+image2)
+	e.waitFor(t, 90*time.Second, "the new image running", func() (bool, string) {
+		out, err := e.cp.KubectlErr("exec", "imgswap", "--", "env")
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(out, "IMAGE_MARK=two"), out
+	})
+	e.waitFor(t, 30*time.Second, "status shows the new image, Running", func() (bool, string) {
+		out, _ := e.cp.KubectlErr("get", "pod", "imgswap", "-o", "jsonpath={.status.phase} {.status.containerStatuses[0].image}")
+		return strings.TrimSpace(out) == "Running "+image2, out
+	})
+	e.cp.Kubectl(t, "delete", "pod", "imgswap", "--wait=true", "--timeout=60s")
+}

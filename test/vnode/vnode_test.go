@@ -427,6 +427,7 @@ spec:
 	t.Run("StatsSummaryAndMetrics", func(t *testing.T) { testStats(t, e) })
 	t.Run("SkiffDownAtStart", func(t *testing.T) { testSkiffDownAtStart(t, e) })
 	t.Run("ProbesAndPullSecrets", func(t *testing.T) { testProbesAndPullSecrets(t, e) })
+	t.Run("SetImage", func(t *testing.T) { testSetImage(t, e) })
 
 	t.Run("DeploymentScale", func(t *testing.T) {
 		e.apply(t, fmt.Sprintf(`apiVersion: apps/v1
