@@ -1,5 +1,7 @@
 package api
 
+import "strings"
+
 // ContainerGroup is the ARM resource Microsoft.ContainerInstance/containerGroups.
 type ContainerGroup struct {
 	ID         string                   `json:"id,omitempty"`
@@ -185,6 +187,24 @@ type IPAddress struct {
 	// on the host's container bridge, reported for both types. For a
 	// Private group it equals IP.
 	PrivateIP string `json:"privateIp,omitempty"`
+}
+
+// IP address types.
+const (
+	IPAddressPublic  = "Public"
+	IPAddressPrivate = "Private"
+)
+
+// Published reports whether ip's ports are published on the host's public
+// address: a Public address with ports. A Private group is reached at its
+// own address and publishes nothing.
+func (ip *IPAddress) Published() bool {
+	return ip != nil && len(ip.Ports) > 0 && !ip.IsPrivate()
+}
+
+// IsPrivate reports whether ip is of type Private (in any spelling).
+func (ip *IPAddress) IsPrivate() bool {
+	return ip != nil && strings.EqualFold(ip.Type, IPAddressPrivate)
 }
 
 // DNSConfig becomes the containers' /etc/resolv.conf.

@@ -600,7 +600,7 @@ func checkIPAddress(g string, ip *IPAddress, cs []Container) error {
 		return invalid("InvalidIpAddressType",
 			"The IP address type '%s' of container group '%s' is invalid. The value must be one of 'Public,Private'.", ip.Type, g)
 	}
-	private := canon(ip.Type, "Public", "Private") == "Private"
+	private := ip.IsPrivate()
 	if private && ip.DNSNameLabel != "" {
 		return invalid("DnsNameLabelNotSupported",
 			"The DNS name label '%s' of container group '%s' needs an IP address of type 'Public'.", ip.DNSNameLabel, g)

@@ -332,7 +332,7 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 		// Only a Public group's ports are published on the host address;
 		// a Private one is reached at its own address on the bridge.
 		var ports []api.Port
-		if ip := g.spec.Properties.IPAddress; ip != nil && !strings.EqualFold(ip.Type, "Private") {
+		if ip := g.spec.Properties.IPAddress; ip.Published() {
 			ports = ip.Ports
 		}
 		a, err := g.r.cfg.Network.Setup(ctx, g.id, ports)

@@ -77,9 +77,6 @@ func (r *Runtime) Stats(ctx context.Context, id string) (*GroupStats, error) {
 			}
 			continue
 		}
-		if s == nil {
-			continue
-		}
 		start, _ := time.Parse(time.RFC3339Nano, cs.CurrentState.StartTime)
 		usage := s.Memory.Usage.Usage
 		out.Containers = append(out.Containers, ContainerStats{

@@ -33,7 +33,7 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 	if err == nil {
 		if props.IPAddress != nil && st.IP != "" {
 			props.IPAddress.IP, props.IPAddress.PrivateIP = s.publicIP(), st.IP
-			if strings.EqualFold(props.IPAddress.Type, "Private") {
+			if props.IPAddress.IsPrivate() {
 				props.IPAddress.IP = st.IP
 			}
 		}
@@ -362,16 +362,10 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 	return nil
 }
 
-// published reports whether ip's ports are published on the host's public
-// address (a Private group's are not).
-func published(ip *api.IPAddress) bool {
-	return ip != nil && len(ip.Ports) > 0 && !strings.EqualFold(ip.Type, "Private")
-}
-
 // checkPortsFree refuses ports another group publishes already: they share
 // the host's public address.
 func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) error {
-	if !published(cg.Properties.IPAddress) {
+	if !cg.Properties.IPAddress.Published() {
 		return nil
 	}
 	want := map[string]bool{}
@@ -390,7 +384,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 		}
 		for _, other := range groups {
 			ip := other.Resource.Properties.IPAddress
-			if other.RuntimeID == self || !published(ip) {
+			if other.RuntimeID == self || !ip.Published() {
 				continue
 			}
 			for _, p := range ip.Ports {

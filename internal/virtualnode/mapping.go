@@ -194,9 +194,9 @@ func (m *mapper) podToGroup(pod, orig *corev1.Pod, created string) (*api.Contain
 	// network) as its podIP. Ports with a hostPort are also published on
 	// Skiff's public address, as a kubelet does on the node's.
 	if len(published) > 0 {
-		p.IPAddress = &api.IPAddress{Type: "Public", Ports: published}
+		p.IPAddress = &api.IPAddress{Type: api.IPAddressPublic, Ports: published}
 	} else {
-		p.IPAddress = &api.IPAddress{Type: "Private", Ports: privatePorts(p.Containers)}
+		p.IPAddress = &api.IPAddress{Type: api.IPAddressPrivate, Ports: privatePorts(p.Containers)}
 	}
 	if creds, err := m.registryCredentials(pod); err != nil {
 		return nil, err

@@ -362,14 +362,9 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	k := key(pod.Namespace, pod.Name)
 	now := metav1.Now()
 	created := now.UTC().Format(time.RFC3339)
-	g, err := p.m.podToGroup(pod, p.originalPod(pod.Namespace, pod.Name), created)
-	var ue *UnsupportedError
-	if errors.As(err, &ue) {
-		p.refuse(pod, err.Error())
-		return nil
-	}
-	if err != nil {
-		return vkerrdefs.AsInvalidInput(err)
+	g, err := p.groupFor(pod, created)
+	if g == nil || err != nil {
+		return err
 	}
 	paths, err := p.paths(ctx)
 	if err != nil {
@@ -401,6 +396,21 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	p.log.Info("created container group", "pod", k, "group", g.Name)
 	p.wake()
 	return nil
+}
+
+// groupFor maps pod to its container group. A pod that uses a field Skiff
+// cannot run is refused (failed with an event) and gets no group: nil, nil.
+func (p *Provider) groupFor(pod *corev1.Pod, created string) (*api.ContainerGroup, error) {
+	g, err := p.m.podToGroup(pod, p.originalPod(pod.Namespace, pod.Name), created)
+	var ue *UnsupportedError
+	if errors.As(err, &ue) {
+		p.refuse(pod, err.Error())
+		return nil, nil
+	}
+	if err != nil {
+		return nil, vkerrdefs.AsInvalidInput(err)
+	}
+	return g, nil
 }
 
 // refuse fails a pod the virtual node cannot run.
@@ -448,14 +458,9 @@ func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	// A new image (kubectl set image): Skiff recreates the group with it,
 	// as a kubelet restarts the changed container.
-	g, err := p.m.podToGroup(pod, p.originalPod(pod.Namespace, pod.Name), started.UTC().Format(time.RFC3339))
-	if err != nil {
-		var ue *UnsupportedError
-		if errors.As(err, &ue) {
-			p.refuse(pod, err.Error())
-			return nil
-		}
-		return vkerrdefs.AsInvalidInput(err)
+	g, err := p.groupFor(pod, started.UTC().Format(time.RFC3339))
+	if g == nil || err != nil {
+		return err
 	}
 	paths, err := p.paths(ctx)
 	if err != nil {

@@ -230,16 +230,8 @@ type usageSum struct {
 }
 
 func (s *usageSum) add(c containerUsage) {
-	if c.Time.After(s.at) {
-		s.at = c.Time
-	}
-	s.cpuNanos += c.CPUNanos
-	s.usage += c.UsageBytes
-	s.wss += c.WorkingSetByte
-	if c.HasRate {
-		s.nanoCores += c.NanoCores
-		s.hasRate = true
-	}
+	s.addSum(usageSum{at: c.Time, nanoCores: c.NanoCores, cpuNanos: c.CPUNanos, usage: c.UsageBytes,
+		wss: c.WorkingSetByte, hasRate: c.HasRate})
 }
 
 func (s *usageSum) addSum(o usageSum) {

@@ -131,7 +131,7 @@ func (p *Provider) RunInContainer(ctx context.Context, ns, pod, container string
 	}
 	argv, _ := json.Marshal(cmd)
 	req := api.ExecRequest{Command: string(argv), TerminalSize: &api.TerminalSize{Rows: 24, Cols: 80}}
-	return p.stream(ctx, path+"/exec", req, attach, true)
+	return p.stream(ctx, path+"/exec", req, attach)
 }
 
 // AttachToContainer streams a container's output from now on, as a
@@ -149,24 +149,20 @@ func (p *Provider) AttachToContainer(ctx context.Context, ns, pod, container str
 		return notFound(err)
 	}
 	defer resp.Body.Close()
-	var out io.Writer = io.Discard
-	if w := attach.Stdout(); w != nil {
-		out = w
-	} else if w := attach.Stderr(); w != nil {
-		out = w
-	}
 	go func() {
 		<-ctx.Done()
 		resp.Body.Close()
 	}()
-	_, err = io.Copy(out, resp.Body)
+	_, err = io.Copy(output(attach), resp.Body)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
 }
 
-func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest, attach vkapi.AttachIO, withStdin bool) error {
+// stream runs an exec session over Skiff's websocket: stdin and terminal
+// resizes go in, the TTY output comes back.
+func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest, attach vkapi.AttachIO) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r, err := p.cfg.Client.Call(ctx, http.MethodPost, path, nil, req)
@@ -195,46 +191,41 @@ func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest,
 	if err := write(websocket.TextMessage, []byte(er.Password)); err != nil {
 		return fmt.Errorf("exec handshake: %w", errdefs.ErrUnavailable)
 	}
-	if withStdin {
-		if resize := attach.Resize(); resize != nil && attach.TTY() {
-			go func() {
-				for {
-					select {
-					case <-ctx.Done():
+	if resize := attach.Resize(); resize != nil && attach.TTY() {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case sz, ok := <-resize:
+					if !ok {
 						return
-					case sz, ok := <-resize:
-						if !ok {
-							return
-						}
-						b, _ := json.Marshal(api.TerminalSize{Rows: int32(sz.Height), Cols: int32(sz.Width)})
-						_ = write(websocket.TextMessage, b)
 					}
+					b, _ := json.Marshal(api.TerminalSize{Rows: int32(sz.Height), Cols: int32(sz.Width)})
+					_ = write(websocket.TextMessage, b)
 				}
-			}()
-		}
-		if in := attach.Stdin(); in != nil {
-			go func() {
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := in.Read(buf)
-					if n > 0 {
-						if write(websocket.BinaryMessage, append([]byte(nil), buf[:n]...)) != nil {
-							return
-						}
-					}
-					if err != nil {
-						// End of input on a terminal is ^D.
-						_ = write(websocket.BinaryMessage, []byte{4})
+			}
+		}()
+	}
+	if in := attach.Stdin(); in != nil {
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := in.Read(buf)
+				if n > 0 {
+					if write(websocket.BinaryMessage, append([]byte(nil), buf[:n]...)) != nil {
 						return
 					}
 				}
-			}()
-		}
+				if err != nil {
+					// End of input on a terminal is ^D.
+					_ = write(websocket.BinaryMessage, []byte{4})
+					return
+				}
+			}
+		}()
 	}
-	out := attach.Stdout()
-	if out == nil {
-		out = attach.Stderr()
-	}
+	out := output(attach)
 	for {
 		typ, b, err := conn.ReadMessage()
 		if err != nil {
@@ -250,12 +241,24 @@ func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest,
 			}
 			return fmt.Errorf("exec stream: %v: %w", err, errdefs.ErrUnavailable)
 		}
-		if typ == websocket.BinaryMessage && out != nil {
+		if typ == websocket.BinaryMessage {
 			if _, err := out.Write(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))); err != nil {
 				return nil
 			}
 		}
 	}
+}
+
+// output is where a session's output goes: stdout, else stderr (Skiff's
+// TTY merges the two), else nowhere.
+func output(attach vkapi.AttachIO) io.Writer {
+	if w := attach.Stdout(); w != nil {
+		return w
+	}
+	if w := attach.Stderr(); w != nil {
+		return w
+	}
+	return io.Discard
 }
 
 func asClose(err error, ce **websocket.CloseError) bool {

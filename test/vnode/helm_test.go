@@ -439,7 +439,10 @@ func TestHelmChart(t *testing.T) {
 // testHelmLifecycle installs the chart into a real control plane, runs the
 // Deployment's command line as its pod would run, upgrades, and uninstalls.
 func testHelmLifecycle(t *testing.T, h *helmCmd) {
-	sk := startHelmSkiff(t)
+	// Its own bridge and subnet, away from the package's other tests' network.
+	// No container runs on it: the virtual node only checks its health and
+	// creates its resource group.
+	sk := startSkiffOn(t, "skvh0", "10.218.0.0/16")
 	cp := k8senv.Start(t)
 	const (
 		ns      = "skiff-helm"
@@ -726,55 +729,5 @@ current-context: c
 			fail("node %s did not register within 90s (CSR by %s approved: %v)", node, user, approved)
 		}
 		time.Sleep(300 * time.Millisecond)
-	}
-}
-
-// startHelmSkiff starts a `skiff server` for TestHelmChart on a bridge and
-// subnet of its own (skvh0, 10.218.0.0/16), so that it does not touch the
-// network of the package's other tests. No container runs on it: the virtual
-// node only checks its health and creates its resource group.
-func startHelmSkiff(t *testing.T) *skiffServer {
-	t.Helper()
-	const bridge = "skvh0"
-	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
-	s.endpoint = "http://" + s.listen
-	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
-		"--log-level", "warn", "--stop-grace", "2s", "--bridge", bridge, "--subnet", "10.218.0.0/16")
-	logPath := filepath.Join(s.dataDir, "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		s.cmd.Wait()
-		logf.Close()
-		if err := exec.Command("ip", "link", "show", bridge).Run(); err == nil {
-			exec.Command("ip", "link", "del", bridge).Run()
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token")); err == nil && len(tok) > 0 {
-			s.token = strings.TrimSpace(string(tok))
-			var subs struct {
-				Value []struct {
-					SubscriptionID string `json:"subscriptionId"`
-				} `json:"value"`
-			}
-			if code := s.do("GET", "/subscriptions", &subs); code == 200 && len(subs.Value) > 0 {
-				s.sub = subs.Value[0].SubscriptionID
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(logPath)
-			t.Fatalf("skiff server did not come up: %s", data)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

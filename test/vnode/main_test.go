@@ -63,13 +63,22 @@ type skiffServer struct {
 	cmd      *exec.Cmd
 }
 
+// startSkiff starts a `skiff server` on the package's container network
+// (skvn0, vnodeSubnet).
 func startSkiff(t testing.TB, extra ...string) *skiffServer {
+	t.Helper()
+	return startSkiffOn(t, "skvn0", vnodeSubnet, extra...)
+}
+
+// startSkiffOn starts a `skiff server` whose containers use bridge and
+// subnet, and removes its resource groups and the bridge when t ends.
+func startSkiffOn(t testing.TB, bridge, subnet string, extra ...string) *skiffServer {
 	t.Helper()
 	testenv.RequireRoot(t)
 	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
 	s.endpoint = "http://" + s.listen
 	args := append([]string{"server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
-		"--log-level", "warn", "--stop-grace", "2s", "--bridge", "skvn0", "--subnet", vnodeSubnet}, extra...)
+		"--log-level", "warn", "--stop-grace", "2s", "--bridge", bridge, "--subnet", subnet}, extra...)
 	s.cmd = exec.Command(skiffBin, args...)
 	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
@@ -126,7 +135,7 @@ func startSkiff(t testing.TB, extra ...string) *skiffServer {
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		s.cmd.Wait()
 		// The server leaves its bridge behind; remove it.
-		exec.Command("ip", "link", "del", "skvn0").Run()
+		exec.Command("ip", "link", "del", bridge).Run()
 	})
 	return s
 }
