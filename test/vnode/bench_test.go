@@ -172,7 +172,11 @@ func podLatencies(b *testing.B, e *env) (running, ready []time.Duration) {
 		b.Fatal(err)
 	}
 	if len(list.Items) != benchReplicas {
-		b.Fatalf("%d bench100 pods, want %d", len(list.Items), benchReplicas)
+		phases, _ := e.cp.KubectlErr("get", "pods", "-l", "app=bench100", "--no-headers", "-o",
+			"custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,MSG:.status.message,DEL:.metadata.deletionTimestamp")
+		warnings, _ := e.cp.KubectlErr("get", "events", "--field-selector", "type=Warning", "-o",
+			`jsonpath={range .items[*]}{.involvedObject.name} {.reason}: {.message}{"\n"}{end}`)
+		b.Fatalf("%d bench100 pods, want %d:\n%s\nwarnings:\n%s", len(list.Items), benchReplicas, phases, warnings)
 	}
 	for _, p := range list.Items {
 		cs := p.Status.ContainerStatuses

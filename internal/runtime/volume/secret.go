@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,10 +42,25 @@ func mountSecret(dir string, files []secretFile) error {
 			return fmt.Errorf("secret key %q: %w", f.key, err)
 		}
 	}
-	if err := unix.Mount("", dir, "", flags|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+	if err := remountReadOnly(dir, flags); err != nil {
 		return fmt.Errorf("remount %s read-only: %w", dir, err)
 	}
 	return nil
+}
+
+// remountReadOnly remounts dir read-only. The kernel refuses (EBUSY) while
+// any file on it is open for writing, and a process forked elsewhere in
+// this program (runc, CNI plugins, shims) holds a copy of the fd it was
+// written through until it execs; so EBUSY is retried for a little while.
+func remountReadOnly(dir string, flags uintptr) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		err := unix.Mount("", dir, "", flags|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(delay)
+	}
 }
 
 func writeSecretFile(path string, data []byte) error {
