@@ -28,8 +28,16 @@ type ResourceGroup struct {
 	Name         string            `json:"name"`
 	Location     string            `json:"location"`
 	Tags         map[string]string `json:"tags,omitempty"`
-	CreatedAt    time.Time         `json:"createdAt"`
+	// ProvisioningState is "" (Succeeded) or ResourceGroupDeleting once a
+	// delete was accepted; a Deleting resource group takes no new or
+	// changed container groups (CreateOrUpdateContainerGroup).
+	ProvisioningState string    `json:"provisioningState,omitempty"`
+	CreatedAt         time.Time `json:"createdAt"`
 }
+
+// ResourceGroupDeleting is the ProvisioningState of a resource group whose
+// delete has been accepted and is not finished.
+const ResourceGroupDeleting = "Deleting"
 
 // ContainerGroup is the desired state of a container group, as accepted by
 // the API (secrets included: the store is private to the server).
@@ -75,6 +83,9 @@ type Store interface {
 	GetResourceGroup(ctx context.Context, sub, name string) (*ResourceGroup, error)
 	ListResourceGroups(ctx context.Context, sub string) ([]ResourceGroup, error)
 	DeleteResourceGroup(ctx context.Context, sub, name string) error
+	// UpdateResourceGroup applies f to the stored record atomically; if f
+	// fails nothing is written and its error is returned as is.
+	UpdateResourceGroup(ctx context.Context, sub, name string, f func(*ResourceGroup) error) (*ResourceGroup, error)
 
 	// PutContainerGroup creates or replaces; created reports which. The
 	// resource group must exist (else ErrNotFound). The store sets
@@ -88,6 +99,17 @@ type Store interface {
 	DeleteContainerGroup(ctx context.Context, sub, rg, name string) error
 	// UpdateContainerGroup applies f to the stored record atomically.
 	UpdateContainerGroup(ctx context.Context, sub, rg, name string, f func(*ContainerGroup) error) (*ContainerGroup, error)
+	// CreateOrUpdateContainerGroup is a compare-and-swap: in one
+	// transaction it reads the stored record (nil if there is none), asks
+	// f for the record to store, and stores it as PutContainerGroup does
+	// (Generation, name case, CreatedAt). If f fails nothing is written and
+	// its error is returned as is. The resource group must exist (else
+	// ErrNotFound) and not be Deleting (else ErrConflict, code
+	// ResourceGroupBeingDeleted).
+	CreateOrUpdateContainerGroup(ctx context.Context, sub, rg, name string, f func(old *ContainerGroup) (*ContainerGroup, error)) (cg *ContainerGroup, created bool, err error)
+	// DeleteContainerGroupIf deletes the stored record only if ok accepts
+	// it, in one transaction; ok's error is returned as is.
+	DeleteContainerGroupIf(ctx context.Context, sub, rg, name string, ok func(*ContainerGroup) error) error
 
 	PutOperation(ctx context.Context, op Operation) error
 	GetOperation(ctx context.Context, id string) (*Operation, error)

@@ -38,6 +38,11 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateContainerGroup", testUpdateContainerGroup},
 		{"UpdateContainerGroupRollback", testUpdateContainerGroupRollback},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"UpdateResourceGroup", testUpdateResourceGroup},
+		{"CreateOrUpdateContainerGroup", testCreateOrUpdateContainerGroup},
+		{"DeletingResourceGroupTakesNoGroups", testDeletingResourceGroupTakesNoGroups},
+		{"DeleteContainerGroupIf", testDeleteContainerGroupIf},
+		{"PutRacingDelete", testPutRacingDelete},
 		{"Operations", testOperations},
 		{"Meta", testMeta},
 		{"Persistence", testPersistence},
@@ -566,5 +571,240 @@ func testCanceledContext(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	if _, err := s.ListResourceGroups(cctx, sub1); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ListResourceGroups with canceled ctx: err = %v", err)
+	}
+}
+
+func testUpdateResourceGroup(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	s := open(t)
+	putRG(t, s, sub1, "Rg1")
+	got, err := s.UpdateResourceGroup(ctx, sub1, "rg1", func(rg *store.ResourceGroup) error {
+		rg.ProvisioningState = store.ResourceGroupDeleting
+		return nil
+	})
+	must(t, err)
+	if got.Name != "Rg1" || got.ProvisioningState != store.ResourceGroupDeleting {
+		t.Fatalf("UpdateResourceGroup returned %+v", got)
+	}
+	stored, err := s.GetResourceGroup(ctx, sub1, "RG1")
+	must(t, err)
+	if stored.ProvisioningState != store.ResourceGroupDeleting || stored.Location != "westeurope" {
+		t.Fatalf("update not stored: %+v", stored)
+	}
+	boom := errors.New("boom")
+	if _, err := s.UpdateResourceGroup(ctx, sub1, "rg1", func(rg *store.ResourceGroup) error {
+		rg.ProvisioningState = ""
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("failing f: err = %v", err)
+	}
+	if _, err := s.UpdateResourceGroup(ctx, sub1, "rg1", func(rg *store.ResourceGroup) error {
+		rg.Name = "other"
+		return nil
+	}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("rename: err = %v, want ErrInvalidArgument", err)
+	}
+	if stored, _ := s.GetResourceGroup(ctx, sub1, "rg1"); stored.ProvisioningState != store.ResourceGroupDeleting {
+		t.Fatalf("refused updates were written: %+v", stored)
+	}
+	_, err = s.UpdateResourceGroup(ctx, sub1, "ghost", func(*store.ResourceGroup) error {
+		t.Error("f called for a missing resource group")
+		return nil
+	})
+	wantNotFound(t, err, "ghost")
+}
+
+func testCreateOrUpdateContainerGroup(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	s := open(t)
+	putRG(t, s, sub1, "rg1")
+	put := func(name string, f func(old *store.ContainerGroup) error) (*store.ContainerGroup, bool, error) {
+		return s.CreateOrUpdateContainerGroup(ctx, sub1, "RG1", name, func(old *store.ContainerGroup) (*store.ContainerGroup, error) {
+			if err := f(old); err != nil {
+				return nil, err
+			}
+			cg := newCG(sub1, "rg1", name)
+			return &cg, nil
+		})
+	}
+	cg, created, err := put("Web", func(old *store.ContainerGroup) error {
+		if old != nil {
+			t.Errorf("old = %+v for a new group", old)
+		}
+		return nil
+	})
+	must(t, err)
+	if !created || cg.Generation != 1 || cg.ResourceGroup != "rg1" || cg.Resource.Name != "Web" {
+		t.Fatalf("create: created=%v %+v", created, cg)
+	}
+	cg, created, err = put("web", func(old *store.ContainerGroup) error {
+		if old == nil || old.Generation != 1 || old.Resource.Name != "Web" {
+			t.Errorf("old = %+v, want generation 1 of Web", old)
+		}
+		return nil
+	})
+	must(t, err)
+	if created || cg.Generation != 2 || cg.Resource.Name != "Web" {
+		t.Fatalf("replace: created=%v %+v", created, cg)
+	}
+	// A refusal writes nothing: no new record, no new generation.
+	refused := errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning", "no")
+	if _, _, err := put("web", func(*store.ContainerGroup) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("refused replace: err = %v", err)
+	}
+	if _, _, err := put("new", func(*store.ContainerGroup) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("refused create: err = %v", err)
+	}
+	if got, _ := s.GetContainerGroup(ctx, sub1, "rg1", "web"); got.Generation != 2 {
+		t.Fatalf("refused replace wrote generation %d", got.Generation)
+	}
+	if _, err := s.GetContainerGroup(ctx, sub1, "rg1", "new"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("refused create stored a record: %v", err)
+	}
+	_, _, err = s.CreateOrUpdateContainerGroup(ctx, sub1, "nope", "web", func(*store.ContainerGroup) (*store.ContainerGroup, error) {
+		t.Error("f called in a missing resource group")
+		return nil, nil
+	})
+	wantNotFound(t, err, "nope")
+
+	// Concurrent creates of one name: exactly one sees no record.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	creators := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := put("race", func(*store.ContainerGroup) error { return nil })
+			if err != nil {
+				t.Error(err)
+			}
+			if created {
+				mu.Lock()
+				creators++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := s.GetContainerGroup(ctx, sub1, "rg1", "race"); creators != 1 || got.Generation != 8 {
+		t.Fatalf("8 concurrent puts: %d created, generation %d; want 1 and 8", creators, got.Generation)
+	}
+}
+
+func testDeletingResourceGroupTakesNoGroups(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	s := open(t)
+	putRG(t, s, sub1, "rg1")
+	putCG(t, s, sub1, "rg1", "old")
+	_, err := s.UpdateResourceGroup(ctx, sub1, "rg1", func(rg *store.ResourceGroup) error {
+		rg.ProvisioningState = store.ResourceGroupDeleting
+		return nil
+	})
+	must(t, err)
+	for _, name := range []string{"new", "old"} {
+		_, _, err := s.CreateOrUpdateContainerGroup(ctx, sub1, "rg1", name, func(*store.ContainerGroup) (*store.ContainerGroup, error) {
+			t.Errorf("f called for %s in a Deleting resource group", name)
+			cg := newCG(sub1, "rg1", name)
+			return &cg, nil
+		})
+		if !errors.Is(err, errdefs.ErrConflict) || errdefs.CodeOf(err) != "ResourceGroupBeingDeleted" {
+			t.Fatalf("put %s in a Deleting resource group: err = %v (%s), want ErrConflict ResourceGroupBeingDeleted", name, err, errdefs.CodeOf(err))
+		}
+	}
+	if list, _ := s.ListContainerGroups(ctx, sub1, "rg1"); cgNames(list) != "rg1/old" {
+		t.Fatalf("Deleting resource group holds %q", cgNames(list))
+	}
+}
+
+func testDeleteContainerGroupIf(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	s := open(t)
+	putRG(t, s, sub1, "rg1")
+	putCG(t, s, sub1, "rg1", "web")
+	notDeleting := errors.New("not deleting")
+	onlyDeleting := func(cg *store.ContainerGroup) error {
+		if cg.Resource.Properties.ProvisioningState != "Deleting" {
+			return notDeleting
+		}
+		return nil
+	}
+	if err := s.DeleteContainerGroupIf(ctx, sub1, "rg1", "web", onlyDeleting); !errors.Is(err, notDeleting) {
+		t.Fatalf("refused delete: err = %v", err)
+	}
+	if _, err := s.GetContainerGroup(ctx, sub1, "rg1", "web"); err != nil {
+		t.Fatalf("refused delete removed the record: %v", err)
+	}
+	_, err := s.UpdateContainerGroup(ctx, sub1, "rg1", "web", func(cg *store.ContainerGroup) error {
+		cg.Resource.Properties.ProvisioningState = "Deleting"
+		return nil
+	})
+	must(t, err)
+	must(t, s.DeleteContainerGroupIf(ctx, sub1, "RG1", "WEB", onlyDeleting))
+	if _, err := s.GetContainerGroup(ctx, sub1, "rg1", "web"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("record still there after DeleteContainerGroupIf: %v", err)
+	}
+	wantNotFound(t, s.DeleteContainerGroupIf(ctx, sub1, "rg1", "web", onlyDeleting), "web")
+}
+
+// testPutRacingDelete runs the server's protocol against the store: PUTs
+// refuse a Deleting record, a delete marks the record Deleting and then
+// removes it only while it is still the Deleting one. Every PUT that
+// succeeded after the mark must have created a new record, never revived
+// the Deleting one.
+func testPutRacingDelete(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	s := open(t)
+	putRG(t, s, sub1, "rg1")
+	errDeleting := errors.New("being deleted")
+	put := func() (*store.ContainerGroup, bool, error) {
+		return s.CreateOrUpdateContainerGroup(ctx, sub1, "rg1", "web", func(old *store.ContainerGroup) (*store.ContainerGroup, error) {
+			if old != nil && old.Resource.Properties.ProvisioningState == "Deleting" {
+				return nil, errDeleting
+			}
+			cg := newCG(sub1, "rg1", "web")
+			cg.Resource.Properties.ProvisioningState = "Pending"
+			return &cg, nil
+		})
+	}
+	for round := range 50 {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if _, _, err := put(); err != nil && !errors.Is(err, errDeleting) {
+					t.Error(err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			marked, err := s.UpdateContainerGroup(ctx, sub1, "rg1", "web", func(cg *store.ContainerGroup) error {
+				cg.Resource.Properties.ProvisioningState = "Deleting"
+				return nil
+			})
+			if errors.Is(err, errdefs.ErrNotFound) {
+				return
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			err = s.DeleteContainerGroupIf(ctx, sub1, "rg1", "web", func(cg *store.ContainerGroup) error {
+				if cg.Resource.Properties.ProvisioningState != "Deleting" || cg.Generation != marked.Generation {
+					return fmt.Errorf("round %d: the Deleting record (generation %d) was replaced by generation %d, state %s",
+						round, marked.Generation, cg.Generation, cg.Resource.Properties.ProvisioningState)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		if cg, err := s.GetContainerGroup(ctx, sub1, "rg1", "web"); err == nil && cg.Resource.Properties.ProvisioningState != "Pending" {
+			t.Fatalf("round %d: left a %s record", round, cg.Resource.Properties.ProvisioningState)
+		}
 	}
 }
