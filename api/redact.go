@@ -2,46 +2,96 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 )
 
-// Redact returns a deep copy of cg fit to send to a client: without
-// environment variables' secureValue (the variable keeps its name),
-// registry passwords, storage account keys and secret volume contents (the
-// volume stays, as "secret": {}), as ACI returns them (aci-api.md §1.5).
-// cg is not modified. Redact(nil) is nil.
+// Redact returns a deep copy of cg fit to send to a client: without any of
+// the secrets WalkSecrets visits (an environment variable keeps its name, a
+// registry its server and username, a share its names), and with each
+// secret volume as "secret": {} (its key names go too), as ACI returns them
+// (aci-api.md §1.5). cg is not modified. Redact(nil) is nil.
 func Redact(cg *ContainerGroup) *ContainerGroup {
 	out := Clone(cg)
 	if out == nil {
 		return nil
 	}
 	p := &out.Properties
-	for i := range p.Containers {
-		redactEnv(p.Containers[i].Properties.EnvironmentVariables)
-	}
-	for i := range p.InitContainers {
-		redactEnv(p.InitContainers[i].Properties.EnvironmentVariables)
-	}
-	for i := range p.ImageRegistryCredentials {
-		p.ImageRegistryCredentials[i].Password = ""
-	}
+	_ = WalkSecrets(p, func(string, string) (string, error) { return "", nil })
 	for i := range p.Volumes {
-		v := &p.Volumes[i]
-		if v.AzureFile != nil {
-			v.AzureFile.StorageAccountKey = ""
-		}
-		if v.Secret != nil {
-			v.Secret = map[string]string{}
+		if p.Volumes[i].Secret != nil {
+			p.Volumes[i].Secret = map[string]string{}
 		}
 	}
 	return out
 }
 
-func redactEnv(env []EnvironmentVariable) {
-	for i := range env {
-		env[i].SecureValue = ""
+// WalkSecrets calls f on every non-empty secret string of p and puts what f
+// returns in its place; it stops at f's first error. It is the one list of
+// what is secret in a container group, which Redact blanks and the store
+// and the runtime seal at rest:
+//
+//   - environmentVariables[].secureValue, of containers and init containers
+//   - imageRegistryCredentials[].password
+//   - volumes[].azureFile.storageAccountKey
+//   - volumes[].secret values (the base64 contents of the files)
+//
+// where names the field for error messages, e.g.
+// "containers[app].environmentVariables[TOKEN].secureValue"; it never holds
+// a secret. p is modified in place: walk a Clone to keep the original.
+func WalkSecrets(p *ContainerGroupProperties, f func(where, value string) (string, error)) error {
+	visit := func(where string, v *string) error {
+		if *v == "" {
+			return nil
+		}
+		nv, err := f(where, *v)
+		if err != nil {
+			return err
+		}
+		*v = nv
+		return nil
 	}
+	env := func(kind, name string, vars []EnvironmentVariable) error {
+		for i := range vars {
+			if err := visit(fmt.Sprintf("%s[%s].environmentVariables[%s].secureValue", kind, name, vars[i].Name), &vars[i].SecureValue); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := range p.Containers {
+		if err := env("containers", p.Containers[i].Name, p.Containers[i].Properties.EnvironmentVariables); err != nil {
+			return err
+		}
+	}
+	for i := range p.InitContainers {
+		if err := env("initContainers", p.InitContainers[i].Name, p.InitContainers[i].Properties.EnvironmentVariables); err != nil {
+			return err
+		}
+	}
+	for i := range p.ImageRegistryCredentials {
+		c := &p.ImageRegistryCredentials[i]
+		if err := visit(fmt.Sprintf("imageRegistryCredentials[%s].password", c.Server), &c.Password); err != nil {
+			return err
+		}
+	}
+	for i := range p.Volumes {
+		v := &p.Volumes[i]
+		if v.AzureFile != nil {
+			if err := visit(fmt.Sprintf("volumes[%s].azureFile.storageAccountKey", v.Name), &v.AzureFile.StorageAccountKey); err != nil {
+				return err
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(v.Secret)) {
+			val := v.Secret[k]
+			if err := visit(fmt.Sprintf("volumes[%s].secret[%s]", v.Name, k), &val); err != nil {
+				return err
+			}
+			v.Secret[k] = val
+		}
+	}
+	return nil
 }
 
 // StripInstanceView removes the group's and every container's instanceView

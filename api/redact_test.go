@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -221,5 +223,52 @@ func TestCloneKeepsNilAndEmpty(t *testing.T) {
 	if c.Properties.Containers[0].Properties.Command == nil || c.Properties.InitContainers == nil ||
 		c.Properties.Volumes[0].Secret == nil || c.Properties.Containers[0].Properties.Ports != nil || c.Tags != nil {
 		t.Fatalf("nil/empty not preserved: %+v", c)
+	}
+}
+
+func TestWalkSecrets(t *testing.T) {
+	cg := secretGroup()
+	var seen []string
+	wheres := map[string]bool{}
+	err := WalkSecrets(&cg.Properties, func(where, v string) (string, error) {
+		seen = append(seen, v)
+		wheres[where] = true
+		if strings.Contains(where, v) {
+			t.Errorf("where %q holds the value", where)
+		}
+		return "sealed(" + v + ")", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Exactly the secrets Redact removes, each once.
+	if got, want := strings.Join(slices.Sorted(slices.Values(seen)), " "), strings.Join(slices.Sorted(slices.Values(secrets)), " "); got != want {
+		t.Fatalf("walk visited %q, want %q", got, want)
+	}
+	for _, w := range []string{
+		"initContainers[init].environmentVariables[INIT_TOKEN].secureValue",
+		"containers[app].environmentVariables[TOKEN].secureValue",
+		"imageRegistryCredentials[myreg.azurecr.io:5000].password",
+		"volumes[creds].secret[token]",
+	} {
+		if !wheres[w] {
+			t.Errorf("walk did not name %s (named %v)", w, wheres)
+		}
+	}
+	out := mustJSON(t, cg)
+	for _, s := range secrets {
+		if !strings.Contains(out, `"sealed(`+s+`)"`) {
+			t.Errorf("%s not replaced in place: %s", s, out)
+		}
+	}
+	if !strings.Contains(out, `{"name":"MODE","value":"prod"}`) {
+		t.Errorf("plain variable touched: %s", out)
+	}
+
+	// The first error stops the walk and is returned as is.
+	boom := errors.New("boom")
+	n := 0
+	if err := WalkSecrets(&secretGroup().Properties, func(string, string) (string, error) { n++; return "", boom }); err != boom || n != 1 {
+		t.Fatalf("walk with a failing f: err=%v after %d calls", err, n)
 	}
 }
