@@ -1,11 +1,13 @@
 package store
 
-// Bucket layout of the bbolt database, schema version 1. Names in angle
+// Bucket layout of the bbolt database, schema version 2. Names in angle
 // brackets are lower-cased (ARM names are case-insensitive); the records keep
 // the case of their first write. Values are JSON.
 //
 //	meta
-//	├── schemaVersion : 1                    (reserved, see migrations)
+//	├── schemaVersion : 2                    (reserved, see migrations)
+//	├── sealCheck     : "skiff-sealed:v1:…"  (reserved: a sealed canary; a
+//	│                                         wrong key fails the open)
 //	└── <key>         : "value"              (GetMeta / PutMeta, key as given)
 //	subscriptions
 //	└── <id>          : Subscription
@@ -15,9 +17,17 @@ package store
 //	containergroups
 //	└── <sub>
 //	    └── <rg>
-//	        └── <name> : ContainerGroup
+//	        └── <name> : ContainerGroup     (secrets sealed, see below)
 //	operations
 //	└── <id>          : Operation
+//
+// Since version 2 every secret of a container group (api.WalkSecrets: secure
+// environment values, registry passwords, storage account keys, secret
+// volume contents) is stored sealed (package seal) with the key in
+// BoltOptions.Sealer; the store opens them on every read, so callers see
+// plain values and the file never holds them. Version 1 stored them in
+// clear: the 1 → 2 migration seals them and then compacts the file, so that
+// no freed page keeps an old plain value.
 
 import (
 	"context"
@@ -25,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +44,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/seal"
 )
 
 const (
@@ -43,20 +58,29 @@ const (
 	bucketOperations      = "operations"
 
 	keySchemaVersion = "schemaVersion"
+	keySealCheck     = "sealCheck"
+
+	sealCheckPlain = "skiff seal check"
 )
 
 // migration upgrades a database by one schema version inside tx.
 type migration func(tx *bolt.Tx) error
 
-// migrations returns the schema migrations: migrations()[v] upgrades a
+// migrations returns the schema migrations: migrations(s)[v] upgrades a
 // version-v database to version v+1, where version 0 is a new file (or one
-// without a schemaVersion). The current schema version is len(migrations()).
-// Append a function here when the layout changes, and never edit an old one.
-func migrations() []migration {
+// without a schemaVersion). The current schema version is
+// len(migrations(nil)). Append a function here when the layout changes, and
+// never edit an old one.
+func migrations(s *seal.Sealer) []migration {
 	return []migration{
-		createV1, // 0 → 1
+		createV1,       // 0 → 1
+		sealSecrets(s), // 1 → 2
 	}
 }
+
+// versionPlainSecrets is the last schema version that stored secrets in
+// clear; opening one compacts the file after sealing them.
+const versionPlainSecrets = 1
 
 // createV1 creates the version-1 buckets.
 func createV1(tx *bolt.Tx) error {
@@ -68,8 +92,46 @@ func createV1(tx *bolt.Tx) error {
 	return nil
 }
 
+// sealSecrets seals the secrets of every container group record, which
+// version 1 stored in clear.
+func sealSecrets(s *seal.Sealer) migration {
+	return func(tx *bolt.Tx) error {
+		root := tx.Bucket([]byte(bucketContainerGroups))
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(sub []byte) error {
+			subBk := root.Bucket(sub)
+			return subBk.ForEachBucket(func(rg []byte) error {
+				bk := subBk.Bucket(rg)
+				recs := map[string][]byte{}
+				err := bk.ForEach(func(k, v []byte) error {
+					recs[string(k)] = v
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				for k := range recs { // no Put inside ForEach
+					var cg ContainerGroup
+					if _, err := getJSON(bk, k, &cg); err != nil {
+						return err
+					}
+					if err := putGroup(bk, k, cg, s); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
 // BoltOptions configures OpenBolt.
 type BoltOptions struct {
+	// Sealer seals secrets at rest (required). A database sealed with
+	// another key fails to open with seal.ErrWrongKey.
+	Sealer *seal.Sealer
 	// Timeout bounds the wait for the file lock another process holds;
 	// 0 means 1 s.
 	Timeout time.Duration
@@ -80,7 +142,8 @@ type BoltOptions struct {
 // Bolt is a Store in a single bbolt file. It is safe for concurrent use by
 // goroutines of one process; bbolt's file lock keeps other processes out.
 type Bolt struct {
-	db *bolt.DB
+	db   *bolt.DB
+	seal *seal.Sealer
 }
 
 var _ Store = (*Bolt)(nil)
@@ -88,12 +151,17 @@ var _ Store = (*Bolt)(nil)
 // OpenBolt opens (creating with mode 0600 if needed) the database at path and
 // brings its schema up to date. A file locked by another process fails with
 // errdefs.ErrConflict after opts.Timeout, and so does a file written by a
-// newer schema version.
+// newer schema version; a file sealed with another key than opts.Sealer's
+// fails with seal.ErrWrongKey (errdefs.ErrUnauthorized), before anything
+// is written.
 func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
-	return openBolt(path, opts, migrations())
+	return openBolt(path, opts, migrations(opts.Sealer))
 }
 
 func openBolt(path string, opts BoltOptions, migs []migration) (*Bolt, error) {
+	if opts.Sealer == nil {
+		return nil, fmt.Errorf("open store %s: a seal key is required: %w", path, errdefs.ErrInvalidArgument)
+	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
@@ -108,24 +176,76 @@ func openBolt(path string, opts BoltOptions, migs []migration) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if err := migrate(db, migs, log); err != nil {
+	from, err := migrate(db, migs, log, opts.Sealer)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	if from == versionPlainSecrets {
+		if db, err = compact(db, opts.Timeout, log); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
+	return &Bolt{db: db, seal: opts.Sealer}, nil
 }
 
-// migrate runs the migrations the database has not seen, in one transaction.
-func migrate(db *bolt.DB, migs []migration, log *slog.Logger) error {
-	return db.Update(func(tx *bolt.Tx) error {
+// compact rewrites the database into a fresh file and puts it in place of
+// the old one, so that freed pages (which bbolt does not clear) keep none
+// of the values the migrations replaced. It returns the new handle; the
+// old one is closed.
+func compact(src *bolt.DB, timeout time.Duration, log *slog.Logger) (*bolt.DB, error) {
+	path := src.Path()
+	tmp := path + ".compact"
+	os.Remove(tmp)
+	fail := func(err error) (*bolt.DB, error) {
+		src.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("compact: %w", err)
+	}
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return fail(err)
+	}
+	if err := bolt.Compact(dst, src, 0); err != nil {
+		dst.Close()
+		return fail(err)
+	}
+	if err := dst.Close(); err != nil {
+		return fail(err)
+	}
+	// The old file stays locked by src until the new one is in place and
+	// open, so no other process slips in between.
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+		return fail(err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	src.Close()
+	if err != nil {
+		return nil, fmt.Errorf("compact: reopen: %w", err)
+	}
+	log.Info("compacted store after sealing its secrets", "path", path)
+	return db, nil
+}
+
+// migrate checks the seal key and runs the migrations the database has not
+// seen, in one transaction. It returns the version it found.
+func migrate(db *bolt.DB, migs []migration, log *slog.Logger, s *seal.Sealer) (from int, err error) {
+	err = db.Update(func(tx *bolt.Tx) error {
 		v, err := schemaVersion(tx)
 		if err != nil {
 			return err
 		}
+		from = v
 		latest := len(migs)
 		if v > latest {
 			return fmt.Errorf("database schema version %d is newer than this build supports (%d); use a newer skiff: %w",
 				v, latest, errdefs.ErrConflict)
+		}
+		if err := checkSealKey(tx, s); err != nil {
+			return err
 		}
 		if v == latest {
 			return nil
@@ -142,6 +262,31 @@ func migrate(db *bolt.DB, migs []migration, log *slog.Logger) error {
 		}
 		return putJSON(meta, keySchemaVersion, latest)
 	})
+	return from, err
+}
+
+// checkSealKey opens the sealed canary in meta, or writes one on first
+// use, so that a wrong key is refused at open and never half-used.
+func checkSealKey(tx *bolt.Tx, s *seal.Sealer) error {
+	meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+	if err != nil {
+		return err
+	}
+	var canary string
+	ok, err := getJSON(meta, keySealCheck, &canary)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if _, err := s.Open(canary); err != nil {
+			return fmt.Errorf("the store's secrets cannot be opened with the seal key: %w", err)
+		}
+		return nil
+	}
+	if canary, err = s.Seal(sealCheckPlain); err != nil {
+		return err
+	}
+	return putJSON(meta, keySealCheck, canary)
 }
 
 // schemaVersion reads the version; a missing one is 0.
@@ -320,7 +465,7 @@ func (b *Bolt) PutContainerGroup(ctx context.Context, cg ContainerGroup) (create
 			cg.Generation = old.Generation + 1
 		}
 		created = !ok
-		return putJSON(bk, key(cg.Resource.Name), cg)
+		return putGroup(bk, key(cg.Resource.Name), cg, b.seal)
 	})
 	return created, err
 }
@@ -333,7 +478,7 @@ func (b *Bolt) GetContainerGroup(ctx context.Context, sub, rg, name string) (*Co
 		if err != nil {
 			return err
 		}
-		ok, err := getJSON(bk, key(name), &cg)
+		ok, err := getGroup(bk, key(name), &cg, b.seal)
 		if err == nil && !ok {
 			err = containerGroupNotFound(rg, name)
 		}
@@ -356,7 +501,7 @@ func (b *Bolt) ListContainerGroups(ctx context.Context, sub, rg string) ([]Conta
 			if err != nil {
 				return err
 			}
-			out, err = listJSON[ContainerGroup](bk)
+			out, err = listGroups(bk, b.seal)
 			return err
 		}
 		out = []ContainerGroup{}
@@ -365,7 +510,7 @@ func (b *Bolt) ListContainerGroups(ctx context.Context, sub, rg string) ([]Conta
 			return nil
 		}
 		return subBk.ForEachBucket(func(k []byte) error {
-			cgs, err := listJSON[ContainerGroup](subBk.Bucket(k))
+			cgs, err := listGroups(subBk.Bucket(k), b.seal)
 			out = append(out, cgs...)
 			return err
 		})
@@ -398,7 +543,7 @@ func (b *Bolt) UpdateContainerGroup(ctx context.Context, sub, rg, name string, f
 		if err != nil {
 			return err
 		}
-		ok, err := getJSON(bk, key(name), &cg)
+		ok, err := getGroup(bk, key(name), &cg, b.seal)
 		if err != nil {
 			return err
 		}
@@ -414,7 +559,7 @@ func (b *Bolt) UpdateContainerGroup(ctx context.Context, sub, rg, name string, f
 			return fmt.Errorf("update of container group %q may not change its subscription, resource group or name: %w",
 				old.Resource.Name, errdefs.ErrInvalidArgument)
 		}
-		return putJSON(bk, key(name), cg)
+		return putGroup(bk, key(name), cg, b.seal)
 	})
 	if err != nil {
 		return nil, err
@@ -490,7 +635,7 @@ func (b *Bolt) PutMeta(ctx context.Context, k, value string) error {
 }
 
 func metaKey(k string) error {
-	if k == "" || k == keySchemaVersion {
+	if k == "" || k == keySchemaVersion || k == keySealCheck {
 		return fmt.Errorf("setting name %q is empty or reserved: %w", k, errdefs.ErrInvalidArgument)
 	}
 	return nil
@@ -602,4 +747,56 @@ func listJSON[T any](bk *bolt.Bucket) ([]T, error) {
 		return nil
 	})
 	return out, err
+}
+
+// putGroup stores a container group with its secrets sealed; cg itself is
+// not modified.
+func putGroup(bk *bolt.Bucket, k string, cg ContainerGroup, s *seal.Sealer) error {
+	cg.Resource = *api.Clone(&cg.Resource)
+	err := api.WalkSecrets(&cg.Resource.Properties, func(where, v string) (string, error) {
+		sealed, err := s.Seal(v)
+		if err != nil {
+			return "", fmt.Errorf("container group %q: %s: %w", cg.Resource.Name, where, err)
+		}
+		return sealed, nil
+	})
+	if err != nil {
+		return err
+	}
+	return putJSON(bk, k, cg)
+}
+
+// getGroup reads a container group and opens its secrets; false if bk or
+// k is missing.
+func getGroup(bk *bolt.Bucket, k string, cg *ContainerGroup, s *seal.Sealer) (bool, error) {
+	ok, err := getJSON(bk, k, cg)
+	if err != nil || !ok {
+		return ok, err
+	}
+	return true, openGroup(cg, s)
+}
+
+func openGroup(cg *ContainerGroup, s *seal.Sealer) error {
+	return api.WalkSecrets(&cg.Resource.Properties, func(where, v string) (string, error) {
+		plain, err := s.Open(v)
+		if err != nil {
+			return "", fmt.Errorf("container group %q: %s: %w", cg.Resource.Name, where, err)
+		}
+		return plain, nil
+	})
+}
+
+// listGroups reads every container group of bk (nil: none) in key order,
+// with their secrets opened.
+func listGroups(bk *bolt.Bucket, s *seal.Sealer) ([]ContainerGroup, error) {
+	out, err := listJSON[ContainerGroup](bk)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := openGroup(&out[i], s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -65,7 +65,7 @@ func (b *Bolt) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, na
 			return err
 		}
 		var old ContainerGroup
-		ok, err := getJSON(bk, key(name), &old)
+		ok, err := getGroup(bk, key(name), &old, b.seal)
 		if err != nil {
 			return err
 		}
@@ -87,7 +87,7 @@ func (b *Bolt) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, na
 			cg.Generation = old.Generation + 1
 		}
 		created, out = !ok, cg
-		return putJSON(bk, key(name), cg)
+		return putGroup(bk, key(name), *cg, b.seal)
 	})
 	if err != nil {
 		return nil, false, err
@@ -105,7 +105,7 @@ func (b *Bolt) DeleteContainerGroupIf(ctx context.Context, sub, rg, name string,
 			return err
 		}
 		var cg ContainerGroup
-		found, err := getJSON(bk, key(name), &cg)
+		found, err := getGroup(bk, key(name), &cg, b.seal)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/store"
 	"github.com/skiff-sh/skiff/internal/store/storetest"
 )
@@ -40,7 +41,7 @@ func TestBolt(t *testing.T) {
 // consistency (like bbolt's btesting).
 func openTestBolt(t *testing.T, path string, opts store.BoltOptions) *store.Bolt {
 	t.Helper()
-	b, err := store.OpenBolt(path, opts)
+	b, err := store.OpenBolt(path, withKey(t, path, opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +52,20 @@ func openTestBolt(t *testing.T, path string, opts store.BoltOptions) *store.Bolt
 		checkFile(t, path)
 	})
 	return b
+}
+
+// withKey sets opts.Sealer, if unset, to the key beside the database file
+// (created on first use), as skiff server keeps it in its data dir.
+func withKey(t *testing.T, path string, opts store.BoltOptions) store.BoltOptions {
+	t.Helper()
+	if opts.Sealer == nil {
+		s, err := seal.LoadOrCreateKey(filepath.Join(filepath.Dir(path), seal.KeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Sealer = s
+	}
+	return opts
 }
 
 // checkFile runs bbolt's consistency check on a closed database file.
@@ -161,7 +176,7 @@ func TestBoltInUse(t *testing.T) {
 		{store.BoltOptions{}, time.Second}, // the default
 	} {
 		start := time.Now()
-		b, err := store.OpenBolt(path, tc.opts)
+		b, err := store.OpenBolt(path, withKey(t, path, tc.opts))
 		elapsed := time.Since(start)
 		if err == nil {
 			b.Close()
@@ -187,7 +202,7 @@ func TestBoltSchemaNewerRefused(t *testing.T) {
 	newer := fmt.Sprint(store.CurrentSchemaVersion + 1)
 	rawWrite(t, path, []string{"meta", "schemaVersion", newer})
 
-	b, err := store.OpenBolt(path, store.BoltOptions{})
+	b, err := store.OpenBolt(path, withKey(t, path, store.BoltOptions{}))
 	if err == nil {
 		b.Close()
 		t.Fatal("OpenBolt accepted a database of a newer schema version")
@@ -291,7 +306,7 @@ func TestBoltMigrationHook(t *testing.T) {
 	next := fmt.Sprint(store.CurrentSchemaVersion + 1)
 
 	// A failing migration leaves the file as it was.
-	_, err := store.OpenBoltWithExtraMigrations(path, store.BoltOptions{}, func(tx *bolt.Tx) error {
+	_, err := store.OpenBoltWithExtraMigrations(path, withKey(t, path, store.BoltOptions{}), func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte("meta")).Put([]byte("half"), []byte(`"done"`)); err != nil {
 			return err
 		}
@@ -310,7 +325,7 @@ func TestBoltMigrationHook(t *testing.T) {
 		return tx.Bucket([]byte("meta")).Put([]byte("migrated"), []byte(`"yes"`))
 	}
 	var logs bytes.Buffer
-	b, err := store.OpenBoltWithExtraMigrations(path, store.BoltOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, addSetting)
+	b, err := store.OpenBoltWithExtraMigrations(path, withKey(t, path, store.BoltOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}), addSetting)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +344,7 @@ func TestBoltMigrationHook(t *testing.T) {
 	}
 
 	// Reopening does not run it again; the current code refuses the newer file.
-	b, err = store.OpenBoltWithExtraMigrations(path, store.BoltOptions{}, addSetting)
+	b, err = store.OpenBoltWithExtraMigrations(path, withKey(t, path, store.BoltOptions{}), addSetting)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +352,7 @@ func TestBoltMigrationHook(t *testing.T) {
 	if runs != 1 {
 		t.Fatalf("migration ran %d times", runs)
 	}
-	if _, err := store.OpenBolt(path, store.BoltOptions{}); !errors.Is(err, errdefs.ErrConflict) {
+	if _, err := store.OpenBolt(path, withKey(t, path, store.BoltOptions{})); !errors.Is(err, errdefs.ErrConflict) {
 		t.Fatalf("current code opened a migrated (newer) file: %v", err)
 	}
 	checkFile(t, path)

@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
+	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/server"
 	"github.com/skiff-sh/skiff/internal/store"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	// is checked.
 	ImageGCHigh, ImageGCLow int
 	ImageGCInterval         time.Duration
+	// SealKeyFile is the key secrets are sealed with at rest (default
+	// DataDir/seal.key, created on first start).
+	SealKeyFile string
 }
 
 // NewCmd returns the `skiff server` command.
@@ -74,8 +78,22 @@ func NewCmd() *cobra.Command {
 	f.IntVar(&o.ImageGCHigh, "image-gc-high-threshold", 85, "disk usage percent of the data dir's filesystem at which unused images are removed (100: never)")
 	f.IntVar(&o.ImageGCLow, "image-gc-low-threshold", 80, "disk usage percent image garbage collection frees down to")
 	f.DurationVar(&o.ImageGCInterval, "image-gc-interval", 5*time.Minute, "how often disk usage is checked for image garbage collection")
+	f.StringVar(&o.SealKeyFile, "seal-key-file", "", "key that seals secrets at rest: 32 bytes or 64 hex digits, mode 0600 (default DATA-DIR/seal.key, created on first start)")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	return cmd
+}
+
+// loadSealKey loads the operator's --seal-key-file, or the data dir's key
+// (created on first start).
+func loadSealKey(o Options) (*seal.Sealer, error) {
+	if o.SealKeyFile != "" {
+		s, err := seal.LoadKey(o.SealKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--seal-key-file: %w", err)
+		}
+		return s, nil
+	}
+	return seal.LoadOrCreateKey(filepath.Join(o.DataDir, seal.KeyFile))
 }
 
 // PrimaryAddress is the IPv4 address of the interface holding the default
@@ -149,7 +167,11 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("--registry-mirror: %w", err)
 		}
 	}
-	st, err := store.OpenBolt(filepath.Join(o.DataDir, "skiff.db"), store.BoltOptions{})
+	sealer, err := loadSealKey(o)
+	if err != nil {
+		return err
+	}
+	st, err := store.OpenBolt(filepath.Join(o.DataDir, "skiff.db"), store.BoltOptions{Sealer: sealer})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Meta", testMeta},
 		{"Persistence", testPersistence},
 		{"CanceledContext", testCanceledContext},
+		{"Secrets", testSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
