@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // readLayerMeta returns the metadata of a stored layer.
@@ -127,7 +130,7 @@ func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, dige
 
 	h := sha256.New()
 	tee := io.TeeReader(stream, h)
-	size, err := unpack(ctx, tee, fsDir)
+	size, err := unpack(ctx, tee, fsDir, s.opts.IDMap)
 	if err != nil {
 		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
@@ -145,7 +148,7 @@ func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, dige
 		return 0, fmt.Errorf("layer %s: content has diffID %s, config says %s", digest, got, diffID)
 	}
 
-	meta, err := json.Marshal(layerMeta{DiffID: diffID.String(), Digest: digest, Size: size})
+	meta, err := json.Marshal(layerMeta{DiffID: diffID.String(), Digest: digest, Size: size, IDMap: s.opts.IDMap})
 	if err != nil {
 		return 0, err
 	}
@@ -225,4 +228,46 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 		pr.report(pr.p)
 	}
 	return n, err
+}
+
+// shiftLayers gives every stored layer unpacked under another user namespace
+// mapping the ownership of ids (userns.Mapping.Shift), once: the new mapping
+// is recorded in its layer.json after its files are shifted (a crash in
+// between shifts it again; files already moved are skipped). A layer whose
+// shift fails is removed, to be pulled again.
+func shiftLayers(root string, ids userns.Mapping, log *slog.Logger) error {
+	dir := filepath.Join(root, dirLayers, "sha256")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		metaPath := filepath.Join(dir, e.Name(), layerJSON)
+		b, err := os.ReadFile(metaPath)
+		if err != nil {
+			continue
+		}
+		var m layerMeta
+		if json.Unmarshal(b, &m) != nil || m.IDMap == ids {
+			continue
+		}
+		start := time.Now()
+		if err := ids.Shift(filepath.Join(dir, e.Name(), layerFS), m.IDMap); err != nil {
+			log.Warn("layer: cannot shift to the host's ID mapping; removing it", "diffID", m.DiffID, "err", err)
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+			continue
+		}
+		m.IDMap = ids
+		nb, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(metaPath, nb); err != nil {
+			return err
+		}
+		log.Info("layer shifted to the host's ID mapping", "diffID", m.DiffID, "idMap", ids.String(), "took", time.Since(start))
+	}
+	return nil
 }

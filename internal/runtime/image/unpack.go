@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 const (
@@ -31,14 +32,17 @@ const (
 // directory. It restores ownership, permissions, mtimes, hard links,
 // symlinks, device nodes and user./security. xattrs, and refuses entries
 // that would land outside dir (".." components, or paths through symlinks
-// pointing out). It returns the bytes of regular files written.
-func unpack(ctx context.Context, r io.Reader, dir string) (int64, error) {
+// pointing out). Owners are those of the tar shifted by ids (container IDs
+// to host IDs; the zero Mapping keeps them as they are), so a layer is
+// prepared for the host's user namespace mapping while it is unpacked.
+// It returns the bytes of regular files written.
+func unpack(ctx context.Context, r io.Reader, dir string, ids userns.Mapping) (int64, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, err
 	}
 	defer root.Close()
-	u := &unpacker{root: root, buf: make([]byte, 256<<10)}
+	u := &unpacker{root: root, buf: make([]byte, 256<<10), ids: ids}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -70,6 +74,7 @@ type dirTime struct {
 }
 
 type unpacker struct {
+	ids      userns.Mapping
 	root     *os.Root
 	buf      []byte
 	size     int64
@@ -208,7 +213,8 @@ func (u *unpacker) entry(hdr *tar.Header, tr io.Reader) error {
 		return nil // unknown entry types are skipped, as docker does
 	}
 
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	uid, gid := u.owner(hdr)
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("lchown: %w", err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
@@ -224,6 +230,14 @@ func (u *unpacker) entry(hdr *tar.Header, tr io.Reader) error {
 	return u.setTimesAt(pfd, base, hdr)
 }
 
+// owner is the host owner of hdr's file.
+func (u *unpacker) owner(hdr *tar.Header) (uid, gid int) {
+	if !u.ids.Enabled() {
+		return hdr.Uid, hdr.Gid
+	}
+	return u.ids.HostUID(hdr.Uid), u.ids.HostGID(hdr.Gid)
+}
+
 // rootEntry applies a "./" entry's metadata to the layer root.
 func (u *unpacker) rootEntry(hdr *tar.Header) error {
 	if hdr.Typeflag != tar.TypeDir {
@@ -235,7 +249,8 @@ func (u *unpacker) rootEntry(hdr *tar.Header) error {
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+	uid, gid := u.owner(hdr)
+	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return err
 	}
 	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {

@@ -4,12 +4,42 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
+
+// usernsDir holds the groups' user namespace files when the host maps IDs.
+func (cfg Config) usernsDir() string { return filepath.Join(cfg.StateDir, "userns") }
+
+// usernsPath is where the user namespace of group id is mounted.
+func (cfg Config) usernsPath(id string) string { return filepath.Join(cfg.usernsDir(), id) }
+
+// createNamespaces makes group id's network namespace. When the host maps
+// IDs (Config.IDMap), the network namespace is owned by a new user
+// namespace of the group's, mounted too, which the group's containers join
+// first. It returns the user namespace's path, or "".
+func (m *Manager) createNamespaces(id string) (string, error) {
+	if !m.cfg.IDMap.Enabled() {
+		return "", createNetNS(m.cfg.netnsPath(id))
+	}
+	if err := os.MkdirAll(m.cfg.usernsDir(), 0o700); err != nil {
+		return "", err
+	}
+	up := m.cfg.usernsPath(id)
+	return up, m.cfg.IDMap.Create(up, m.cfg.netnsPath(id))
+}
+
+// removeNamespaces removes what createNamespaces made; missing ones are
+// not an error.
+func (m *Manager) removeNamespaces(id string) error {
+	return errors.Join(removeNetNS(m.cfg.netnsPath(id)), userns.Remove(m.cfg.usernsPath(id)))
+}
 
 // createNetNS makes a new network namespace and bind-mounts it on path, as
 // `ip netns add` does. It fails with an os.ErrExist error if path exists.

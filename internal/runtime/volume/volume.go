@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // Sub-directories of a group's directory, one per volume kind.
@@ -49,6 +50,10 @@ type Config struct {
 	SharesRoot string
 	// GitTimeout bounds each gitRepo clone; zero means DefaultGitTimeout.
 	GitTimeout time.Duration
+	// IDMap is the host's user namespace mapping (package userns): emptyDir
+	// and gitRepo volumes and new file shares are owned by the container's
+	// root through it.
+	IDMap userns.Mapping
 	// Logger receives debug and info records; nil discards them. Secret
 	// values and storage account keys are never logged.
 	Logger *slog.Logger
@@ -69,6 +74,7 @@ type Manager struct {
 	root       string
 	sharesRoot string
 	gitTimeout time.Duration
+	ids        userns.Mapping
 	log        *slog.Logger
 
 	mu    sync.Mutex
@@ -108,6 +114,7 @@ func New(cfg Config) (*Manager, error) {
 		root:       root,
 		sharesRoot: shares,
 		gitTimeout: timeout,
+		ids:        cfg.IDMap,
 		log:        log,
 		locks:      map[string]*groupLock{},
 	}, nil
@@ -195,6 +202,9 @@ func (m *Manager) Prepare(ctx context.Context, groupID string, vols []api.Volume
 	out := make(map[string]Source, len(plans))
 	for _, p := range plans {
 		src, err := m.prepareOne(ctx, groupDir, p)
+		if err == nil {
+			err = m.own(p.kind, src.Path)
+		}
 		if err != nil {
 			if rerr := m.release(groupDir); rerr != nil {
 				m.log.Warn("volume: rollback failed", "group", groupID, "err", rerr)
@@ -242,6 +252,26 @@ func (m *Manager) prepareOne(ctx context.Context, groupDir string, p *volumePlan
 	return Source{}, fmt.Errorf("volume %q: unknown kind: %w", p.name, errdefs.ErrInvalidArgument)
 }
 
+// own gives a prepared volume to the container's root when the host maps
+// IDs: the directory of an emptyDir, a gitRepo's whole clone (made by host
+// root). Secret files stay host root's (read-only, world-readable), and
+// file shares are given away only when created (ensureShare).
+func (m *Manager) own(k kind, path string) error {
+	var err error
+	switch k {
+	case kindEmptyDir:
+		err = m.ids.Chown(path)
+	case kindGitRepo:
+		if m.ids.Enabled() {
+			err = m.ids.Shift(path, userns.Mapping{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("volume: give %s to the container's root: %w", path, err)
+	}
+	return nil
+}
+
 // mkdirMode creates dir and its missing parents; dir itself gets exactly
 // mode (no umask).
 func mkdirMode(dir string, mode os.FileMode) error {
@@ -278,6 +308,9 @@ func (m *Manager) ensureShare(dir string) error {
 	}
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return fmt.Errorf("chmod %s: %w", dir, err)
+	}
+	if err := m.ids.Chown(dir); err != nil {
+		return fmt.Errorf("chown %s: %w", dir, err)
 	}
 	m.log.Info("file share created", "path", dir)
 	return nil
