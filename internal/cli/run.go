@@ -24,6 +24,9 @@ type runOptions struct {
 	file, dataDir, publicAddress, ociRuntime string
 	imports                                  []string
 	keep                                     bool
+	// security is what the operator allows beyond the default
+	// securityContext, as skiff server's flags of the same names.
+	security api.SecurityPolicy
 }
 
 // newRunCmd is `skiff run -f group.yaml`: run one container group in the
@@ -43,6 +46,8 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.ociRuntime, "runtime", "runc", "OCI runtime: runc or crun")
 	f.StringSliceVar(&o.imports, "import", nil, "docker-archive or OCI-layout tarball to import first (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the group running when skiff run exits")
+	f.BoolVar(&o.security.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities beyond the default set")
+	f.BoolVar(&o.security.AllowCustomSeccomp, "allow-custom-seccomp", false, "accept a custom securityContext.seccompProfile")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
@@ -62,7 +67,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h, err := runtime.Open(ctx, runtime.HostOptions{
-		DataDir: o.dataDir, PublicAddress: o.publicAddress, OCIRuntime: o.ociRuntime,
+		DataDir: o.dataDir, PublicAddress: o.publicAddress, OCIRuntime: o.ociRuntime, Security: o.security,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

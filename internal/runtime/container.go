@@ -364,6 +364,7 @@ func (c *container) ociConfig(rootfsPath string) (oci.ContainerConfig, error) {
 		HostsFile:   filepath.Join(g.dir, "hosts"), ResolvConfFile: filepath.Join(g.dir, "resolv.conf"),
 		HostnameFile: filepath.Join(g.dir, "hostname"),
 		Security:     c.props.SecurityContext,
+		Policy:       g.r.cfg.Security,
 	}
 	req := c.props.Resources.Requests
 	cfg.CPUShares = req.CPU

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
@@ -36,6 +37,9 @@ type HostOptions struct {
 	StopGrace time.Duration
 	// OnChange is passed to Config.
 	OnChange func(id string)
+	// Security is passed to Config: what the operator allows beyond the
+	// default securityContext (nothing, unless set).
+	Security api.SecurityPolicy
 }
 
 // Host is a runtime with its image store, network and volumes.
@@ -81,6 +85,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 		Root: rtDir, OCIRuntime: opts.OCIRuntime, ShimCommand: opts.ShimCommand,
 		Images: images, Network: nw, Volumes: vols, Logger: log.With("component", "runtime"),
 		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange,
+		Security: opts.Security,
 	})
 	if err != nil {
 		return nil, err

@@ -62,6 +62,10 @@ type Config struct {
 	PidsLimit int64
 	// PullAttempts is how often an unreachable registry is tried (default 3).
 	PullAttempts int
+	// Security is what the operator allows containers beyond the defaults;
+	// Create refuses a group that asks for more, and so does every
+	// container start (oci.Spec), for groups recorded before a change.
+	Security api.SecurityPolicy
 	// OnChange, if set, is called (without locks held) after a group's
 	// observed state changes.
 	OnChange func(id string)
@@ -177,6 +181,9 @@ func (r *Runtime) Create(ctx context.Context, id string, spec GroupSpec) error {
 		return fmt.Errorf("group id %q: must be 1-64 lowercase letters, digits, '-', '_' or '.': %w", id, errdefs.ErrInvalidArgument)
 	}
 	if err := validate(spec); err != nil {
+		return err
+	}
+	if err := api.CheckSecurityPolicy(spec.Name, &spec.Properties, r.cfg.Security); err != nil {
 		return err
 	}
 	r.mu.Lock()

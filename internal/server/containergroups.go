@@ -117,6 +117,9 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err := api.ValidateContainerGroup(cg); err != nil {
 		return err
 	}
+	if err := api.CheckSecurityPolicy(cg.Name, &cg.Properties, s.cfg.Security); err != nil {
+		return err
+	}
 	if err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg); err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime"
@@ -34,6 +35,10 @@ type Config struct {
 	Store      store.Store
 	Host       *runtime.Host
 	Controller *controller.Controller
+	// Security is what the operator allows a securityContext beyond the
+	// defaults; a PUT asking for more is refused with a 400 before
+	// anything is stored.
+	Security api.SecurityPolicy
 	// Token is the admin bearer token.
 	Token    string
 	Location string

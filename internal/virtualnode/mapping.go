@@ -18,6 +18,7 @@ import (
 	corev1listers "k8s.io/client-go/listers/core/v1"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
 // Tags written on every container group the virtual node creates.
@@ -37,22 +38,24 @@ const (
 
 var invalidNameChars = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// GroupName returns the container group name of pod namespace/name: the
-// two joined by '-' when that is a valid ACI name, else a readable prefix
-// and a hash of both, so the name is unique and at most 63 characters.
+// GroupName returns the container group name of pod namespace/name: a
+// readable prefix ("<namespace>-<name>", cut to 50 characters) and 12 hex
+// digits of a SHA-256 of "namespace/name". The hash keeps apart pods whose
+// joined names are equal (pod "c" in namespace "a-b" and pod "b-c" in "a");
+// the name is at most 63 lowercase letters, digits and '-', as ACI wants.
 func GroupName(namespace, name string) string {
 	base := invalidNameChars.ReplaceAllString(strings.ToLower(namespace+"-"+name), "-")
 	for strings.Contains(base, "--") {
 		base = strings.ReplaceAll(base, "--", "-")
 	}
 	base = strings.Trim(base, "-")
-	if base == namespace+"-"+name && len(base) <= 63 {
-		return base
+	if len(base) > 50 {
+		base = strings.TrimRight(base[:50], "-")
 	}
 	sum := sha256.Sum256([]byte(namespace + "/" + name))
-	h := hex.EncodeToString(sum[:])[:10]
-	if len(base) > 52 {
-		base = strings.TrimRight(base[:52], "-")
+	h := hex.EncodeToString(sum[:])[:12]
+	if base == "" {
+		return "pod-" + h
 	}
 	return base + "-" + h
 }
@@ -294,7 +297,29 @@ func checkPodSpec(s *corev1.PodSpec) error {
 	case s.RuntimeClassName != nil && *s.RuntimeClassName != "":
 		return unsupported("spec.runtimeClassName", "Skiff picks the runtime")
 	}
+	if sc := s.SecurityContext; sc != nil {
+		if err := checkSeccomp("spec.securityContext.seccompProfile", sc.SeccompProfile); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// checkSeccomp refuses the seccomp profiles a container group cannot take:
+// Localhost (a file on a node Skiff does not have) and Unconfined (no
+// filter at all). RuntimeDefault is Skiff's default profile.
+func checkSeccomp(field string, p *corev1.SeccompProfile) error {
+	if p == nil {
+		return nil
+	}
+	switch p.Type {
+	case corev1.SeccompProfileTypeRuntimeDefault:
+		return nil
+	case corev1.SeccompProfileTypeLocalhost:
+		return unsupported(field, "Localhost profiles are files on a node; Skiff runs every container with its default seccomp profile")
+	default:
+		return unsupported(field, "%s: Skiff runs every container with its default seccomp profile", p.Type)
+	}
 }
 
 func checkContainer(field string, c *corev1.Container, init bool) error {
@@ -318,6 +343,14 @@ func checkContainer(field string, c *corev1.Container, init bool) error {
 			return unsupported(field+".probes", "init containers have no probes")
 		case c.RestartPolicy != nil:
 			return unsupported(field+".restartPolicy", "sidecar init containers are not available in container groups")
+		}
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if err := checkSeccomp(field+".securityContext.seccompProfile", sc.SeccompProfile); err != nil {
+			return err
+		}
+		if sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount {
+			return unsupported(field+".securityContext.procMount", "Skiff always masks /proc")
 		}
 	}
 	for i, m := range c.VolumeMounts {
@@ -483,6 +516,40 @@ func resolvePort(field string, n int, s string, named bool, c *corev1.Container)
 		return int32(v), nil
 	}
 	return 0, unsupported(field, "container %q has no port named %q", c.Name, s)
+}
+
+// policyField names the pod-spec field that made Skiff refuse the pod's
+// group with ARM code code (api.CodePrivilegedNotAllowed,
+// api.CodeCapabilityNotAllowed): the first container, init containers
+// first as the server checks them, whose securityContext the default
+// policy refuses with that code. "" when none does.
+func policyField(pod *corev1.Pod, code string) string {
+	check := func(field string, c *corev1.Container) string {
+		err := api.CheckSecurityContext(field, securityContext(nil, c.SecurityContext), api.SecurityPolicy{})
+		if err == nil || errdefs.CodeOf(err) != code {
+			return ""
+		}
+		switch code {
+		case api.CodePrivilegedNotAllowed:
+			return field + ".securityContext.privileged"
+		case api.CodeCapabilityNotAllowed:
+			return field + ".securityContext.capabilities.add"
+		case api.CodeSeccompProfileNotAllowed:
+			return field + ".securityContext.seccompProfile"
+		}
+		return ""
+	}
+	for i := range pod.Spec.InitContainers {
+		if f := check(fmt.Sprintf("spec.initContainers[%d]", i), &pod.Spec.InitContainers[i]); f != "" {
+			return f
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if f := check(fmt.Sprintf("spec.containers[%d]", i), &pod.Spec.Containers[i]); f != "" {
+			return f
+		}
+	}
+	return ""
 }
 
 func securityContext(pod *corev1.PodSecurityContext, c *corev1.SecurityContext) *api.SecurityContext {

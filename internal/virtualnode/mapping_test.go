@@ -15,8 +15,14 @@ import (
 )
 
 func TestGroupName(t *testing.T) {
-	if got := GroupName("default", "web"); got != "default-web" {
+	// A readable prefix and a hash; the same pod always gets the same name.
+	if got := GroupName("default", "web"); !strings.HasPrefix(got, "default-web-") || len(got) != len("default-web-")+12 || got != GroupName("default", "web") {
 		t.Errorf("GroupName = %q", got)
+	}
+	// Pod c in namespace a-b and pod b-c in namespace a join to the same
+	// "a-b-c"; their groups must differ, or deleting one deletes the other.
+	if x, y := GroupName("a-b", "c"), GroupName("a", "b-c"); x == y {
+		t.Errorf("a-b/c and a/b-c both map to %q", x)
 	}
 	long := GroupName("a-very-long-namespace-name-for-testing", "and-a-very-long-pod-name-that-goes-on-and-on-0123456789")
 	if len(long) > 63 || !strings.HasPrefix(long, "a-very-long-namespace") {
@@ -27,7 +33,11 @@ func TestGroupName(t *testing.T) {
 	if a == b || strings.Contains(a, ".") {
 		t.Errorf("web.v1 → %q, web-v1 → %q", a, b)
 	}
-	for _, n := range []string{long, a, b} {
+	max := GroupName(strings.Repeat("n", 63), strings.Repeat("p", 253))
+	if len(max) > 63 {
+		t.Errorf("longest names: %q (%d)", max, len(max))
+	}
+	for _, n := range []string{long, a, b, max, GroupName("a-b", "c"), GroupName("a", "b-c")} {
 		if err := api.ValidateName(api.KindContainerGroup, n); err != nil {
 			t.Errorf("%q: %v", n, err)
 		}
@@ -61,7 +71,7 @@ func TestPodToGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := g.Properties
-	if g.Name != "ns-p" || g.Tags[TagUID] != "u1" || g.Tags[TagNamespace] != "ns" || g.Tags[TagPod] != "p" || p.RestartPolicy != "OnFailure" {
+	if g.Name != GroupName("ns", "p") || g.Tags[TagUID] != "u1" || g.Tags[TagNamespace] != "ns" || g.Tags[TagPod] != "p" || p.RestartPolicy != "OnFailure" {
 		t.Errorf("group %+v", g)
 	}
 	cp := p.Containers[0].Properties
@@ -115,6 +125,9 @@ func TestPodToGroupUnsupported(t *testing.T) {
 		"spec.containers[0].startupProbe":            {Name: "a", Image: "i", StartupProbe: &corev1.Probe{}},
 		"spec.containers[0].workingDir":              {Name: "a", Image: "i", WorkingDir: "/x"},
 		"spec.containers[0].ports[0].hostPort":       {Name: "a", Image: "i", Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080}}},
+		"spec.containers[0].securityContext.seccompProfile": {Name: "a", Image: "i", SecurityContext: &corev1.SecurityContext{
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr("my.json")}}},
+		"spec.containers[0].securityContext.procMount": {Name: "a", Image: "i", SecurityContext: &corev1.SecurityContext{ProcMount: ptr(corev1.UnmaskedProcMount)}},
 	} {
 		_, err := m.podToGroup(pod(c), nil, "")
 		var ue *UnsupportedError
@@ -127,6 +140,41 @@ func TestPodToGroupUnsupported(t *testing.T) {
 	_, err := m.podToGroup(p, nil, "")
 	if err == nil || !strings.Contains(err.Error(), "spec.volumes[0].hostPath") {
 		t.Errorf("hostPath: %v", err)
+	}
+	p = pod(corev1.Container{Name: "a", Image: "i"})
+	p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}}
+	var ue *UnsupportedError
+	if _, err := m.podToGroup(p, nil, ""); !errors.As(err, &ue) || ue.Field != "spec.securityContext.seccompProfile" {
+		t.Errorf("pod seccomp Unconfined: %v", err)
+	}
+	p.Spec.SecurityContext.SeccompProfile.Type = corev1.SeccompProfileTypeRuntimeDefault
+	if _, err := m.podToGroup(p, nil, ""); err != nil {
+		t.Errorf("pod seccomp RuntimeDefault: %v", err)
+	}
+}
+
+// TestPolicyField: a 400 of the server's securityContext policy is traced
+// back to the pod field that asked for it.
+func TestPolicyField(t *testing.T) {
+	yes := true
+	p := pod(corev1.Container{Name: "a", Image: "i"})
+	p.Spec.Containers = append(p.Spec.Containers,
+		corev1.Container{Name: "b", Image: "i", SecurityContext: &corev1.SecurityContext{Privileged: &yes}},
+		corev1.Container{Name: "c", Image: "i", SecurityContext: &corev1.SecurityContext{
+			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_BIND_SERVICE", "SYS_ADMIN"}}}})
+	for code, want := range map[string]string{
+		api.CodePrivilegedNotAllowed: "spec.containers[1].securityContext.privileged",
+		api.CodeCapabilityNotAllowed: "spec.containers[2].securityContext.capabilities.add",
+		"InvalidContainerImage":      "",
+	} {
+		if got := policyField(p, code); got != want {
+			t.Errorf("%s: field %q, want %q", code, got, want)
+		}
+	}
+	// Adding a default capability only is not what the server refused.
+	p.Spec.Containers[2].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_BIND_SERVICE"}
+	if got := policyField(p, api.CodeCapabilityNotAllowed); got != "" {
+		t.Errorf("default capability named as refused: %q", got)
 	}
 }
 

@@ -370,9 +370,15 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	// A group left by an earlier pod of the same name (another UID) goes first.
+	// A group left by an earlier pod of the same namespace and name
+	// (another UID: that pod is gone) goes first. A group of any other pod,
+	// or not the virtual node's, is never deleted or overwritten.
 	var old api.ContainerGroup
 	if err := p.cfg.Client.Get(ctx, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name), &old); err == nil && old.Tags[TagUID] != string(pod.UID) {
+		if !p.leftoverOf(&old, pod) {
+			p.refuse(pod, fmt.Sprintf("the container group name %s is taken by a container group that is not this pod's", g.Name))
+			return nil
+		}
 		if err := p.deleteGroup(ctx, g.Name, true, nil); err != nil {
 			return err
 		}
@@ -381,7 +387,7 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		var ae *client.APIError
 		if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
-			p.refuse(pod, "Skiff refused the container group: "+ae.Error())
+			p.refuse(pod, refusal(pod, ae))
 			return nil
 		}
 		return fmt.Errorf("create container group %s: %w", g.Name, err)
@@ -411,6 +417,38 @@ func (p *Provider) groupFor(pod *corev1.Pod, created string) (*api.ContainerGrou
 		return nil, vkerrdefs.AsInvalidInput(err)
 	}
 	return g, nil
+}
+
+// leftoverOf reports whether g is a group this node made for an earlier
+// pod of pod's namespace and name that no longer exists (Kubernetes names
+// are unique, so another UID under the same name is a pod that is gone;
+// the lister, when there is one, must not know it either).
+func (p *Provider) leftoverOf(g *api.ContainerGroup, pod *corev1.Pod) bool {
+	if g.Tags[TagNode] != p.cfg.NodeName || g.Tags[TagNamespace] != pod.Namespace || g.Tags[TagPod] != pod.Name {
+		return false
+	}
+	if p.cfg.Pods != nil {
+		all, err := p.cfg.Pods.List(labels.Everything())
+		if err != nil {
+			return false
+		}
+		for _, other := range all {
+			if string(other.UID) == g.Tags[TagUID] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// refusal is the failure message of a pod whose group Skiff refused with
+// a 400. A securityContext the server's policy does not allow is named by
+// its field in the pod spec.
+func refusal(pod *corev1.Pod, ae *client.APIError) string {
+	if field := policyField(pod, ae.Code); field != "" {
+		return fmt.Sprintf("%s is not allowed by the Skiff server: %s", field, ae.Message)
+	}
+	return "Skiff refused the container group: " + ae.Error()
 }
 
 // refuse fails a pod the virtual node cannot run.
@@ -466,6 +504,14 @@ func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
+	cur, err := p.getGroup(ctx, name)
+	if err != nil {
+		return fmt.Errorf("update container group %s: %w", name, err)
+	}
+	if cur.Tags[TagUID] != string(pod.UID) {
+		p.log.Warn("not updating a container group of another pod", "pod", key(pod.Namespace, pod.Name), "group", name, "groupUID", cur.Tags[TagUID])
+		return nil
+	}
 	if _, err := p.cfg.Client.Call(ctx, http.MethodPut, paths.ContainerGroup(p.cfg.ResourceGroup, name), nil, g); err != nil {
 		return fmt.Errorf("update container group %s: %w", name, err)
 	}
@@ -508,7 +554,7 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 		name = t.group
 	}
 	if t == nil || !t.failed {
-		if err := p.deleteGroup(ctx, name, true, gracePeriod(pod)); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		if err := p.deletePodGroup(ctx, pod, name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			p.mu.Lock()
 			if t != nil {
 				t.deleting = false
@@ -537,6 +583,41 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 		go p.forgetPod(pod)
 	}
 	return nil
+}
+
+// deletePodGroup deletes pod's group, named name (or found by its tags),
+// with the pod's grace period, only if its UID tag is the pod's: a group
+// of another pod is left alone.
+func (p *Provider) deletePodGroup(ctx context.Context, pod *corev1.Pod, name string) error {
+	g, err := p.getGroup(ctx, name)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		g, err = p.findGroup(ctx, pod.Namespace, pod.Name, string(pod.UID))
+	}
+	if err != nil {
+		return err
+	}
+	if g.Tags[TagUID] != string(pod.UID) {
+		p.log.Warn("not deleting a container group of another pod", "pod", key(pod.Namespace, pod.Name), "group", g.Name, "groupUID", g.Tags[TagUID])
+		return nil
+	}
+	return p.deleteGroup(ctx, g.Name, true, gracePeriod(pod))
+}
+
+// findGroup finds the group of pod ns/name with uid among this node's
+// groups by its tags, whatever its name (groups named before GroupName
+// hashed were "<namespace>-<pod>").
+func (p *Provider) findGroup(ctx context.Context, ns, name, uid string) (*api.ContainerGroup, error) {
+	groups, err := p.listGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range groups {
+		g := &groups[i]
+		if g.Tags[TagNamespace] == ns && g.Tags[TagPod] == name && g.Tags[TagUID] == uid {
+			return p.getGroup(ctx, g.Name)
+		}
+	}
+	return nil, fmt.Errorf("container group of pod %s: %w", key(ns, name), errdefs.ErrNotFound)
 }
 
 // forgetPod deletes a pod whose group is gone from Kubernetes, with no
@@ -594,18 +675,21 @@ func (p *Provider) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, er
 		return t.pod.DeepCopy(), nil
 	}
 	// Not created by this process: adopt the group of an earlier run.
+	orig := p.originalPod(ns, name)
+	if orig == nil {
+		return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
 	g, err := p.getGroup(ctx, GroupName(ns, name))
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		g, err = p.findGroup(ctx, ns, name, string(orig.UID))
+	}
 	if err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
 			return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
 		}
 		return nil, err
 	}
-	if g.Tags[TagNamespace] != ns || g.Tags[TagPod] != name {
-		return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
-	}
-	orig := p.originalPod(ns, name)
-	if orig == nil || string(orig.UID) != g.Tags[TagUID] {
+	if g.Tags[TagNamespace] != ns || g.Tags[TagPod] != name || string(orig.UID) != g.Tags[TagUID] {
 		return nil, vkerrdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
 	}
 	t = p.adopt(orig, g)
@@ -855,7 +939,18 @@ func (p *Provider) Cleanup(ctx context.Context) error {
 		uids[string(pod.UID)] = true
 	}
 	for _, g := range groups {
-		if uids[g.Tags[TagUID]] {
+		if uids[g.Tags[TagUID]] || p.tracks(g.Tags[TagNamespace], g.Tags[TagPod], g.Tags[TagUID]) {
+			continue
+		}
+		// Read it again: by now the name may hold the group of a new pod.
+		cur, err := p.getGroup(ctx, g.Name)
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Tags[TagUID] != g.Tags[TagUID] || p.tracks(cur.Tags[TagNamespace], cur.Tags[TagPod], cur.Tags[TagUID]) {
 			continue
 		}
 		p.log.Info("deleting orphaned container group", "group", g.Name, "pod", key(g.Tags[TagNamespace], g.Tags[TagPod]))
@@ -864,6 +959,15 @@ func (p *Provider) Cleanup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// tracks reports whether this process runs pod ns/name with uid (a pod
+// the lister may not show yet).
+func (p *Provider) tracks(ns, name, uid string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.pods[key(ns, name)]
+	return t != nil && t.pod != nil && string(t.pod.UID) == uid
 }
 
 // serviceAccountToken requests a bound token for a projected volume.

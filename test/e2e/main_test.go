@@ -47,6 +47,8 @@ type server struct {
 	sub      string
 	cmd      *exec.Cmd
 	listen   string
+	// flags are extra skiff server flags (startServerWith).
+	flags []string
 }
 
 func freePort(t *testing.T) string {
@@ -62,8 +64,14 @@ func freePort(t *testing.T) string {
 // everything it ran is deleted when the test ends.
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerWith(t)
+}
+
+// startServerWith is startServer with extra skiff server flags.
+func startServerWith(t *testing.T, flags ...string) *server {
+	t.Helper()
 	testenv.RequireRoot(t)
-	s := &server{t: t, dataDir: t.TempDir(), listen: freePort(t)}
+	s := &server{t: t, dataDir: t.TempDir(), listen: freePort(t), flags: flags}
 	s.endpoint = "http://" + s.listen
 	s.start()
 	t.Cleanup(func() {
@@ -84,6 +92,7 @@ func (s *server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1", "--log-level", "warn", "--stop-grace", "2s",
 		"--bridge", "ske2e0", "--subnet", e2eSubnet)
+	s.cmd.Args = append(s.cmd.Args, s.flags...)
 	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {

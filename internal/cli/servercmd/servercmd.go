@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
@@ -49,6 +50,11 @@ type Options struct {
 	// SealKeyFile is the key secrets are sealed with at rest (default
 	// DataDir/seal.key, created on first start).
 	SealKeyFile string
+	// AllowPrivileged and AllowCustomSeccomp are the operator's
+	// securityContext policy (api.SecurityPolicy): off, privileged
+	// containers, added capabilities and custom seccomp profiles are
+	// refused.
+	AllowPrivileged, AllowCustomSeccomp bool
 }
 
 // NewCmd returns the `skiff server` command.
@@ -79,6 +85,8 @@ func NewCmd() *cobra.Command {
 	f.IntVar(&o.ImageGCLow, "image-gc-low-threshold", 80, "disk usage percent image garbage collection frees down to")
 	f.DurationVar(&o.ImageGCInterval, "image-gc-interval", 5*time.Minute, "how often disk usage is checked for image garbage collection")
 	f.StringVar(&o.SealKeyFile, "seal-key-file", "", "key that seals secrets at rest: 32 bytes or 64 hex digits, mode 0600 (default DATA-DIR/seal.key, created on first start)")
+	f.BoolVar(&o.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities.add beyond the default set (a container can then take over the host)")
+	f.BoolVar(&o.AllowCustomSeccomp, "allow-custom-seccomp", false, "accept a custom securityContext.seccompProfile instead of the default profile")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	return cmd
 }
@@ -180,10 +188,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	security := api.SecurityPolicy{AllowPrivileged: o.AllowPrivileged, AllowCustomSeccomp: o.AllowCustomSeccomp}
 	var ctlp atomic.Pointer[controller.Controller]
 	host, err := runtime.Open(ctx, runtime.HostOptions{
 		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
-		BridgeName: o.Bridge, Subnet: o.Subnet,
+		BridgeName: o.Bridge, Subnet: o.Subnet, Security: security,
 		Logger: log, OnChange: func(id string) {
 			if ctl := ctlp.Load(); ctl != nil {
 				ctl.OnChange(id)
@@ -205,7 +214,8 @@ func Run(ctx context.Context, o Options) error {
 	if err := ctl.Resume(ctx); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token, Location: o.Location, Logger: log.With("component", "server")})
+	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token,
+		Security: security, Location: o.Location, Logger: log.With("component", "server")})
 	go srv.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
@@ -25,15 +26,11 @@ var capabilityNames = [...]string{
 }
 
 // DefaultCapabilities returns containerd's default capability set
-// (oci.WithDefaultCapabilities), which Spec grants to every unprivileged
-// container in its bounding, permitted and effective sets.
-func DefaultCapabilities() []string {
-	return []string{
-		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-		"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-		"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-	}
-}
+// (oci.WithDefaultCapabilities, kept in api so the API checks the same
+// set), which Spec grants to every unprivileged container in its bounding,
+// permitted and effective sets. Adding any other capability needs
+// api.SecurityPolicy.AllowPrivileged.
+func DefaultCapabilities() []string { return api.DefaultCapabilities() }
 
 // hostCapabilities returns the capabilities in the calling process's
 // bounding set, which is everything a container started from here can get.

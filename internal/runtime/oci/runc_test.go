@@ -238,6 +238,7 @@ func TestRuncCapabilitiesSeccompNoNewPrivs(t *testing.T) {
 		AllowPrivilegeEscalation: &yes,
 		Capabilities:             &api.Capabilities{Add: []string{"NET_ADMIN"}, Drop: []string{"net_raw"}},
 	}
+	cfg.Policy = api.SecurityPolicy{AllowPrivileged: true} // NET_ADMIN is beyond the default set
 	f = statusFields(e.mustRun(cfg))
 	if want := fmt.Sprintf("%016x", (uint64(0xa80425fb)|1<<12)&^(1<<13)); f["CapEff"] != want {
 		t.Errorf("add NET_ADMIN drop NET_RAW: CapEff %s, want %s", f["CapEff"], want)
@@ -252,6 +253,7 @@ func TestRuncCustomSeccompProfile(t *testing.T) {
 	profile := `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`
 	cfg := e.config("sh", "-c", "touch /tmp/file && echo touched; mkdir /tmp/dir && echo made-dir; true")
 	cfg.Security = &api.SecurityContext{SeccompProfile: base64.StdEncoding.EncodeToString([]byte(profile))}
+	cfg.Policy = api.SecurityPolicy{AllowCustomSeccomp: true}
 	out, errOut, _ := e.run(cfg)
 	if !strings.Contains(out, "touched") || strings.Contains(out, "made-dir") {
 		t.Errorf("custom profile denying mkdir: stdout %q stderr %q", out, errOut)
@@ -335,6 +337,7 @@ func TestRuncPrivileged(t *testing.T) {
 	cfg := e.config("sh", "-c", `mount -t tmpfs none /mnt && echo MOUNT-OK; grep -E '^(CapEff|NoNewPrivs|Seccomp:)' /proc/self/status; echo "dev=[$(ls /dev | tr '\n' ' ')]"`)
 	yes := true
 	cfg.Security = &api.SecurityContext{Privileged: &yes}
+	cfg.Policy = api.SecurityPolicy{AllowPrivileged: true}
 	out := e.mustRun(cfg)
 	f := statusFields(out)
 	if !strings.Contains(out, "MOUNT-OK") {

@@ -10,6 +10,9 @@
 // device cgroup that denies everything else; RLIMIT_NOFILE 1024 (or the
 // host's hard limit if lower); a pids limit of 4096 unless told otherwise.
 //
+// Privileged containers, capabilities beyond the default set and custom
+// seccomp profiles are refused unless ContainerConfig.Policy allows them.
+//
 // A privileged container (securityContext.privileged) gets every capability
 // the host can grant, no seccomp filter, no masked or read-only /proc paths,
 // writable /sys and /sys/fs/cgroup, and privilege escalation unless
@@ -108,12 +111,19 @@ type ContainerConfig struct {
 	OOMScoreAdj *int
 	// Security is the container's securityContext, if any.
 	Security *api.SecurityContext
+	// Policy is what the operator allows beyond the defaults; Spec refuses
+	// a Security that asks for more (privileged, added capabilities, a
+	// custom seccomp profile), whatever the API let through.
+	Policy api.SecurityPolicy
 }
 
 // Spec builds the hardened OCI runtime spec for cfg. Invalid input is an
 // errdefs.ErrInvalidArgument.
 func Spec(cfg ContainerConfig) (*specs.Spec, error) {
 	if err := validate(cfg); err != nil {
+		return nil, err
+	}
+	if err := api.CheckSecurityContext(fmt.Sprintf("container '%s'", cfg.ID), cfg.Security, cfg.Policy); err != nil {
 		return nil, err
 	}
 	sc := cfg.Security

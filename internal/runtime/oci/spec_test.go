@@ -109,11 +109,15 @@ func TestSpecValidation(t *testing.T) {
 		"unknown user":    func(c *ContainerConfig) { c.User = "nobody-here" },
 		"unknown cap": func(c *ContainerConfig) {
 			c.Security = &api.SecurityContext{Capabilities: &api.Capabilities{Add: []string{"CAP_FLY"}}}
+			c.Policy = allowAll
 		},
-		"bad runAsUser":   func(c *ContainerConfig) { v := int64(-1); c.Security = &api.SecurityContext{RunAsUser: &v} },
-		"seccomp not b64": func(c *ContainerConfig) { c.Security = &api.SecurityContext{SeccompProfile: "{not base64"} },
+		"bad runAsUser": func(c *ContainerConfig) { v := int64(-1); c.Security = &api.SecurityContext{RunAsUser: &v} },
+		"seccomp not b64": func(c *ContainerConfig) {
+			c.Security, c.Policy = &api.SecurityContext{SeccompProfile: "{not base64"}, allowAll
+		},
 		"seccomp not json": func(c *ContainerConfig) {
 			c.Security = &api.SecurityContext{SeccompProfile: base64.StdEncoding.EncodeToString([]byte("nope"))}
+			c.Policy = allowAll
 		},
 		"oom score": func(c *ContainerConfig) { v := 5000; c.OOMScoreAdj = &v },
 	}
@@ -230,9 +234,13 @@ func hasSyscall(s *specs.Spec, name string) bool {
 	return false
 }
 
+// allowAll is the operator policy of --allow-privileged --allow-custom-seccomp.
+var allowAll = api.SecurityPolicy{AllowPrivileged: true, AllowCustomSeccomp: true}
+
 func TestSpecSecurityContext(t *testing.T) {
 	// The default seccomp profile follows the capability set.
 	cfg := baseConfig(t)
+	cfg.Policy = allowAll
 	s, err := Spec(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -335,5 +343,38 @@ func TestCgroupHelpersOnMissingCgroup(t *testing.T) {
 	}
 	if _, err := OOMKilled("/../etc"); !errdefs.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("OOMKilled of an escaping path: %v", err)
+	}
+}
+
+// TestSpecPolicyRefuses: without the operator's policy, Spec refuses
+// privileged containers, capabilities beyond the default set and custom
+// seccomp profiles (defence in depth behind the API), and still allows
+// dropping capabilities and adding default ones.
+func TestSpecPolicyRefuses(t *testing.T) {
+	yes := true
+	prof := base64.StdEncoding.EncodeToString([]byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`))
+	for _, tc := range []struct {
+		name string
+		sc   *api.SecurityContext
+		code string
+	}{
+		{"privileged", &api.SecurityContext{Privileged: &yes}, api.CodePrivilegedNotAllowed},
+		{"add SYS_ADMIN", &api.SecurityContext{Capabilities: &api.Capabilities{Add: []string{"SYS_ADMIN"}}}, api.CodeCapabilityNotAllowed},
+		{"add ALL", &api.SecurityContext{Capabilities: &api.Capabilities{Add: []string{"ALL"}}}, api.CodeCapabilityNotAllowed},
+		{"custom seccomp", &api.SecurityContext{SeccompProfile: prof}, api.CodeSeccompProfileNotAllowed},
+	} {
+		cfg := baseConfig(t)
+		cfg.Security = tc.sc
+		_, err := Spec(cfg)
+		if !errdefs.Is(err, errdefs.ErrInvalidArgument) || errdefs.CodeOf(err) != tc.code {
+			t.Errorf("%s without policy: %v (code %q), want %s", tc.name, err, errdefs.CodeOf(err), tc.code)
+		}
+	}
+	no := false
+	cfg := baseConfig(t)
+	cfg.Security = &api.SecurityContext{Privileged: &no, Capabilities: &api.Capabilities{Add: []string{"net_bind_service"}, Drop: []string{"ALL"}}}
+	s, err := Spec(cfg)
+	if err != nil || !slices.Equal(s.Process.Capabilities.Bounding, []string{"CAP_NET_BIND_SERVICE"}) {
+		t.Errorf("drop ALL, add a default capability, privileged false: %v %v", err, s)
 	}
 }

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv"
+)
+
+// withSecurity sets the first container's securityContext.
+func withSecurity(sc map[string]any) func(map[string]any) {
+	return func(p map[string]any) { container0(p)["securityContext"] = sc }
+}
+
+// TestSecurityContextPolicy: without the operator's flags, a privileged
+// container, an added capability beyond the default set and a custom
+// seccomp profile are refused with a 400 and an ARM code, before anything
+// is stored: no group appears, and a refused update leaves the stored group
+// as it was. Dropping capabilities stays allowed.
+func TestSecurityContextPolicy(t *testing.T) {
+	s := startServer(t)
+	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
+	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/sec", `{"location":"local"}`, nil); code != 201 {
+		t.Fatalf("rg: %d %s", code, body)
+	}
+	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/sec/providers/Microsoft.ContainerInstance/containerGroups/"
+	profile := base64.StdEncoding.EncodeToString([]byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`))
+	initPrivileged := func(p map[string]any) {
+		p["initContainers"] = []any{map[string]any{"name": "setup", "properties": map[string]any{
+			"image": image, "command": []string{"true"}, "securityContext": map[string]any{"privileged": true}}}}
+	}
+	for _, tc := range []struct {
+		name, group, code, field string
+		mutate                   func(map[string]any)
+	}{
+		{"privileged", "p1", "PrivilegedContainerNotAllowed", "securityContext.privileged", withSecurity(map[string]any{"privileged": true})},
+		{"privileged init container", "p2", "PrivilegedContainerNotAllowed", "securityContext.privileged", initPrivileged},
+		{"capabilities.add SYS_ADMIN", "p3", "CapabilityNotAllowed", "capabilities.add",
+			withSecurity(map[string]any{"capabilities": map[string]any{"add": []string{"SYS_ADMIN"}}})},
+		{"capabilities.add ALL", "p4", "CapabilityNotAllowed", "capabilities.add",
+			withSecurity(map[string]any{"capabilities": map[string]any{"add": []string{"ALL"}}})},
+		{"custom seccomp", "p5", "CustomSeccompProfileNotAllowed", "securityContext.seccompProfile", withSecurity(map[string]any{"seccompProfile": profile})},
+	} {
+		code, _, body := s.request("PUT", cgPath+tc.group, groupBody(image, tc.mutate), nil)
+		var env struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(body, &env)
+		if code != 400 || env.Error.Code != tc.code || !strings.Contains(env.Error.Message, tc.field) {
+			t.Errorf("%s: %d %s, want 400 %s naming %s", tc.name, code, body, tc.code, tc.field)
+		}
+		if code := s.do("GET", cgPath+tc.group, nil); code != 404 {
+			t.Errorf("%s: the refused group is there (GET %d)", tc.name, code)
+		}
+	}
+
+	// A refused update changes nothing: the stored group keeps its spec and
+	// keeps running.
+	if code, _, body := s.request("PUT", cgPath+"keep", groupBody(image, nil), nil); code != 201 {
+		t.Fatalf("create keep: %d %s", code, body)
+	}
+	s.waitRunning("sec", "keep")
+	if code, _, body := s.request("PUT", cgPath+"keep", groupBody(image, withSecurity(map[string]any{"privileged": true})), nil); code != 400 {
+		t.Errorf("privileged update: %d %s, want 400", code, body)
+	}
+	var got struct {
+		Properties struct {
+			ProvisioningState string `json:"provisioningState"`
+			Containers        []struct {
+				Properties struct {
+					SecurityContext map[string]any `json:"securityContext"`
+				} `json:"properties"`
+			} `json:"containers"`
+		} `json:"properties"`
+	}
+	if code := s.do("GET", cgPath+"keep", &got); code != 200 || got.Properties.Containers[0].Properties.SecurityContext != nil ||
+		got.Properties.ProvisioningState != "Succeeded" {
+		t.Errorf("after the refused update: %d %+v", code, got)
+	}
+	if state, _, body := s.groupState("sec", "keep"); state != "Running" {
+		t.Errorf("the group stopped running after a refused update: %s", body)
+	}
+
+	// Dropping capabilities (and adding a default one back) is allowed.
+	drop := withSecurity(map[string]any{"capabilities": map[string]any{"drop": []string{"ALL"}, "add": []string{"NET_BIND_SERVICE"}}})
+	if code, _, body := s.request("PUT", cgPath+"dropper", groupBody(image, drop), nil); code != 201 {
+		t.Errorf("drop ALL add NET_BIND_SERVICE: %d %s, want 201", code, body)
+	}
+}
+
+// TestSecurityContextAllowPrivileged: with --allow-privileged a privileged
+// group runs and can do what only privilege allows (mount a tmpfs), while a
+// custom seccomp profile still needs its own flag.
+func TestSecurityContextAllowPrivileged(t *testing.T) {
+	s := startServerWith(t, "--allow-privileged")
+	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
+	s.mustSkiff("group", "create", "-n", "priv", "-l", "local")
+	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/priv/providers/Microsoft.ContainerInstance/containerGroups/"
+	body := groupBody(image, func(p map[string]any) {
+		c := container0(p)
+		c["command"] = []string{"sh", "-c", "if mount -t tmpfs none /mnt; then echo MOUNT-OK; else echo MOUNT-DENIED; fi; exec sleep 3600"}
+		c["securityContext"] = map[string]any{"privileged": true}
+	})
+	if code, _, raw := s.request("PUT", cgPath+"root", body, nil); code != 201 {
+		t.Fatalf("privileged group with --allow-privileged: %d %s", code, raw)
+	}
+	s.waitRunning("priv", "root")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _, _ := s.skiff("container", "logs", "-g", "priv", "-n", "root")
+		if strings.Contains(out, "MOUNT-OK") {
+			break
+		}
+		if strings.Contains(out, "MOUNT-DENIED") || time.Now().After(deadline) {
+			t.Fatalf("privileged container log: %q", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	profile := base64.StdEncoding.EncodeToString([]byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`))
+	if code, _, raw := s.request("PUT", cgPath+"seccomp", groupBody(image, withSecurity(map[string]any{"seccompProfile": profile})), nil); code != 400 ||
+		!strings.Contains(string(raw), "CustomSeccompProfileNotAllowed") {
+		t.Errorf("custom seccomp with only --allow-privileged: %d %s", code, raw)
+	}
+}
