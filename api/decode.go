@@ -98,7 +98,8 @@ func DecodeTagsPatch(body []byte) (map[string]string, error) {
 }
 
 // DecodeExecRequest decodes the body of Containers_ExecuteCommand. The
-// command is required; terminal rows and columns must be 0 to 65535.
+// command is required and at most MaxArgBytes long; terminal rows and
+// columns must be 0 to 65535.
 func DecodeExecRequest(body []byte) (*ExecRequest, error) {
 	body, err := objectBody(body)
 	if err != nil {
@@ -111,6 +112,11 @@ func DecodeExecRequest(body []byte) (*ExecRequest, error) {
 	if strings.TrimSpace(req.Command) == "" {
 		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, codeInvalidRequestContent,
 			"The request content was invalid: the 'command' to execute is required.")
+	}
+	if len(req.Command) > MaxArgBytes {
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, codeInvalidRequestContent,
+			"The request content was invalid: the 'command' to execute is %d bytes long; the maximum is %d.",
+			len(req.Command), MaxArgBytes)
 	}
 	if ts := req.TerminalSize; ts != nil {
 		if ts.Rows < 0 || ts.Cols < 0 || ts.Rows > maxTerminalDimension || ts.Cols > maxTerminalDimension {

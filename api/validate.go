@@ -33,6 +33,24 @@ const (
 	MaxGroupMemoryInGB     = 240.0
 )
 
+// Bounds on the size of a spec. ARM's own are the tag limits; the others
+// keep a hostile body from making the server or the runtime do unbounded
+// work, and refuse up front what execve(2) would refuse at start: one
+// argument or "NAME=value" string is at most MAX_ARG_STRLEN (128 KiB with
+// its NUL), and arguments and environment together stay well below the
+// default ARG_MAX (2 MiB).
+const (
+	MaxTags                 = 50  // per resource, as ARM
+	MaxTagNameLength        = 512 // characters, as ARM
+	MaxTagValueLength       = 256 // characters, as ARM
+	MaxContainerPorts       = 100
+	MaxVolumeMounts         = 100
+	MaxEnvironmentVariables = 1000
+	MaxCommandArgs          = 1000
+	MaxArgBytes             = 128<<10 - 1
+	MaxCommandAndEnvBytes   = 1 << 20
+)
+
 // Kinds of name that ValidateName checks.
 const (
 	KindResourceGroup  = "resourceGroup"
@@ -140,13 +158,117 @@ func checkVolumeName(group, name string) error {
 }
 
 // ValidateResourceGroup checks the body of a resource group PUT: the name,
-// when set, and the location, which is required (code LocationRequired).
+// when set, the location, which is required (code LocationRequired), and
+// the tags (see ValidateTags).
 func ValidateResourceGroup(rg *ResourceGroup) error {
 	if rg == nil || strings.TrimSpace(rg.Location) == "" {
 		return invalid("LocationRequired", "The location property is required for this definition.")
 	}
+	if err := ValidateTags(rg.Tags); err != nil {
+		return err
+	}
 	if rg.Name != "" {
 		return ValidateName(KindResourceGroup, rg.Name)
+	}
+	return nil
+}
+
+// ValidateTags checks a resource's tags against ARM's limits: at most
+// MaxTags, names of 1 to MaxTagNameLength characters without '<', '>', '%',
+// '&', '\', '?' or '/', values of at most MaxTagValueLength characters.
+// Errors have code InvalidTag (InvalidTagNameCharacters for a forbidden
+// character) and class errdefs.ErrInvalidArgument.
+func ValidateTags(tags map[string]string) error {
+	if len(tags) > MaxTags {
+		return invalid("InvalidTag", "The number of tags '%d' exceeds the maximum of %d.", len(tags), MaxTags)
+	}
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		switch n := utf8.RuneCountInString(k); {
+		case strings.TrimSpace(k) == "":
+			return invalid("InvalidTag", "A tag name must not be empty.")
+		case n > MaxTagNameLength:
+			return invalid("InvalidTag", "The tag name '%s...' has %d characters, more than the maximum of %d.",
+				truncate(k, 40), n, MaxTagNameLength)
+		case strings.ContainsAny(k, `<>%&\?/`):
+			return invalid("InvalidTagNameCharacters",
+				"The tag name '%s' has characters that are not allowed: '<', '>', '%%', '&', '\\', '?' or '/'.", truncate(k, 40))
+		}
+		if n := utf8.RuneCountInString(tags[k]); n > MaxTagValueLength {
+			return invalid("InvalidTag", "The value of tag '%s' has %d characters, more than the maximum of %d.",
+				truncate(k, 40), n, MaxTagValueLength)
+		}
+	}
+	return nil
+}
+
+// truncate shortens s to at most n runes for a message.
+func truncate(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// checkSizes bounds what a container would hand to execve and the runtime:
+// its command, probe commands, environment, ports and volume mounts.
+func checkSizes(g, kind, c string, cmd []string, probes []*Probe, env []EnvironmentVariable, ports, mounts int) error {
+	where := fmt.Sprintf("%s '%s' in container group '%s'", kind, c, g)
+	if err := checkArgv("command", where, cmd); err != nil {
+		return err
+	}
+	for _, pr := range probes {
+		if pr != nil && pr.Exec != nil {
+			if err := checkArgv("probe command", where, pr.Exec.Command); err != nil {
+				return err
+			}
+		}
+	}
+	if len(env) > MaxEnvironmentVariables {
+		return invalid("TooManyEnvironmentVariables",
+			"The number of environment variables '%d' of %s exceeds the maximum '%d'.", len(env), where, MaxEnvironmentVariables)
+	}
+	total := 0
+	for _, a := range cmd {
+		total += len(a) + 1
+	}
+	for _, e := range env {
+		n := len(e.Name) + 1 + len(e.Value) + len(e.SecureValue)
+		if n > MaxArgBytes {
+			// Never echo the value: it may be a secret.
+			return invalid("InvalidEnvironmentVariable",
+				"The environment variable '%s' of %s is %d bytes long; name and value together must be at most %d bytes.",
+				truncate(e.Name, 40), where, n, MaxArgBytes)
+		}
+		total += n + 1
+	}
+	if total > MaxCommandAndEnvBytes {
+		return invalid("CommandAndEnvironmentTooLarge",
+			"The command and environment variables of %s are %d bytes together; the maximum is %d.", where, total, MaxCommandAndEnvBytes)
+	}
+	if ports > MaxContainerPorts {
+		return invalid("TooManyContainerPorts", "The number of ports '%d' of %s exceeds the maximum '%d'.", ports, where, MaxContainerPorts)
+	}
+	if mounts > MaxVolumeMounts {
+		return invalid("TooManyVolumeMounts", "The number of volume mounts '%d' of %s exceeds the maximum '%d'.", mounts, where, MaxVolumeMounts)
+	}
+	return nil
+}
+
+// checkArgv bounds an argument vector: at most MaxCommandArgs arguments of
+// at most MaxArgBytes each.
+func checkArgv(what, where string, argv []string) error {
+	if len(argv) > MaxCommandArgs {
+		return invalid("TooManyCommandArguments",
+			"The %s of %s has %d arguments; the maximum is %d.", what, where, len(argv), MaxCommandArgs)
+	}
+	for i, a := range argv {
+		if len(a) > MaxArgBytes {
+			return invalid("CommandArgumentTooLong",
+				"Argument %d of the %s of %s is %d bytes long; the maximum is %d.", i, what, where, len(a), MaxArgBytes)
+		}
 	}
 	return nil
 }
@@ -172,6 +294,9 @@ func ValidateContainerGroup(cg *ContainerGroup) error {
 	}
 	if strings.TrimSpace(cg.Location) == "" {
 		return invalid("LocationRequired", "The location property is required for container group '%s'.", g)
+	}
+	if err := ValidateTags(cg.Tags); err != nil {
+		return err
 	}
 	p := &cg.Properties
 	if err := checkGroupEnums(g, p); err != nil {
@@ -219,6 +344,11 @@ func ValidateContainerGroup(cg *ContainerGroup) error {
 		if err := unique(c.Name); err != nil {
 			return err
 		}
+		cp := &c.Properties
+		if err := checkSizes(g, "container", c.Name, cp.Command, []*Probe{cp.LivenessProbe, cp.ReadinessProbe},
+			cp.EnvironmentVariables, len(cp.Ports), len(cp.VolumeMounts)); err != nil {
+			return err
+		}
 		if err := checkContainer(g, c, vols); err != nil {
 			return err
 		}
@@ -231,6 +361,9 @@ func ValidateContainerGroup(cg *ContainerGroup) error {
 			return err
 		}
 		cp := &c.Properties
+		if err := checkSizes(g, "init container", c.Name, cp.Command, nil, cp.EnvironmentVariables, 0, len(cp.VolumeMounts)); err != nil {
+			return err
+		}
 		if err := checkCommon(g, "init container", c.Name, cp.Image, cp.EnvironmentVariables, cp.VolumeMounts, vols); err != nil {
 			return err
 		}

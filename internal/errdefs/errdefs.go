@@ -23,6 +23,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrNotImplemented: the feature is not supported on this host.
 	ErrNotImplemented = errors.New("not implemented")
+	// ErrTooLarge: a request or its content is larger than a limit. It is
+	// also of class ErrInvalidArgument.
+	ErrTooLarge = fmt.Errorf("too large: %w", ErrInvalidArgument)
 )
 
 // Is reports whether err is of class target.

@@ -216,6 +216,9 @@ func (s *Server) patchContainerGroup(w http.ResponseWriter, r *http.Request, p p
 	if err != nil {
 		return err
 	}
+	if err := api.ValidateTags(tags); err != nil {
+		return err
+	}
 	cg, err := s.cfg.Store.UpdateContainerGroup(r.Context(), p["sub"], p["rg"], p["name"], func(c *store.ContainerGroup) error {
 		if tags != nil { // no "tags" key: leave them alone
 			c.Resource.Tags = tags
@@ -294,12 +297,11 @@ func (s *Server) listContainerGroups(w http.ResponseWriter, r *http.Request, p p
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	skip, _ := strconv.Atoi(q.Get("$skiptoken"))
-	top, _ := strconv.Atoi(q.Get("$top"))
-	if top <= 0 || top > 100 {
-		top = 100
+	pg, err := pageOf(r)
+	if err != nil {
+		return err
 	}
+	skip, top := pg.skip, pg.top
 	out := api.List[api.ContainerGroup]{Value: []api.ContainerGroup{}}
 	for i := skip; i < len(cgs) && i < skip+top; i++ {
 		out.Value = append(out.Value, s.view(&cgs[i], false))

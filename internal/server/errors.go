@@ -13,6 +13,8 @@ import (
 // status maps an error class to an HTTP status and a default ARM code.
 func status(err error) (int, string) {
 	switch {
+	case errdefs.Is(err, errdefs.ErrTooLarge): // before ErrInvalidArgument, which it is too
+		return http.StatusRequestEntityTooLarge, "RequestContentTooLarge"
 	case errdefs.Is(err, errdefs.ErrInvalidArgument):
 		return http.StatusBadRequest, "InvalidRequest"
 	case errdefs.Is(err, errdefs.ErrNotImplemented):

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,11 +52,12 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params)
 	q := r.URL.Query()
 	opts := runtime.LogOptions{Tail: -1, Timestamps: boolParam(q.Get("timestamps")), Previous: boolParam(q.Get("previous"))}
 	if t := q.Get("tail"); t != "" {
-		n, err := strconv.Atoi(t)
+		n, err := strconv.ParseInt(t, 10, 32) // ACI's tail is an int32
 		if err != nil || n < 0 {
-			return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidParameter", "tail must be a non-negative integer, not %q.", t)
+			return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidParameter",
+				"The value '%s' of the query parameter 'tail' is invalid. It must be a whole number from 0 to %d.", clip(t), math.MaxInt32)
 		}
-		opts.Tail = n
+		opts.Tail = int(n)
 	}
 	if boolParam(q.Get("follow")) {
 		opts.Follow = true
@@ -182,6 +184,51 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, p param
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
+// Websocket deadlines. The server pings every wsPingPeriod; any frame from
+// the peer, its pongs included, pushes the read deadline wsPongWait ahead.
+// A quiet shell whose client answers pings lives on; a peer that is gone is
+// dropped after wsPongWait and its session ends. A peer that stops reading
+// output is dropped after wsWriteWait.
+const (
+	wsPongWait   = time.Minute
+	wsPingPeriod = 20 * time.Second
+	wsWriteWait  = 30 * time.Second
+	// wsMaxMessage bounds one frame from the peer (stdin, a resize).
+	wsMaxMessage = 1 << 20
+)
+
+// keepAlive arms conn's read deadline, read limit and pong handler, and
+// pings until ctx ends or a ping cannot be sent.
+func keepAlive(ctx context.Context, conn *websocket.Conn) {
+	conn.SetReadLimit(wsMaxMessage)
+	_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(wsPongWait)) })
+	go func() {
+		t := time.NewTicker(wsPingPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// WriteControl may run concurrently with WriteMessage.
+				if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// readFrame reads the next data frame and pushes the read deadline ahead.
+func readFrame(conn *websocket.Conn) (int, []byte, error) {
+	typ, msg, err := conn.ReadMessage()
+	if err == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
+	}
+	return typ, msg, err
+}
+
 // wsWriter sends output as binary frames.
 type wsWriter struct {
 	mu   sync.Mutex
@@ -191,6 +238,7 @@ type wsWriter struct {
 func (w *wsWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	_ = w.conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
 	if err := w.conn.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
@@ -217,6 +265,7 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	// Authorization header, as the ACI spec says).
 	authed := subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(sess.password)) == 1
 	if !authed {
+		conn.SetReadLimit(wsMaxMessage)
 		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		typ, msg, err := conn.ReadMessage()
 		if err != nil || typ != websocket.TextMessage || subtle.ConstantTimeCompare(bytes.TrimSpace(msg), []byte(sess.password)) != 1 {
@@ -228,10 +277,11 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	out := &wsWriter{conn: conn}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	keepAlive(ctx, conn)
 	if sess.command == nil { // attach: stream the container's output
 		go func() {
 			for {
-				if _, _, err := conn.ReadMessage(); err != nil {
+				if _, _, err := readFrame(conn); err != nil {
 					cancel()
 					return
 				}
@@ -246,8 +296,9 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	go func() {
 		defer stdinW.Close()
 		for {
-			typ, msg, err := conn.ReadMessage()
+			typ, msg, err := readFrame(conn)
 			if err != nil {
+				cancel() // the peer closed the session, or is gone
 				return
 			}
 			if typ == websocket.BinaryMessage {

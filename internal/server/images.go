@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -122,13 +123,24 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, p params) e
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
 		return err
 	}
+	limit := s.cfg.MaxImageImportSize
+	tooLarge := errdefs.WithCode(errdefs.ErrTooLarge, "RequestContentTooLarge",
+		"The image archive exceeds the maximum import size of %d bytes (skiff server --max-image-import-size).", limit)
+	if r.ContentLength > limit {
+		return tooLarge
+	}
 	f, err := os.CreateTemp("", "skiff-import-*.tar")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if _, err := io.Copy(f, r.Body); err != nil {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if _, err := io.Copy(f, newIdleReader(w, body)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge
+		}
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "read the image archive: %v", err)
 	}
 	imgs, err := s.cfg.Host.Images.Import(r.Context(), f.Name())

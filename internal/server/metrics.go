@@ -38,7 +38,21 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
+// observe counts a request. The labels take few values whatever clients
+// send, so that /metrics stays small: route is a pattern of the route table
+// (or one of a few fixed names: "unmatched", "unauthorized", ...), method
+// one of the HTTP methods the API knows or "other".
 func (m *metrics) observe(method, route string, code int, d time.Duration) {
+	method = methodLabel(method)
 	m.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }

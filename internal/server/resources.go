@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -14,15 +15,17 @@ import (
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
+// maxBody is ARM's limit on a request body (the router applies it).
 const maxBody = 4 << 20
 
 func readBody(r *http.Request) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) || len(data) > maxBody {
+		return nil, errdefs.WithCode(errdefs.ErrTooLarge, "RequestContentTooLarge", "The request content size exceeds the maximum size of 4 MB.")
+	}
 	if err != nil {
 		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "The request content could not be read: %v", err)
-	}
-	if len(data) > maxBody {
-		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "RequestTooLarge", "The request content is larger than %d bytes.", maxBody)
 	}
 	return data, nil
 }
@@ -149,6 +152,9 @@ func (s *Server) putResourceGroup(w http.ResponseWriter, r *http.Request, p para
 	}
 	if strings.TrimSpace(in.Location) == "" {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "LocationRequired", "The location property is required for this definition.")
+	}
+	if err := api.ValidateTags(in.Tags); err != nil {
+		return err
 	}
 	rg := store.ResourceGroup{Subscription: p["sub"], Name: p["rg"], Location: in.Location, Tags: in.Tags, CreatedAt: time.Now().UTC()}
 	if old, err := s.cfg.Store.GetResourceGroup(r.Context(), p["sub"], p["rg"]); err == nil {

@@ -43,7 +43,18 @@ type Config struct {
 	Token    string
 	Location string
 	Logger   *slog.Logger
+	// ExecSessionsPerGroup bounds the exec sessions of one container group
+	// at once (default DefaultExecSessionsPerGroup); one more is refused
+	// with 409 ExecSessionLimitReached.
+	ExecSessionsPerGroup int
+	// MaxImageImportSize bounds an image archive POSTed to images/import
+	// (default DefaultMaxImageImportSize).
+	MaxImageImportSize int64
 }
+
+// DefaultMaxImageImportSize is the default bound on an imported image
+// archive.
+const DefaultMaxImageImportSize = 8 << 30
 
 // Server serves the API.
 type Server struct {
@@ -65,6 +76,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Location == "" {
 		cfg.Location = "local"
+	}
+	if cfg.MaxImageImportSize <= 0 {
+		cfg.MaxImageImportSize = DefaultMaxImageImportSize
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*execSession{}}
 	s.metrics = newMetrics(s)
@@ -109,7 +123,7 @@ func (s *Server) registerRoutes() {
 	r.handle("GET", locPrefix+"/capabilities", s.capabilities)
 	r.handle("GET", locPrefix+"/cachedimages", s.cachedImages)
 	r.handle("POST", locPrefix+"/images/pull", s.pullImage)
-	r.handle("POST", locPrefix+"/images/import", s.importImage)
+	r.handle("POST", locPrefix+"/images/import", s.importImage, rawBody)
 	r.handle("DELETE", locPrefix+"/images", s.removeImage)
 }
 

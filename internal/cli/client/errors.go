@@ -29,6 +29,8 @@ func classOf(status int) error {
 	switch {
 	case status == http.StatusBadRequest:
 		return errdefs.ErrInvalidArgument
+	case status == http.StatusRequestEntityTooLarge:
+		return errdefs.ErrTooLarge
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		return errdefs.ErrUnauthorized
 	case status == http.StatusNotFound:

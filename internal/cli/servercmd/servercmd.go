@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
@@ -47,6 +48,8 @@ type Options struct {
 	// is checked.
 	ImageGCHigh, ImageGCLow int
 	ImageGCInterval         time.Duration
+	// MaxImageImportSize bounds an imported image archive ("8Gi").
+	MaxImageImportSize resource.QuantityValue
 	// SealKeyFile is the key secrets are sealed with at rest (default
 	// DataDir/seal.key, created on first start).
 	SealKeyFile string
@@ -87,6 +90,8 @@ func NewCmd() *cobra.Command {
 	f.StringVar(&o.SealKeyFile, "seal-key-file", "", "key that seals secrets at rest: 32 bytes or 64 hex digits, mode 0600 (default DATA-DIR/seal.key, created on first start)")
 	f.BoolVar(&o.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities.add beyond the default set (a container can then take over the host)")
 	f.BoolVar(&o.AllowCustomSeccomp, "allow-custom-seccomp", false, "accept a custom securityContext.seccompProfile instead of the default profile")
+	o.MaxImageImportSize.Quantity = *resource.NewQuantity(server.DefaultMaxImageImportSize, resource.BinarySI)
+	f.Var(&o.MaxImageImportSize, "max-image-import-size", "largest image archive `skiff image import` may send (e.g. 500Mi, 8Gi)")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	return cmd
 }
@@ -214,14 +219,21 @@ func Run(ctx context.Context, o Options) error {
 	if err := ctl.Resume(ctx); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if o.MaxImageImportSize.Value() <= 0 {
+		return fmt.Errorf("--max-image-import-size must be positive, not %s", o.MaxImageImportSize.String())
+	}
 	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token,
-		Security: security, Location: o.Location, Logger: log.With("component", "server")})
+		Security: security, Location: o.Location, Logger: log.With("component", "server"),
+		MaxImageImportSize: o.MaxImageImportSize.Value()})
 	go srv.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout or WriteTimeout for the whole request: uploads, log
+	// streams and pulls take as long as they take. The router bounds how
+	// long a body may take to arrive; websockets keep their own deadlines.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	log.Info("skiff server ready", "listen", ln.Addr().String(), "subscription", sub,
 		"token_file", filepath.Join(o.DataDir, "admin.token"), "public_address", o.PublicAddress, "location", o.Location)
 	fmt.Fprintf(os.Stderr, "skiff server listening on http://%s (subscription %s, token in %s)\n",

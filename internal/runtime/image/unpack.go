@@ -35,14 +35,36 @@ const (
 // pointing out). Owners are those of the tar shifted by ids (container IDs
 // to host IDs; the zero Mapping keeps them as they are), so a layer is
 // prepared for the host's user namespace mapping while it is unpacked.
-// It returns the bytes of regular files written.
+// It returns the bytes of regular files written. A layer beyond
+// maxLayerBytes or maxLayerEntries is refused (errdefs.ErrTooLarge) before
+// the entry that crosses them is written; the caller removes what was
+// unpacked.
 func unpack(ctx context.Context, r io.Reader, dir string, ids userns.Mapping) (int64, error) {
+	return unpackWithin(ctx, r, dir, ids, layerLimits{bytes: maxLayerBytes, entries: maxLayerEntries})
+}
+
+// layerLimits bound what one layer may put on disk, so that a hostile layer
+// (a compression bomb, millions of empty files) cannot fill the disk or its
+// inode table.
+type layerLimits struct {
+	bytes   int64 // content of regular files
+	entries int   // tar entries
+}
+
+// The limits of unpack, far beyond real layers: the largest base layers
+// (CUDA, TeX) hold a few GiB in a few hundred thousand files.
+const (
+	maxLayerBytes   = 32 << 30
+	maxLayerEntries = 4 << 20
+)
+
+func unpackWithin(ctx context.Context, r io.Reader, dir string, ids userns.Mapping, lim layerLimits) (int64, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, err
 	}
 	defer root.Close()
-	u := &unpacker{root: root, buf: make([]byte, 256<<10), ids: ids}
+	u := &unpacker{root: root, buf: make([]byte, 256<<10), ids: ids, lim: lim}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -79,6 +101,8 @@ type unpacker struct {
 	buf      []byte
 	size     int64
 	dirTimes []dirTime
+	lim      layerLimits
+	entries  int
 }
 
 // cleanPath turns a tar entry name into a path relative to the layer root
@@ -107,6 +131,13 @@ func (u *unpacker) openDir(rel string, create bool) (*os.File, error) {
 }
 
 func (u *unpacker) entry(hdr *tar.Header, tr io.Reader) error {
+	if u.entries++; u.entries > u.lim.entries {
+		return fmt.Errorf("the layer has more than %d entries: %w", u.lim.entries, errdefs.ErrTooLarge)
+	}
+	if hdr.Size < 0 || hdr.Size > u.lim.bytes-u.size {
+		return fmt.Errorf("the layer unpacks to more than %d bytes (entry of %d bytes after %d): %w",
+			u.lim.bytes, hdr.Size, u.size, errdefs.ErrTooLarge)
+	}
 	rel, err := cleanPath(hdr.Name)
 	if err != nil {
 		return err
