@@ -2,7 +2,7 @@
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 
-.PHONY: deps build run test bench image
+.PHONY: deps build run test fuzz bench image
 
 deps:
 	./hack/install-deps.sh
@@ -23,6 +23,20 @@ test: deps
 	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
 		SKIFF_HELM="$$(./hack/build-helm.sh)" && export SKIFF_HELM && \
 		$(GO) test -count=1 -timeout 80m -p 1 ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for FUZZTIME, one at a time (seed corpora in the
+# packages' testdata/fuzz). A failing input is written there; commit it with
+# the fix. A short minimization keeps a new input from pausing the run for
+# the default minute.
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./api/:FuzzDecodeContainerGroup ./api/:FuzzDecodeBodies \
+	./internal/server/:FuzzPutContainerGroup ./internal/runtime/image/:FuzzUnpackLayer
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+	done
 
 # create→Running latency against bare runc and podman.
 bench: deps
