@@ -197,14 +197,15 @@ const (
 	wsMaxMessage = 1 << 20
 )
 
-// keepAlive arms conn's read deadline, read limit and pong handler, and
-// pings until ctx ends or a ping cannot be sent.
-func keepAlive(ctx context.Context, conn *websocket.Conn) {
+// keepAlive arms conn's read deadline (pongWait ahead), read limit and pong
+// handler, and pings every pingPeriod until ctx ends or a ping cannot be
+// sent.
+func keepAlive(ctx context.Context, conn *websocket.Conn, pongWait, pingPeriod time.Duration) {
 	conn.SetReadLimit(wsMaxMessage)
-	_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(wsPongWait)) })
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	go func() {
-		t := time.NewTicker(wsPingPeriod)
+		t := time.NewTicker(pingPeriod)
 		defer t.Stop()
 		for {
 			select {
@@ -220,11 +221,12 @@ func keepAlive(ctx context.Context, conn *websocket.Conn) {
 	}()
 }
 
-// readFrame reads the next data frame and pushes the read deadline ahead.
-func readFrame(conn *websocket.Conn) (int, []byte, error) {
+// readFrame reads the next data frame and pushes the read deadline
+// pongWait ahead.
+func readFrame(conn *websocket.Conn, pongWait time.Duration) (int, []byte, error) {
 	typ, msg, err := conn.ReadMessage()
 	if err == nil {
-		_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 	}
 	return typ, msg, err
 }
@@ -277,11 +279,11 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	out := &wsWriter{conn: conn}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	keepAlive(ctx, conn)
+	keepAlive(ctx, conn, wsPongWait, wsPingPeriod)
 	if sess.command == nil { // attach: stream the container's output
 		go func() {
 			for {
-				if _, _, err := readFrame(conn); err != nil {
+				if _, _, err := readFrame(conn, wsPongWait); err != nil {
 					cancel()
 					return
 				}
@@ -296,7 +298,7 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	go func() {
 		defer stdinW.Close()
 		for {
-			typ, msg, err := readFrame(conn)
+			typ, msg, err := readFrame(conn, wsPongWait)
 			if err != nil {
 				cancel() // the peer closed the session, or is gone
 				return
