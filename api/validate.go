@@ -473,9 +473,9 @@ func checkVolume(g string, v *Volume) error {
 		}
 	case v.GitRepo != nil:
 		r := v.GitRepo
-		if strings.TrimSpace(r.Repository) == "" || strings.HasPrefix(r.Repository, "-") {
+		if problem := GitRepositoryProblem(r.Repository); problem != "" {
 			return invalid("InvalidGitRepoVolume",
-				"The 'repository' of git repo volume '%s' in container group '%s' is required and must not start with '-'.", v.Name, g)
+				"The 'repository' of git repo volume '%s' in container group '%s' %s.", v.Name, g, problem)
 		}
 		if r.Directory != "" && (path.IsAbs(r.Directory) || hasDotDot(r.Directory)) {
 			return invalid("InvalidGitRepoVolume",

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,15 +23,63 @@ import (
 // maxGitStderr caps how much of git's stderr goes into an error.
 const maxGitStderr = 2048
 
+// DefaultGitMaxBytes bounds the disk one gitRepo volume may take (the clone
+// with its .git directory) when Config.GitMaxBytes is zero.
+const DefaultGitMaxBytes = 1 << 30
+
+// gitSizeInterval is how often a clone's size is measured while it runs.
+const gitSizeInterval = 250 * time.Millisecond
+
 // cloneRepo clones g.Repository into volDir/<directory> and checks out
-// g.Revision if set.
+// g.Revision if set. It runs with none of the host's git configuration or
+// credentials (gitCommand), only over http, https and git, and is aborted
+// when it takes longer than the Manager's gitTimeout or grows past its
+// gitMaxBytes.
 func (m *Manager) cloneRepo(ctx context.Context, volDir, volName string, g api.GitRepoVolume) error {
 	gctx, cancel := context.WithTimeout(ctx, m.gitTimeout)
 	defer cancel()
 	red := newRedactor(g.Repository)
+	if err := checkGitRepo(volName, &g); err != nil { // plan checked it; a caller of cloneRepo alone is held to it too
+		return err
+	}
+	home, err := os.MkdirTemp("", "skiff-git-home-")
+	if err != nil {
+		return fmt.Errorf("volume %q: gitRepo: %w", volName, err)
+	}
+	defer os.RemoveAll(home)
 
+	// The clone's size is measured while git runs; one past the limit
+	// cancels it (git is killed with its process group).
+	sizeCtx, tooBig := context.WithCancel(gctx)
+	defer tooBig()
+	var oversize atomic.Bool
+	watchDone := make(chan struct{})
+	defer func() { tooBig(); <-watchDone }()
+	go func() {
+		defer close(watchDone)
+		t := time.NewTicker(gitSizeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sizeCtx.Done():
+				return
+			case <-t.C:
+				if diskUsage(volDir) > m.gitMax {
+					oversize.Store(true)
+					tooBig()
+					return
+				}
+			}
+		}
+	}()
+	tooLarge := func() error {
+		return fmt.Errorf("volume %q: gitRepo %s: the repository is larger than the limit of %s for a gitRepo volume; the clone was aborted: %w",
+			volName, red.apply(g.Repository), formatBytes(m.gitMax), errdefs.ErrInvalidArgument)
+	}
 	fail := func(step string, err error) error {
 		switch {
+		case oversize.Load():
+			return tooLarge()
 		case ctx.Err() != nil:
 			return fmt.Errorf("volume %q: gitRepo %s: %s: %w", volName, red.apply(g.Repository), step, ctx.Err())
 		case gctx.Err() != nil:
@@ -39,8 +89,10 @@ func (m *Manager) cloneRepo(ctx context.Context, volDir, volName string, g api.G
 		}
 		return fmt.Errorf("volume %q: gitRepo %s: %s: %s: %w", volName, red.apply(g.Repository), step, red.apply(err.Error()), errdefs.ErrInvalidArgument)
 	}
+	git := func(dir string, args ...string) (string, error) { return runGit(sizeCtx, home, dir, args...) }
 
-	args := []string{"clone", "--quiet"}
+	// No submodules: they would be fetched from URLs the repository names.
+	args := []string{"clone", "--quiet", "--no-recurse-submodules"}
 	if g.Revision != "" {
 		args = append(args, "--no-checkout")
 	}
@@ -59,7 +111,7 @@ func (m *Manager) cloneRepo(ctx context.Context, volDir, volName string, g api.G
 		}
 		args = append(args, g.Directory)
 	}
-	if _, err := runGit(gctx, volDir, args...); err != nil {
+	if _, err := git(volDir, args...); err != nil {
 		return fail("clone", err)
 	}
 	if workTree == "" {
@@ -72,30 +124,61 @@ func (m *Manager) cloneRepo(ctx context.Context, volDir, volName string, g api.G
 		}
 		workTree = filepath.Join(volDir, entries[0].Name())
 	}
-	if g.Revision == "" {
-		return nil
-	}
-
-	// A branch that exists only on the remote resolves as origin/<name>.
-	var commit string
-	for _, cand := range []string{g.Revision, "origin/" + g.Revision} {
-		out, err := runGit(gctx, workTree, "rev-parse", "--verify", "--quiet", "--end-of-options", cand+"^{commit}")
-		if err == nil {
-			commit = strings.TrimSpace(out)
-			break
+	if g.Revision != "" {
+		// A branch that exists only on the remote resolves as origin/<name>.
+		var commit string
+		for _, cand := range []string{g.Revision, "origin/" + g.Revision} {
+			out, err := git(workTree, "rev-parse", "--verify", "--quiet", "--end-of-options", cand+"^{commit}")
+			if err == nil {
+				commit = strings.TrimSpace(out)
+				break
+			}
+			if sizeCtx.Err() != nil {
+				return fail("rev-parse", err)
+			}
 		}
-		if gctx.Err() != nil {
-			return fail("rev-parse", err)
+		if commit == "" {
+			return fmt.Errorf("volume %q: gitRepo %s: revision %q not found (not a commit, tag or branch of the repository): %w",
+				volName, red.apply(g.Repository), g.Revision, errdefs.ErrInvalidArgument)
+		}
+		if _, err := git(workTree, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit); err != nil {
+			return fail("checkout "+g.Revision, err)
 		}
 	}
-	if commit == "" {
-		return fmt.Errorf("volume %q: gitRepo %s: revision %q not found (not a commit, tag or branch of the repository): %w",
-			volName, red.apply(g.Repository), g.Revision, errdefs.ErrInvalidArgument)
-	}
-	if _, err := runGit(gctx, workTree, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit); err != nil {
-		return fail("checkout "+g.Revision, err)
+	// What was written between the last measurement and the end.
+	if oversize.Load() || diskUsage(volDir) > m.gitMax {
+		return tooLarge()
 	}
 	return nil
+}
+
+// diskUsage is the disk space the files below dir take (st_blocks, as du
+// counts: a sparse file counts for what it holds).
+func diskUsage(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile (git renames as it goes)
+		}
+		if fi, err := e.Info(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+// formatBytes writes n in binary units ("1 GiB", "512 KiB").
+func formatBytes(n int64) string {
+	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for n >= 1024 && n%1024 == 0 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	return fmt.Sprintf("%d %s", n, units[i])
 }
 
 // gitError is a failed git run with (trimmed) stderr.
@@ -113,13 +196,35 @@ func (e *gitError) Error() string {
 
 func (e *gitError) Unwrap() error { return e.err }
 
-// runGit runs git in dir with an environment that never prompts and
-// returns stdout. The whole process group is killed when ctx ends.
-func runGit(ctx context.Context, dir string, args ...string) (string, error) {
-	full := append([]string{"-c", "protocol.ext.allow=never", "-c", "core.askPass="}, args...)
+// gitSafeConfig is given to every git run with -c. With no config file
+// read at all (gitEnv), it is all the configuration there is: only the
+// http, https and git transports (also for redirects and anything a
+// repository names), no credential helper, no askpass, no hooks, no
+// submodules, no filesystem monitor.
+var gitSafeConfig = []string{
+	"protocol.allow=never",
+	"protocol.https.allow=always",
+	"protocol.http.allow=always",
+	"protocol.git.allow=always",
+	"credential.helper=",
+	"core.askPass=",
+	"core.hooksPath=/dev/null",
+	"core.fsmonitor=false",
+	"submodule.recurse=false",
+	"http.followRedirects=initial",
+}
+
+// runGit runs git in dir with gitEnv(home) and gitSafeConfig and returns
+// stdout. The whole process group is killed when ctx ends.
+func runGit(ctx context.Context, home, dir string, args ...string) (string, error) {
+	var full []string
+	for _, c := range gitSafeConfig {
+		full = append(full, "-c", c)
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd.Env = gitEnv(home)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -138,21 +243,29 @@ func runGit(ctx context.Context, dir string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// gitEnv is the process environment without GIT_* and askpass variables,
-// plus settings that make git fail instead of waiting for a person.
-func gitEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "GIT_") || strings.HasPrefix(kv, "SSH_ASKPASS=") || strings.HasPrefix(kv, "LC_ALL=") {
-			continue
-		}
-		env = append(env, kv)
+// gitEnv is the whole environment of a git run: nothing of the host's
+// (no GIT_* variables, no proxies, no credentials), no configuration file
+// (system, global or XDG; home is an empty directory of the clone's own),
+// no prompt, and only the http, https and git transports (the environment
+// form of the same rule as in gitSafeConfig).
+func gitEnv(home string) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
 	}
-	return append(env,
+	return []string{
+		"PATH=" + path,
+		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + home,
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_SYSTEM=/dev/null",
+		"GIT_CONFIG_GLOBAL=/dev/null",
 		"GIT_TERMINAL_PROMPT=0",
-		"GIT_SSH_COMMAND=ssh -o BatchMode=yes",
+		"GIT_ALLOW_PROTOCOL=http:https:git",
+		"GIT_PROTOCOL_FROM_USER=0",
+		"GIT_SSH_COMMAND=false",
 		"LC_ALL=C",
-	)
+	}
 }
 
 // userinfoRE matches the credentials part of a URL (scheme://user:pass@).

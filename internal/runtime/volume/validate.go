@@ -171,13 +171,10 @@ func checkGitRepo(volName string, g *api.GitRepoVolume) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("volume %q: gitRepo: %s: %w", volName, fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument)
 	}
+	if problem := api.GitRepositoryProblem(g.Repository); problem != "" {
+		return bad("repository %s", problem)
+	}
 	switch {
-	case g.Repository == "":
-		return bad("repository is required")
-	case strings.HasPrefix(g.Repository, "-"):
-		return bad("repository must not start with '-'")
-	case strings.ContainsAny(g.Repository, "\x00\n\r"):
-		return bad("repository contains a control character")
 	case strings.HasPrefix(g.Revision, "-"):
 		return bad("revision %q must not start with '-'", g.Revision)
 	case strings.ContainsAny(g.Revision, "\x00\n\r"):

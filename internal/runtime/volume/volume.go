@@ -50,6 +50,9 @@ type Config struct {
 	SharesRoot string
 	// GitTimeout bounds each gitRepo clone; zero means DefaultGitTimeout.
 	GitTimeout time.Duration
+	// GitMaxBytes bounds the disk each gitRepo clone takes, .git included;
+	// zero means DefaultGitMaxBytes.
+	GitMaxBytes int64
 	// IDMap is the host's user namespace mapping (package userns): emptyDir
 	// and gitRepo volumes and new file shares are owned by the container's
 	// root through it.
@@ -74,6 +77,7 @@ type Manager struct {
 	root       string
 	sharesRoot string
 	gitTimeout time.Duration
+	gitMax     int64
 	ids        userns.Mapping
 	log        *slog.Logger
 
@@ -110,10 +114,15 @@ func New(cfg Config) (*Manager, error) {
 	if timeout <= 0 {
 		timeout = DefaultGitTimeout
 	}
+	gitMax := cfg.GitMaxBytes
+	if gitMax <= 0 {
+		gitMax = DefaultGitMaxBytes
+	}
 	return &Manager{
 		root:       root,
 		sharesRoot: shares,
 		gitTimeout: timeout,
+		gitMax:     gitMax,
 		ids:        cfg.IDMap,
 		log:        log,
 		locks:      map[string]*groupLock{},

@@ -24,6 +24,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
+	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 // syncBuffer collects log output from concurrent writers.
@@ -280,9 +281,12 @@ func TestSecretBadBase64(t *testing.T) {
 }
 
 // gitFixture is a bare repository with main (v1 then v2 of hello.txt, tag
-// v1 on the first commit) and a branch "feature".
+// v1 on the first commit) and a branch "feature", served over HTTP on
+// 127.0.0.1 by git http-backend.
 type gitFixture struct {
 	repo   string // path of the bare repository, ending in repo.git
+	url    string // its http:// URL
+	srv    *testenv.GitServer
 	first  string // sha of the first commit
 	second string
 }
@@ -326,6 +330,8 @@ func newGitFixture(t *testing.T) gitFixture {
 	git("commit", "-q", "-m", "feature")
 	git("checkout", "-q", "main")
 	git("clone", "-q", "--bare", work, f.repo)
+	f.srv = testenv.ServeGit(t, dir)
+	f.url = f.srv.URL + "/repo.git"
 	return f
 }
 
@@ -343,11 +349,11 @@ func TestGitRepo(t *testing.T) {
 	f := newGitFixture(t)
 	ctx := context.Background()
 	srcs, err := e.m.Prepare(ctx, "g1", []api.Volume{
-		{Name: "default", GitRepo: &api.GitRepoVolume{Repository: f.repo}},
-		{Name: "url", GitRepo: &api.GitRepoVolume{Repository: "file://" + f.repo, Directory: "."}},
-		{Name: "commit", GitRepo: &api.GitRepoVolume{Repository: f.repo, Directory: "app", Revision: f.first}},
-		{Name: "tag", GitRepo: &api.GitRepoVolume{Repository: f.repo, Directory: "a/b", Revision: "v1"}},
-		{Name: "branch", GitRepo: &api.GitRepoVolume{Repository: f.repo, Directory: ".", Revision: "feature"}},
+		{Name: "default", GitRepo: &api.GitRepoVolume{Repository: f.url}},
+		{Name: "url", GitRepo: &api.GitRepoVolume{Repository: f.url, Directory: "."}},
+		{Name: "commit", GitRepo: &api.GitRepoVolume{Repository: f.url, Directory: "app", Revision: f.first}},
+		{Name: "tag", GitRepo: &api.GitRepoVolume{Repository: f.url, Directory: "a/b", Revision: "v1"}},
+		{Name: "branch", GitRepo: &api.GitRepoVolume{Repository: f.url, Directory: ".", Revision: "feature"}},
 	})
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
@@ -389,8 +395,8 @@ func TestGitRepoErrors(t *testing.T) {
 		contains []string
 		absent   string
 	}{
-		{"missing", api.GitRepoVolume{Repository: filepath.Join(f.repo, "nope.git")}, []string{"nope.git", "does not exist"}, ""},
-		{"badrev", api.GitRepoVolume{Repository: f.repo, Revision: "no-such-branch"}, []string{`"no-such-branch"`, "not found"}, ""},
+		{"missing", api.GitRepoVolume{Repository: f.srv.URL + "/nope.git"}, []string{"nope.git", "not found"}, ""},
+		{"badrev", api.GitRepoVolume{Repository: f.url, Revision: "no-such-branch"}, []string{`"no-such-branch"`, "not found"}, ""},
 		{"creds", api.GitRepoVolume{Repository: "https://alice:" + secret + "@127.0.0.1:1/repo.git"}, []string{"REDACTED", "127.0.0.1:1"}, secret},
 	}
 	for _, c := range cases {
