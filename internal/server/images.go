@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -216,7 +218,7 @@ func (s *Server) imageUsers(ctx context.Context) (map[string][]string, error) {
 }
 
 // RunImageGC applies the image GC policy every interval until ctx ends,
-// never removing an image a container group names.
+// never removing an image in use (imagesInUse).
 func (s *Server) RunImageGC(ctx context.Context, p image.GCPolicy, interval time.Duration) {
 	if interval <= 0 {
 		interval = 5 * time.Minute
@@ -229,16 +231,7 @@ func (s *Server) RunImageGC(ctx context.Context, p image.GCPolicy, interval time
 			return
 		case <-t.C:
 		}
-		users, err := s.imageUsers(ctx)
-		if err != nil {
-			s.log.Warn("image gc: list groups", "err", err)
-			continue
-		}
-		inUse := make([]string, 0, len(users))
-		for img := range users {
-			inUse = append(inUse, img)
-		}
-		res, err := s.cfg.Host.Images.ApplyGCPolicy(ctx, p, inUse)
+		res, err := s.cfg.Host.Images.ApplyGCPolicy(ctx, p, func() ([]string, error) { return s.imagesInUse(ctx) })
 		if err != nil {
 			s.log.Warn("image gc failed", "err", err)
 			continue
@@ -247,4 +240,35 @@ func (s *Server) RunImageGC(ctx context.Context, p image.GCPolicy, interval time
 			s.log.Info("image gc", "usedBefore", res.UsedBefore, "usedAfter", res.UsedAfter, "removed", res.Removed, "freedBytes", res.FreedBytes)
 		}
 	}
+}
+
+// imagesInUse lists the images GC must keep: from the runtime's records,
+// every image of every group it holds (running, stopped, finished, or being
+// created right now, between pull and start), as written and by the
+// manifest digest it runs, so a tag pointed elsewhere since keeps the old
+// layers; and every image a stored group names, for accepted groups the
+// runtime has not been asked to create yet. The GC policy calls it while it
+// holds the image store, after which the runtime can only record groups
+// whose images it looks up after GC.
+func (s *Server) imagesInUse(ctx context.Context) ([]string, error) {
+	set := map[string]bool{}
+	for _, id := range s.cfg.Host.List() {
+		st, err := s.cfg.Host.Status(id)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		for _, c := range st.Containers {
+			set[c.Image] = true
+			set[c.ImageID] = true
+		}
+	}
+	users, err := s.imageUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for img := range users {
+		set[img] = true
+	}
+	delete(set, "")
+	return slices.Sorted(maps.Keys(set)), nil
 }

@@ -53,11 +53,19 @@ func DiskUsage(path string) (float64, error) {
 	return float64(st.Blocks-st.Bavail) * 100 / float64(st.Blocks), nil
 }
 
-// ApplyGCPolicy removes images that no entry of inUse names (references as
-// Get accepts them), oldest first, with their now unreferenced layers, while
-// the store's filesystem is above p.LowPercent, once it has reached
-// p.HighPercent. Images in use are never removed.
-func (s *Store) ApplyGCPolicy(ctx context.Context, p GCPolicy, inUse []string) (PolicyResult, error) {
+// ApplyGCPolicy removes images that no entry of the in-use list names
+// (references, manifest digests or image IDs, as Get accepts them), oldest
+// first, with their now unreferenced layers, while the store's filesystem
+// is above p.LowPercent, once it has reached p.HighPercent. Images in use
+// are never removed.
+//
+// inUse is called once the policy holds the store: Get, Pull and Import
+// wait until it is done, so an image a group starts to use while GC runs is
+// either in the list or is looked up after GC finished. Callers that
+// record a group's images before looking them up (as the runtime records a
+// group before it pulls) therefore never lose an image between pull and
+// container start.
+func (s *Store) ApplyGCPolicy(ctx context.Context, p GCPolicy, inUse func() ([]string, error)) (PolicyResult, error) {
 	var res PolicyResult
 	if err := p.Validate(); err != nil {
 		return res, err
@@ -71,9 +79,17 @@ func (s *Store) ApplyGCPolicy(ctx context.Context, p GCPolicy, inUse []string) (
 		return res, nil
 	}
 	res.Triggered = true
-	s.log.Info("image gc: disk above high threshold", "usedPercent", used, "high", p.HighPercent, "low", p.LowPercent)
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	var refs []string
+	if inUse != nil {
+		if refs, err = inUse(); err != nil {
+			return res, fmt.Errorf("image gc: images in use: %w", err)
+		}
+	}
+	s.log.Info("image gc: disk above high threshold", "usedPercent", used, "high", p.HighPercent, "low", p.LowPercent, "inUse", len(refs))
 	gc := func() error {
-		r, err := s.GC(ctx, inUse)
+		r, err := s.gcLocked(ctx, refs)
 		res.RemovedLayers += r.RemovedLayers
 		res.FreedBytes += r.FreedBytes
 		if err != nil {
@@ -86,7 +102,7 @@ func (s *Store) ApplyGCPolicy(ctx context.Context, p GCPolicy, inUse []string) (
 		return res, err
 	}
 	keep := map[string]bool{}
-	for _, ref := range inUse {
+	for _, ref := range refs {
 		if recs, err := s.resolve(ref); err == nil {
 			for _, r := range recs {
 				keep[r.Ref] = true

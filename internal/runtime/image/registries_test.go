@@ -391,7 +391,7 @@ func TestApplyGCPolicy(t *testing.T) {
 	// Each unique layer is ~8 MiB of 64 (12.5 %): low = used-20 needs two
 	// images gone; the oldest (a) is in use, so b and c go.
 	low := int(used) - 20
-	res, err = s.ApplyGCPolicy(context.Background(), image.GCPolicy{HighPercent: int(used) - 1, LowPercent: low}, []string{refs[0]})
+	res, err = s.ApplyGCPolicy(context.Background(), image.GCPolicy{HighPercent: int(used) - 1, LowPercent: low}, inUseList(refs[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestApplyGCPolicy(t *testing.T) {
 		t.Errorf("in-use layer gone: %v", err)
 	}
 	// Nothing unused left: even a threshold of 0 keeps the image in use.
-	res, err = s.ApplyGCPolicy(context.Background(), image.GCPolicy{HighPercent: 0, LowPercent: 0}, []string{refs[0]})
+	res, err = s.ApplyGCPolicy(context.Background(), image.GCPolicy{HighPercent: 0, LowPercent: 0}, inUseList(refs[0]))
 	if err != nil || len(res.Removed) != 0 {
 		t.Errorf("forced GC: %+v, %v", res, err)
 	}

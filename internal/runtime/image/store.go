@@ -257,7 +257,12 @@ func NewStore(root string, opts Options) (*Store, error) {
 // is a reference ("app:v1", "registry/app@sha256:..."), or a bare manifest
 // digest or image ID ("sha256:..."). It returns an error wrapping
 // errdefs.ErrNotFound if no such image is stored.
+//
+// Get waits for a running GC: an image found here is one GC has counted
+// in use (see ApplyGCPolicy) or has not run over yet.
 func (s *Store) Get(ref string) (*Image, error) {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	recs, err := s.resolve(ref)
 	if err != nil {
 		return nil, err
@@ -305,6 +310,11 @@ func (s *Store) Remove(ref string) error {
 func (s *Store) GC(ctx context.Context, inUse []string) (GCResult, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
+	return s.gcLocked(ctx, inUse)
+}
+
+// gcLocked is GC; the caller holds gcMu.
+func (s *Store) gcLocked(ctx context.Context, inUse []string) (GCResult, error) {
 	var res GCResult
 
 	recs, err := s.records()
