@@ -124,9 +124,13 @@ func (c *container) wantsRestart(cs *ContainerStatus) bool {
 	return false
 }
 
-// ensureImage finds the container's image in the store, or pulls it.
+// ensureImage finds the container's image in the store, or pulls it. A
+// stored private image (pulled with another group's credentials) counts
+// only if the registry accepts this group's credentials for it
+// (image.Store.GetFor); otherwise the pull decides, as if nothing were
+// stored.
 func (c *container) ensureImage(ctx context.Context) error {
-	if img, err := c.g.r.cfg.Images.Get(c.image); err == nil {
+	if img, err := c.g.r.cfg.Images.GetFor(ctx, c.image, c.g.spec.Properties.ImageRegistryCredentials); err == nil {
 		c.img = img
 		c.update(func(cs *ContainerStatus) { cs.ImageID = img.Digest })
 		return nil

@@ -37,6 +37,9 @@ func (s *Server) cachedImages(w http.ResponseWriter, r *http.Request, p params) 
 	}
 	out := api.List[cachedImage]{Value: []cachedImage{}}
 	for _, img := range imgs {
+		if img.Private {
+			continue // pulled with a group's own credentials: not everyone's to see
+		}
 		out.Value = append(out.Value, cachedImage{
 			CachedImage: api.CachedImage{OSType: "Linux", Image: img.Name},
 			Digest:      img.Digest, Reference: img.Ref, Size: img.Size,
@@ -176,10 +179,28 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	if err != nil {
 		return err
 	}
+	// Only the caller's own groups are named: another subscription's
+	// groups are no business of the caller's.
+	var own []string
+	others := false
 	for img, groups := range users {
 		if u, err := s.cfg.Host.Images.Get(img); err == nil && (u.Ref == target.Ref || u.Digest == target.Digest) {
-			return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container group(s) %s.", ref, strings.Join(groups, ", "))
+			for _, g := range groups {
+				if g.sub == p["sub"] {
+					own = append(own, g.group)
+				} else {
+					others = true
+				}
+			}
 		}
+	}
+	switch {
+	case len(own) > 0 && others:
+		return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container group(s) %s and by other container groups on this host.", ref, strings.Join(own, ", "))
+	case len(own) > 0:
+		return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container group(s) %s.", ref, strings.Join(own, ", "))
+	case others:
+		return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container groups on this host.", ref)
 	}
 	if err := s.cfg.Host.Images.Remove(ref); err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
@@ -191,21 +212,25 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	return nil
 }
 
+// imageUser is a container group using an image: its subscription and
+// "rg/name".
+type imageUser struct{ sub, group string }
+
 // imageUsers maps each image a container group names (as written) to the
-// groups ("rg/name") using it, across all subscriptions.
-func (s *Server) imageUsers(ctx context.Context) (map[string][]string, error) {
+// groups using it, across all subscriptions.
+func (s *Server) imageUsers(ctx context.Context) (map[string][]imageUser, error) {
 	subs, err := s.cfg.Store.ListSubscriptions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]string{}
+	out := map[string][]imageUser{}
 	for _, sub := range subs {
 		cgs, err := s.cfg.Store.ListContainerGroups(ctx, sub.ID, "")
 		if err != nil {
 			return nil, err
 		}
 		for _, cg := range cgs {
-			id := cg.ResourceGroup + "/" + cg.Resource.Name
+			id := imageUser{sub: sub.ID, group: cg.ResourceGroup + "/" + cg.Resource.Name}
 			for _, c := range cg.Resource.Properties.Containers {
 				out[c.Properties.Image] = append(out[c.Properties.Image], id)
 			}

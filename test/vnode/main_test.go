@@ -20,6 +20,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/testenv"
 	k8senv "github.com/skiff-sh/skiff/internal/testenv/k8s"
+	"github.com/skiff-sh/skiff/internal/virtualnode"
 )
 
 // skiffBin is the binary built once for the whole package.
@@ -395,7 +396,7 @@ func (e *env) events(t *testing.T, ns, name string) string {
 
 func (e *env) getGroup(ns, pod string) (*group, int) {
 	var g group
-	code := e.skiff.do("GET", e.skiff.groupPath(ns+"-"+pod), &g)
+	code := e.skiff.do("GET", e.skiff.groupPath(virtualnode.GroupName(ns, pod)), &g)
 	return &g, code
 }
 

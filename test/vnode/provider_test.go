@@ -173,7 +173,7 @@ func TestProviderAgainstSkiff(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"web", "crash"} {
-		if code := s.do("GET", s.groupPath("default-"+name), nil); code != 404 {
+		if code := s.do("GET", s.groupPath(virtualnode.GroupName("default", name)), nil); code != 404 {
 			t.Errorf("group of %s after DeletePod: %d", name, code)
 		}
 	}

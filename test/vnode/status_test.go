@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/testenv"
+	"github.com/skiff-sh/skiff/internal/virtualnode"
 )
 
 // testCrashRestarts: a container that keeps exiting shows its restarts,
@@ -450,7 +451,7 @@ spec:
 		return p.Status.Phase == "Pending" && (strings.Contains(string(b), "ErrImagePull") || strings.Contains(string(b), "ImagePullBackOff")), string(b)
 	})
 	var raw json.RawMessage
-	if code := e.skiff.do("GET", e.skiff.groupPath("default-private"), &raw); code != 200 {
+	if code := e.skiff.do("GET", e.skiff.groupPath(virtualnode.GroupName("default", "private")), &raw); code != 200 {
 		t.Fatalf("GET group: %d", code)
 	}
 	if strings.Contains(string(raw), "pull-s3cret") || !strings.Contains(string(raw), "puller") {

@@ -368,6 +368,35 @@ spec:
 		}
 	})
 
+	// Skiff's policy (no --allow-privileged) refuses the group: the pod
+	// fails at once with an event naming the field, never hangs in Pending.
+	t.Run("PrivilegedPodFails", func(t *testing.T) {
+		e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: privileged
+  namespace: default
+spec:
+  nodeName: %s
+  restartPolicy: Always
+  containers:
+  - name: app
+    image: %s
+    command: ["sleep", "3600"]
+    securityContext:
+      privileged: true
+`, nodeName, e.image))
+		p := e.waitPhase(t, "default", "privileged", "Failed", 30*time.Second)
+		mustContain(t, "status message", p.Status.Message, "spec.containers[0].securityContext.privileged")
+		e.waitFor(t, 15*time.Second, "UnsupportedPodSpec event", func() (bool, string) {
+			ev := e.events(t, "default", "privileged")
+			return strings.Contains(ev, "UnsupportedPodSpec") && strings.Contains(ev, "securityContext.privileged"), ev
+		})
+		if _, code := e.getGroup("default", "privileged"); code != 404 {
+			t.Errorf("a group was created for a refused pod: %d", code)
+		}
+	})
+
 	t.Run("MissingImageShowsPullError", func(t *testing.T) {
 		e.apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod

@@ -170,31 +170,11 @@ func (s *Store) pullFrom(ctx context.Context, written string, ref name.Reference
 	if d, ok := ref.(name.Digest); ok {
 		target = repo.Digest(d.DigestStr())
 	}
-	var auth authn.Authenticator
-	switch c := matchCreds(ref, creds); {
-	case !ep.mirror && c != nil:
-		auth = authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
-	case ep.auth != nil:
-		auth = hostAuthenticator(ep.auth)
-	default:
-		a, err := s.keychain.ResolveContext(ctx, repo)
-		if err != nil {
-			return nil, fmt.Errorf("pull %s: credentials: %w", written, err)
-		}
-		auth = a
+	auth, private, err := s.authFor(ctx, ref, ep, creds)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: credentials: %w", written, err)
 	}
-	opts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuth(auth),
-		remote.WithTransport(ep.transport),
-		remote.WithPlatform(s.platform),
-		// Status codes are retried by pull, visibly; only dropped
-		// connections are retried here.
-		remote.WithRetryStatusCodes(),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}),
-		remote.WithUserAgent("skiff"),
-	}
-	desc, err := remote.Get(target, opts...)
+	desc, err := remote.Get(target, s.remoteOptions(ctx, ep, auth)...)
 	if err != nil {
 		return nil, pullError(written, err)
 	}
@@ -221,11 +201,44 @@ func (s *Store) pullFrom(ctx context.Context, written string, ref name.Reference
 		return nil, fmt.Errorf("pull %s: unsupported manifest media type %q: %w", written, desc.MediaType, errdefs.ErrInvalidArgument)
 	}
 	blobs := &blobFetcher{s: s, repo: repo, auth: auth, rt: ep.transport}
-	out, err := s.storeImage(ctx, ref.Name(), written, img, indexDigest, blobs, report)
+	out, err := s.storeImageAs(ctx, ref.Name(), written, img, indexDigest, blobs, report, private)
 	if err != nil {
 		return nil, pullError(written, err)
 	}
 	return out, nil
+}
+
+// authFor returns how a pull of ref authenticates to endpoint ep: the
+// caller's own credentials (creds) for the origin when one matches its
+// registry, else the host's configured credentials, else the docker config
+// file's, else none. private is true for the caller's own credentials: an
+// image pulled with them is the caller's (see Image.Private), while one
+// pulled with the operator's credentials is everyone's.
+func (s *Store) authFor(ctx context.Context, ref name.Reference, ep endpoint, creds []api.ImageRegistryCredential) (auth authn.Authenticator, private bool, err error) {
+	switch c := matchCreds(ref, creds); {
+	case !ep.mirror && c != nil:
+		return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password}), true, nil
+	case ep.auth != nil:
+		return hostAuthenticator(ep.auth), false, nil
+	default:
+		a, err := s.keychain.ResolveContext(ctx, ep.repo)
+		return a, false, err
+	}
+}
+
+// remoteOptions are the go-containerregistry options of a request to ep.
+func (s *Store) remoteOptions(ctx context.Context, ep endpoint, auth authn.Authenticator) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuth(auth),
+		remote.WithTransport(ep.transport),
+		remote.WithPlatform(s.platform),
+		// Status codes are retried by pull, visibly; only dropped
+		// connections are retried here.
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}),
+		remote.WithUserAgent("skiff"),
+	}
 }
 
 // pickPlatform returns the index's image for the store's platform,
@@ -497,6 +510,12 @@ func exposedPorts(m map[string]struct{}) []string {
 // Pulled layers come from blobs; imported ones (blobs nil) are read
 // uncompressed. written is the name as the user wrote it.
 func (s *Store) storeImage(ctx context.Context, ref, written string, img v1.Image, indexDigest string, blobs *blobFetcher, report func(Progress)) (*Image, error) {
+	return s.storeImageAs(ctx, ref, written, img, indexDigest, blobs, report, false)
+}
+
+// storeImageAs is storeImage; private records that the image was pulled
+// with the caller's own registry credentials (Image.Private).
+func (s *Store) storeImageAs(ctx context.Context, ref, written string, img v1.Image, indexDigest string, blobs *blobFetcher, report func(Progress), private bool) (*Image, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, err
@@ -564,6 +583,7 @@ func (s *Store) storeImage(ctx context.Context, ref, written string, img v1.Imag
 			ExposedPorts: exposedPorts(cf.Config.ExposedPorts),
 		},
 		StoredAt: time.Now().UTC(),
+		Private:  private,
 	}
 	for i, d := range cf.RootFS.DiffIDs {
 		rec.Layers = append(rec.Layers, d.String())

@@ -126,6 +126,11 @@ type Image struct {
 	Layers []string
 	// Size is the unpacked size of all layers in bytes.
 	Size int64
+	// Private: the image was pulled from its registry with a container
+	// group's own credentials (imageRegistryCredentials), not the
+	// operator's or none. GetFor hands it out only to a caller whose
+	// credentials the registry accepts for it.
+	Private bool
 }
 
 // ImageSummary is one entry of List.
@@ -137,6 +142,8 @@ type ImageSummary struct {
 	ID       string
 	Size     int64
 	StoredAt time.Time
+	// Private is Image.Private.
+	Private bool
 }
 
 // GCResult reports what GC deleted.
@@ -187,6 +194,8 @@ type record struct {
 	Layers      []string    `json:"layers"` // diffIDs, bottom first
 	Size        int64       `json:"size"`
 	StoredAt    time.Time   `json:"storedAt"`
+	// Private is Image.Private.
+	Private bool `json:"private,omitempty"`
 }
 
 // layerMeta is layers/sha256/HEX/layer.json.
@@ -278,7 +287,7 @@ func (s *Store) List() ([]ImageSummary, error) {
 	}
 	out := make([]ImageSummary, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, ImageSummary{Name: r.displayName(), Ref: r.Ref, Digest: r.Digest, ID: r.ID, Size: r.Size, StoredAt: r.StoredAt})
+		out = append(out, ImageSummary{Name: r.displayName(), Ref: r.Ref, Digest: r.Digest, ID: r.ID, Size: r.Size, StoredAt: r.StoredAt, Private: r.Private})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, nil
@@ -469,6 +478,7 @@ func (s *Store) toImage(r *record) *Image {
 		ID:          r.ID,
 		Config:      r.Config,
 		Size:        r.Size,
+		Private:     r.Private,
 	}
 	for _, d := range r.Layers {
 		img.Layers = append(img.Layers, s.layerFSPath(d))

@@ -375,7 +375,8 @@ func (m *Manager) claim(id string, ports []api.Port) ([]portKey, error) {
 	}
 	for _, p := range ports {
 		if owner, ok := m.ports[portKey{p.Protocol, p.Port}]; ok && owner != id {
-			return nil, fmt.Errorf("network: port %s/%d already published by group %q: %w", p.Protocol, p.Port, owner, errdefs.ErrConflict)
+			// The owner may be another tenant's group: not named.
+			return nil, fmt.Errorf("network: port %s/%d is already published by another container group: %w", p.Protocol, p.Port, errdefs.ErrConflict)
 		}
 	}
 	m.busy[id] = true
