@@ -19,7 +19,7 @@ import (
 )
 
 // fuzzLimits are small, so that the fuzzer reaches them.
-var fuzzLimits = layerLimits{bytes: 1 << 20, entries: 512}
+var fuzzLimits = layerLimits{bytes: 64 << 10, entries: 512}
 
 // escapeName is the file the seeds try to plant outside the layer root.
 const escapeName = "skiff-unpack-escape"
@@ -95,7 +95,9 @@ func unpackSeeds(t testing.TB) [][]byte {
 			tarEntry{name: "d/", typ: tar.TypeDir},
 			tarEntry{name: "d/.wh.canary", typ: tar.TypeReg}),
 		// Bounds: a file beyond the byte limit, a header that lies.
-		layerTar(t, tarEntry{name: "big", typ: tar.TypeReg, body: strings.Repeat("z", 2<<20)}),
+		layerTar(t,
+			tarEntry{name: "big1", typ: tar.TypeReg, body: strings.Repeat("z", 40<<10)},
+			tarEntry{name: "big2", typ: tar.TypeReg, body: strings.Repeat("z", 40<<10)}),
 		layerTar(t, tarEntry{name: "liar", typ: tar.TypeReg, body: "short", size: 1 << 40}),
 		gzipped(layerTar(t, tarEntry{name: "z/file", typ: tar.TypeReg, body: "gz"})),
 		{},
