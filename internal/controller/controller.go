@@ -197,7 +197,7 @@ func (c *Controller) Apply(ctx context.Context, cg *store.ContainerGroup, opID s
 }
 
 func (c *Controller) createInRuntime(ctx context.Context, cg *store.ContainerGroup) error {
-	spec := runtime.GroupSpec{Name: cg.Resource.Name, Properties: cg.Resource.Properties}
+	spec := runtime.GroupSpec{Name: cg.Resource.Name, Properties: cg.Resource.Properties, Tenant: cg.Subscription}
 	spec.Properties.InstanceView = nil
 	if err := c.rt.Create(ctx, cg.RuntimeID, spec); err != nil && !errdefs.Is(err, errdefs.ErrAlreadyExists) {
 		return err

@@ -335,11 +335,12 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 		if ip := g.spec.Properties.IPAddress; ip.Published() {
 			ports = ip.Ports
 		}
-		a, err := g.r.cfg.Network.Setup(ctx, g.id, ports)
+		req := network.Request{Ports: ports, Tenant: g.spec.Tenant}
+		a, err := g.r.cfg.Network.Setup(ctx, g.id, req)
 		if errdefs.Is(err, errdefs.ErrAlreadyExists) {
 			// Left by a runtime that died between setting up and recording.
 			if err = g.r.cfg.Network.Teardown(ctx, g.id); err == nil {
-				a, err = g.r.cfg.Network.Setup(ctx, g.id, ports)
+				a, err = g.r.cfg.Network.Setup(ctx, g.id, req)
 			}
 		}
 		if err != nil {

@@ -100,7 +100,8 @@ func (e *env) leaks() leaks {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	l.NetNS, l.Veths, l.IPs, l.Rules = nl.NetNS, nl.Veths, nl.IPAllocations, nl.IPTablesRules
+	// Rules counts iptables rules and the nftables guard's per-group entries.
+	l.NetNS, l.Veths, l.IPs, l.Rules = nl.NetNS, nl.Veths, nl.IPAllocations, nl.IPTablesRules+nl.GuardEntries
 	// A group's cgroups live under /skiff/<id> in every hierarchy.
 	for id := range e.ids {
 		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/skiff/" + id)

@@ -37,6 +37,9 @@ type HostOptions struct {
 	StopGrace time.Duration
 	// OnChange is passed to Config.
 	OnChange func(id string)
+	// NetworkPolicy is what the operator allows groups on the network
+	// (host access, published port range, reserved ports); zero: nothing.
+	NetworkPolicy network.Policy
 	// Security is passed to Config: what the operator allows beyond the
 	// default securityContext (nothing, unless set).
 	Security api.SecurityPolicy
@@ -73,6 +76,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	nw, err := network.New(network.Config{
 		StateDir: netDir, BridgeName: opts.BridgeName, Subnet: opts.Subnet, NetworkName: opts.NetworkName,
 		PublicAddress: opts.PublicAddress, Logger: log.With("component", "network"),
+		Policy: opts.NetworkPolicy,
 	})
 	if err != nil {
 		return nil, err

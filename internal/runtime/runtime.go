@@ -92,6 +92,10 @@ type GroupSpec struct {
 	// Name is the group's name; it is the containers' hostname.
 	Name       string                       `json:"name"`
 	Properties api.ContainerGroupProperties `json:"properties"`
+	// Tenant isolates the group on the network: groups of different
+	// tenants cannot reach each other's addresses (the controller uses the
+	// subscription). Empty is one tenant too.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$`)

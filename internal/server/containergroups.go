@@ -367,8 +367,12 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 	return nil
 }
 
-// checkPortsFree refuses ports another group publishes already: they share
-// the host's public address.
+// checkPortsFree refuses ports another group publishes already (they share
+// the host's public address; another subscription's group is not named),
+// and, through the host network, ports this group does not publish yet that
+// a host process listens on, that the server itself uses, or that are
+// outside the operator's --published-ports: a 409 or 400 before anything is
+// stored.
 func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) error {
 	if !cg.Properties.IPAddress.Published() {
 		return nil
@@ -382,6 +386,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 		return err
 	}
 	self := controller.RuntimeID(sub, rg, name)
+	mine := map[string]bool{} // published by this group's current version
 	for _, sb := range subs {
 		groups, err := s.cfg.Store.ListContainerGroups(ctx, sb.ID, "")
 		if err != nil {
@@ -389,17 +394,29 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 		}
 		for _, other := range groups {
 			ip := other.Resource.Properties.IPAddress
-			if other.RuntimeID == self || !ip.Published() {
+			if !ip.Published() {
 				continue
 			}
 			for _, p := range ip.Ports {
 				key := strings.ToUpper(p.Protocol) + "/" + strconv.Itoa(int(p.Port))
-				if want[key] {
+				switch {
+				case other.RuntimeID == self:
+					mine[key] = true
+				case want[key] && other.Subscription != sub:
+					return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
+						"Port %s is already published on this host.", key)
+				case want[key]:
 					return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
 						"Port %s is already published by container group '%s' in resource group '%s'.", key, other.Resource.Name, other.ResourceGroup)
 				}
 			}
 		}
 	}
-	return nil
+	var fresh []api.Port
+	for _, p := range cg.Properties.IPAddress.Ports {
+		if !mine[strings.ToUpper(p.Protocol)+"/"+strconv.Itoa(int(p.Port))] {
+			fresh = append(fresh, p)
+		}
+	}
+	return s.cfg.Host.Network.CheckPorts(fresh)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,9 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
+	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/server"
 	"github.com/skiff-sh/skiff/internal/store"
@@ -48,6 +51,11 @@ type Options struct {
 	// is checked.
 	ImageGCHigh, ImageGCLow int
 	ImageGCInterval         time.Duration
+	// AllowHostAccess lets groups connect to the host's addresses (never
+	// its loopback) and what it routes to.
+	AllowHostAccess bool
+	// PublishedPorts is the range of ports groups may publish ("" any).
+	PublishedPorts string
 	// MaxImageImportSize bounds an imported image archive ("8Gi").
 	MaxImageImportSize resource.QuantityValue
 	// SealKeyFile is the key secrets are sealed with at rest (default
@@ -93,6 +101,8 @@ func NewCmd() *cobra.Command {
 	o.MaxImageImportSize.Quantity = *resource.NewQuantity(server.DefaultMaxImageImportSize, resource.BinarySI)
 	f.Var(&o.MaxImageImportSize, "max-image-import-size", "largest image archive `skiff image import` may send (e.g. 500Mi, 8Gi)")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
+	f.BoolVar(&o.AllowHostAccess, "allow-host-access", false, "let groups open connections to the host's addresses (the API too; never 127.0.0.0/8) and to networks the host routes to")
+	f.StringVar(&o.PublishedPorts, "published-ports", "", "LOW-HIGH: the only ports groups may publish on the public address (default: any port no host process listens on)")
 	return cmd
 }
 
@@ -107,6 +117,22 @@ func loadSealKey(o Options) (*seal.Sealer, error) {
 		return s, nil
 	}
 	return seal.LoadOrCreateKey(filepath.Join(o.DataDir, seal.KeyFile))
+}
+
+// networkPolicy reads the network flags; the API's own port is never
+// published.
+func networkPolicy(o Options) (network.Policy, error) {
+	pr, err := network.ParsePortRange(o.PublishedPorts)
+	if err != nil {
+		return network.Policy{}, fmt.Errorf("--published-ports: %w", err)
+	}
+	pol := network.Policy{AllowHostAccess: o.AllowHostAccess, PublishedPorts: pr}
+	if _, port, err := net.SplitHostPort(o.Listen); err == nil {
+		if n, err := strconv.Atoi(port); err == nil && n > 0 {
+			pol.ReservedPorts = []api.Port{{Protocol: api.ProtocolTCP, Port: int32(n)}}
+		}
+	}
+	return pol, nil
 }
 
 // PrimaryAddress is the IPv4 address of the interface holding the default
@@ -194,8 +220,13 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	security := api.SecurityPolicy{AllowPrivileged: o.AllowPrivileged, AllowCustomSeccomp: o.AllowCustomSeccomp}
+	netPolicy, err := networkPolicy(o)
+	if err != nil {
+		return err
+	}
 	var ctlp atomic.Pointer[controller.Controller]
 	host, err := runtime.Open(ctx, runtime.HostOptions{
+		NetworkPolicy: netPolicy,
 		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
 		BridgeName: o.Bridge, Subnet: o.Subnet, Security: security,
 		Logger: log, OnChange: func(id string) {

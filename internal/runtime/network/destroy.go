@@ -72,7 +72,7 @@ var sharedChains = []sharedChain{
 var builtinChains = []string{"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
 
 // Destroy removes what the network holds on the host once no group is
-// attached: the bridge, and the CNI iptables chains shared by all CNI
+// attached: the bridge, the nftables guard's tables, and the CNI iptables chains shared by all CNI
 // networks on the host (CNI-HOSTPORT-*, CNI-FORWARD, CNI-ADMIN) when no
 // attachment of any network uses them. It fails with errdefs.ErrConflict
 // while a group is attached. StateDir is left in place.
@@ -102,6 +102,9 @@ func (m *Manager) Destroy(ctx context.Context) error {
 		return fmt.Errorf("network: look up bridge %s: %v: %w", m.cfg.BridgeName, err, errdefs.ErrUnavailable)
 	}
 
+	if err := m.removeGuardTables(ctx); err != nil {
+		return err
+	}
 	unlock, err := lockChains(ctx, true)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package network
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -20,7 +21,8 @@ import (
 // LeakCount counts what attachments of a network hold on the host. After
 // every group is torn down each count is zero.
 type LeakCount struct {
-	// NetNS is the number of files under StateDir/netns.
+	// NetNS is the number of files under StateDir/netns and StateDir/userns
+	// (the groups' network and user namespaces).
 	NetNS int
 	// Veths is the number of veth devices enslaved to the bridge.
 	Veths int
@@ -29,6 +31,10 @@ type LeakCount struct {
 	// IPTablesRules is the number of iptables rules (any table) that name
 	// the network in a comment or an address inside its subnet.
 	IPTablesRules int
+	// GuardEntries is the number of per-group entries in the nftables
+	// guard: set and map elements, and tenant chains. (The tables and
+	// their base chains are per network, and stay until Destroy.)
+	GuardEntries int
 }
 
 // Zero reports whether nothing is held.
@@ -50,6 +56,11 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 		return lc, fmt.Errorf("network: read netns dir: %v: %w", err, errdefs.ErrUnavailable)
 	}
 	lc.NetNS = len(entries)
+	users, err := os.ReadDir(cfg.usernsDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return lc, fmt.Errorf("network: read userns dir: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	lc.NetNS += len(users)
 
 	if br, err := netlink.LinkByName(cfg.BridgeName); err == nil {
 		links, err := netlink.LinkList()
@@ -80,6 +91,9 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 		return lc, err
 	}
 	lc.IPTablesRules = len(rules)
+	if lc.GuardEntries, err = countGuard(context.Background(), cfg); err != nil {
+		return lc, err
+	}
 	return lc, nil
 }
 

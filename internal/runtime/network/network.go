@@ -5,8 +5,14 @@
 // host-local IPAM, and optional published ports (portmap DNAT from
 // Config.PublicAddress). Container traffic is never masqueraded to the
 // outside: the bridge plugin runs with ipMasq false and no default route is
-// given to the namespace, so groups reach each other and the host, nothing
-// else.
+// given to the namespace.
+//
+// An nftables guard (guard.go) keeps groups in their place: a group sends
+// only from its own MAC and address, reaches only the groups of its own
+// tenant, never the host's loopback, and the host's other addresses (and
+// beyond) only when Config.AllowHostAccess is set; replies to connections
+// the host opens, and published ports, always work. A published port never
+// shadows a port a host process listens on, nor a reserved one (ports.go).
 //
 // All state that a DEL needs (the network configuration, the result and the
 // port mappings of each ADD) lives in a libcni cache under StateDir, so a new
@@ -35,6 +41,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -66,10 +73,16 @@ type Config struct {
 	// PublicAddress is the host address published ports bind to; default 127.0.0.1.
 	PublicAddress string
 	// NetworkName names the CNI network (IPAM data, cache and iptables
-	// comments carry it); default "skiff".
+	// comments carry it; the nftables tables are skiff_<NetworkName>);
+	// default "skiff".
 	NetworkName string
+	// Policy is what the operator allows groups on the network.
+	Policy
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+	// IDMap, when enabled, puts each group's network namespace in a user
+	// namespace of its own with this mapping (package userns).
+	IDMap userns.Mapping
 }
 
 // Attachment is a group's live attachment to the network.
@@ -78,12 +91,39 @@ type Attachment struct {
 	ID string
 	// NetNSPath is the bind-mounted namespace file to hand to the runtime.
 	NetNSPath string
+	// UserNSPath is the user namespace owning NetNSPath, which containers
+	// join first; empty when the host maps no IDs (Config.IDMap).
+	UserNSPath string `json:",omitempty"`
+	// IDMap is UserNSPath's mapping.
+	IDMap userns.Mapping `json:",omitzero"`
 	// IP is the group's address on the bridge.
 	IP net.IP
 	// Gateway is the bridge's address.
 	Gateway net.IP
 	// Ports are published as PublicAddress:port -> IP:port.
 	Ports []api.Port
+}
+
+// Policy is what the operator allows groups on the network; the zero
+// Policy is the safe default.
+type Policy struct {
+	// AllowHostAccess lets groups open connections to the host's own
+	// addresses (never its loopback) and to networks the host routes to.
+	// Off by default: a group reaches only its tenant's groups.
+	AllowHostAccess bool
+	// PublishedPorts limits the ports a group may publish; zero: any.
+	PublishedPorts PortRange
+	// ReservedPorts are never published: the server's own (its API port).
+	ReservedPorts []api.Port
+}
+
+// Request is what a group asks of the network.
+type Request struct {
+	// Ports to publish on the public address.
+	Ports []api.Port
+	// Tenant isolates groups: those of different tenants cannot reach each
+	// other's addresses on the bridge. "" is one tenant too.
+	Tenant string
 }
 
 // Manager sets up and tears down attachments. It is safe for concurrent use.
@@ -96,6 +136,8 @@ type Manager struct {
 	mu    sync.Mutex
 	busy  map[string]bool    // ids with a Setup or Teardown in progress
 	ports map[portKey]string // published ports -> owning id
+	// guardMu orders changes of the nftables guard (guard.go).
+	guardMu sync.Mutex
 }
 
 type portKey struct {
@@ -203,8 +245,10 @@ func (cfg Config) conflist() ([]byte, error) {
 	return json.MarshalIndent(list, "", "  ")
 }
 
-// New prepares StateDir and the network configuration. It creates no bridge
-// or rules: the bridge plugin creates the bridge on the first Setup.
+// New prepares StateDir and the network configuration, and installs the
+// nftables guard (idempotently; with the entries of attachments an earlier
+// process made). It creates no bridge: the bridge plugin creates it on the
+// first Setup.
 func New(cfg Config) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -241,7 +285,11 @@ func New(cfg Config) (*Manager, error) {
 		busy:  map[string]bool{},
 		ports: map[portKey]string{},
 	}
-	if err := m.loadPorts(); err != nil {
+	entries, err := m.loadCache()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.installGuard(context.Background(), entries); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -250,14 +298,17 @@ func New(cfg Config) (*Manager, error) {
 // Config returns the configuration in use, with defaults filled in.
 func (m *Manager) Config() Config { return m.cfg }
 
-// loadPorts records the ports published by attachments an earlier process made.
-func (m *Manager) loadPorts() error {
+// loadCache records the ports published by attachments an earlier process
+// made, and returns their guard entries.
+func (m *Manager) loadCache() ([]guardEntry, error) {
 	ids, err := m.cachedIDs()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var entries []guardEntry
 	for _, id := range ids {
-		_, rt, err := m.cni.GetNetworkListCachedConfig(m.list, m.runtimeConf(id, nil))
+		conf := m.runtimeConf(id, Request{})
+		_, rt, err := m.cni.GetNetworkListCachedConfig(m.list, conf)
 		if err != nil || rt == nil {
 			m.log.Warn("network: unreadable cache entry", "id", id, "err", err)
 			continue
@@ -265,8 +316,20 @@ func (m *Manager) loadPorts() error {
 		for _, p := range portsFromCapabilities(rt.CapabilityArgs) {
 			m.ports[portKey{p.Protocol, p.Port}] = id
 		}
+		res, err := m.cni.GetNetworkListCachedResult(m.list, conf)
+		if err != nil || res == nil {
+			m.log.Warn("network: unreadable cached result", "id", id, "err", err)
+			continue
+		}
+		tenant, _ := rt.CapabilityArgs[tenantCapability].(string)
+		e, err := guardFromResult(id, m.cfg.BridgeName, tenant, res)
+		if err != nil {
+			m.log.Warn("network: cannot guard cached attachment", "id", id, "err", err)
+			continue
+		}
+		entries = append(entries, e)
 	}
-	return nil
+	return entries, nil
 }
 
 // cachedIDs lists the ids that have a libcni cache entry on this network.
@@ -290,13 +353,16 @@ func (m *Manager) cachedIDs() ([]string, error) {
 }
 
 // runtimeConf builds the libcni runtime config for id.
-func (m *Manager) runtimeConf(id string, ports []api.Port) *libcni.RuntimeConf {
+func (m *Manager) runtimeConf(id string, req Request) *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{
 		ContainerID: id,
 		NetNS:       m.cfg.netnsPath(id),
 		IfName:      IfName,
 	}
-	if len(ports) > 0 {
+	if req.Tenant != "" {
+		rt.CapabilityArgs = map[string]any{tenantCapability: req.Tenant}
+	}
+	if ports := req.Ports; len(ports) > 0 {
 		maps := make([]portMapping, 0, len(ports))
 		for _, p := range ports {
 			maps = append(maps, portMapping{
@@ -306,7 +372,10 @@ func (m *Manager) runtimeConf(id string, ports []api.Port) *libcni.RuntimeConf {
 				HostIP:        m.cfg.PublicAddress,
 			})
 		}
-		rt.CapabilityArgs = map[string]any{"portMappings": maps}
+		if rt.CapabilityArgs == nil {
+			rt.CapabilityArgs = map[string]any{}
+		}
+		rt.CapabilityArgs["portMappings"] = maps
 	}
 	return rt
 }
@@ -416,14 +485,19 @@ func (m *Manager) portsOf(id string) []portKey {
 	return keys
 }
 
-// Setup creates the namespace of group id, attaches it to the bridge and
-// publishes ports on PublicAddress. On failure nothing it made is left.
-func (m *Manager) Setup(ctx context.Context, id string, ports []api.Port) (_ *Attachment, retErr error) {
+// Setup creates the namespace of group id, attaches it to the bridge behind
+// the guard and publishes ports on PublicAddress. Ports CheckPorts refuses
+// are refused with its errors. On failure nothing it made is left.
+func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachment, retErr error) {
 	if err := validateID(id); err != nil {
 		return nil, err
 	}
-	ports, err := normalizePorts(ports)
+	ports, err := normalizePorts(req.Ports)
 	if err != nil {
+		return nil, err
+	}
+	req.Ports = ports
+	if err := m.CheckPorts(ports); err != nil {
 		return nil, err
 	}
 	added, err := m.claim(id, ports)
@@ -439,7 +513,8 @@ func (m *Manager) Setup(ctx context.Context, id string, ports []api.Port) (_ *At
 
 	nsPath := m.cfg.netnsPath(id)
 	log := m.log.With("id", id)
-	if err := createNetNS(nsPath); err != nil {
+	userNS, err := m.createNamespaces(id)
+	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("network: group %q is already attached: %w", id, errdefs.ErrAlreadyExists)
 		}
@@ -447,7 +522,7 @@ func (m *Manager) Setup(ctx context.Context, id string, ports []api.Port) (_ *At
 	}
 	defer func() {
 		if retErr != nil {
-			if err := removeNetNS(nsPath); err != nil {
+			if err := m.removeNamespaces(id); err != nil {
 				log.Warn("network: rollback: remove netns", "err", err)
 			}
 		}
@@ -456,7 +531,7 @@ func (m *Manager) Setup(ctx context.Context, id string, ports []api.Port) (_ *At
 		return nil, fmt.Errorf("network: bring up lo for %q: %v: %w", id, err, errdefs.ErrUnavailable)
 	}
 
-	rt := m.runtimeConf(id, ports)
+	rt := m.runtimeConf(id, req)
 	unlock, err := lockChains(ctx, false)
 	if err != nil {
 		return nil, err
@@ -482,6 +557,23 @@ func (m *Manager) Setup(ctx context.Context, id string, ports []api.Port) (_ *At
 	att, err := attachmentFromResult(id, nsPath, res, ports)
 	if err != nil {
 		return nil, err
+	}
+	entry, err := guardFromResult(id, m.cfg.BridgeName, req.Tenant, res)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := m.removeGuard(context.WithoutCancel(ctx), id); err != nil {
+				log.Warn("network: rollback: remove guard", "err", err)
+			}
+		}
+	}()
+	if err := m.addGuard(ctx, entry); err != nil {
+		return nil, err
+	}
+	if userNS != "" {
+		att.UserNSPath, att.IDMap = userNS, m.cfg.IDMap
 	}
 	log.Debug("network: attached", "ip", att.IP, "gateway", att.Gateway)
 	return att, nil
@@ -544,7 +636,7 @@ func (m *Manager) Teardown(ctx context.Context, id string) (retErr error) {
 	}()
 
 	nsPath := m.cfg.netnsPath(id)
-	rt := m.runtimeConf(id, nil)
+	rt := m.runtimeConf(id, Request{})
 	if !isNetNS(nsPath) {
 		// Missing, or left unmounted by a reboot: plugins skip the
 		// in-namespace work, and the veth died with the namespace.
@@ -581,7 +673,10 @@ func (m *Manager) Teardown(ctx context.Context, id string) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("network: cni del for %q: %v: %w", id, err, classify(ctx, err))
 	}
-	if err := removeNetNS(nsPath); err != nil {
+	if err := m.removeGuard(ctx, id); err != nil {
+		return err
+	}
+	if err := m.removeNamespaces(id); err != nil {
 		return fmt.Errorf("network: remove netns of %q: %v: %w", id, err, errdefs.ErrUnavailable)
 	}
 	return nil
@@ -595,7 +690,7 @@ func (m *Manager) Attachment(id string) (*Attachment, error) {
 		return nil, err
 	}
 	nsPath := m.cfg.netnsPath(id)
-	rt := m.runtimeConf(id, nil)
+	rt := m.runtimeConf(id, Request{})
 	res, err := m.cni.GetNetworkListCachedResult(m.list, rt)
 	if err != nil {
 		return nil, fmt.Errorf("network: cached result of %q: %v: %w", id, err, errdefs.ErrUnavailable)
@@ -610,7 +705,11 @@ func (m *Manager) Attachment(id string) (*Attachment, error) {
 	if err != nil || cachedRT == nil {
 		return nil, fmt.Errorf("network: cached config of %q: %v: %w", id, err, errdefs.ErrUnavailable)
 	}
-	return attachmentFromResult(id, nsPath, res, portsFromCapabilities(cachedRT.CapabilityArgs))
+	att, err := attachmentFromResult(id, nsPath, res, portsFromCapabilities(cachedRT.CapabilityArgs))
+	if err == nil && isNetNS(m.cfg.usernsPath(id)) {
+		att.UserNSPath, att.IDMap = m.cfg.usernsPath(id), m.cfg.IDMap
+	}
+	return att, err
 }
 
 // Attachments lists the ids that are attached (have a cache entry).

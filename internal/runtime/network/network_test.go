@@ -44,6 +44,9 @@ func testConfig(t *testing.T) Config {
 	if _, err := exec.LookPath("iptables-save"); err != nil {
 		t.Fatalf("iptables missing: %v", err)
 	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft missing (apt-get install nftables): %v", err)
+	}
 	n := testNetSeq.Add(1)
 	name := fmt.Sprintf("skt%d%d", os.Getpid()%1000, n)
 	cfg := Config{
@@ -288,7 +291,7 @@ func newManager(t *testing.T, cfg Config) *Manager {
 
 func setup(t *testing.T, m *Manager, id string, ports []api.Port) *Attachment {
 	t.Helper()
-	att, err := m.Setup(context.Background(), id, ports)
+	att, err := m.Setup(context.Background(), id, Request{Ports: ports})
 	if err != nil {
 		t.Fatalf("Setup(%s): %v", id, err)
 	}
@@ -452,7 +455,7 @@ func TestTeardownAfterRestart(t *testing.T) {
 		t.Errorf("Attachment after restart = %+v, want %+v", got, att)
 	}
 	// The new manager knows the port is taken.
-	if _, err := m.Setup(context.Background(), "other", []api.Port{{Protocol: "TCP", Port: port}}); !errors.Is(err, errdefs.ErrConflict) {
+	if _, err := m.Setup(context.Background(), "other", Request{Ports: []api.Port{{Protocol: "TCP", Port: port}}}); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("Setup with a port published before restart: %v, want ErrConflict", err)
 	}
 
@@ -487,7 +490,7 @@ func TestSetupErrors(t *testing.T) {
 		{"duplicate port", "third", []api.Port{{Port: 81}, {Protocol: "TCP", Port: 81}}, errdefs.ErrInvalidArgument},
 	}
 	for _, tc := range cases {
-		if _, err := m.Setup(context.Background(), tc.id, tc.ports); !errors.Is(err, tc.want) {
+		if _, err := m.Setup(context.Background(), tc.id, Request{Ports: tc.ports}); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Setup error = %v, want %v", tc.name, err, tc.want)
 		}
 	}
@@ -528,7 +531,7 @@ exec %s/portmap
 	cfg.PluginDirs = []string{dir}
 	m := newManager(t, cfg)
 	port := freePort(t, "tcp")
-	_, err := m.Setup(context.Background(), "doomed", []api.Port{{Port: port}})
+	_, err := m.Setup(context.Background(), "doomed", Request{Ports: []api.Port{{Port: port}}})
 	if err == nil || !strings.Contains(err.Error(), "injected failure") {
 		t.Fatalf("Setup error = %v, want the injected failure", err)
 	}
@@ -552,7 +555,7 @@ func TestSetupTeardownCyclesLeaveNothing(t *testing.T) {
 	start := time.Now()
 	for i := range 20 {
 		id := fmt.Sprintf("cycle-%d", i)
-		att, err := m.Setup(context.Background(), id, ports)
+		att, err := m.Setup(context.Background(), id, Request{Ports: ports})
 		if err != nil {
 			t.Fatalf("cycle %d: Setup: %v", i, err)
 		}
@@ -589,6 +592,11 @@ func TestDestroyRemovesBridgeAndUnusedChains(t *testing.T) {
 	}
 	if _, err := netlink.LinkByName(cfg.BridgeName); err == nil {
 		t.Errorf("bridge %s still exists after Destroy", cfg.BridgeName)
+	}
+	for _, fam := range []string{"bridge", "inet"} {
+		if out, err := exec.Command("nft", "list", "table", fam, mustDefaults(t, cfg).nftTable()).CombinedOutput(); err == nil {
+			t.Errorf("nftables table %s %s still exists after Destroy:\n%s", fam, mustDefaults(t, cfg).nftTable(), out)
+		}
 	}
 	if after := presentSharedChains(t); len(before) == 0 && len(after) > 0 {
 		t.Errorf("shared chains %v left after Destroy (none before the test; is another CNI user running?)", after)
@@ -640,7 +648,7 @@ func TestConcurrentSetups(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("par-%d", i)
-			atts[i], errs[i] = m.Setup(context.Background(), id, []api.Port{{Port: freePort(t, "tcp")}})
+			atts[i], errs[i] = m.Setup(context.Background(), id, Request{Ports: []api.Port{{Port: freePort(t, "tcp")}}})
 			t.Cleanup(func() { _ = m.Teardown(context.Background(), id) })
 		}()
 	}

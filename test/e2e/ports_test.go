@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A PUT that would publish a port a host process listens on, the server's
+// own port, or a port outside --published-ports is refused at once with an
+// ARM error, and nothing is stored; the host's listener keeps answering.
+func TestPublishedPortsCannotHijackTheHost(t *testing.T) {
+	s := startImageServer(t, "", "--published-ports", "1024-65535")
+	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/ports", `{"location":"local"}`, nil); code != 201 {
+		t.Fatalf("rg: %d %s", code, body)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			_, _ = bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintln(c, "host")
+			c.Close()
+		}
+	}()
+	hostPort := ln.Addr().(*net.TCPAddr).Port
+	_, apiPortS, _ := net.SplitHostPort(s.listen)
+	apiPort, _ := strconv.Atoi(apiPortS)
+
+	publishing := func(port int) map[string]any {
+		return groupBody("busybox", func(p map[string]any) {
+			container0(p)["ports"] = []map[string]any{{"port": port}}
+			p["ipAddress"] = map[string]any{"type": "Public", "ports": []map[string]any{{"port": port, "protocol": "TCP"}}}
+		})
+	}
+	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/ports/providers/Microsoft.ContainerInstance/containerGroups/"
+	for _, tc := range []struct {
+		name   string
+		port   int
+		status int
+		code   string
+		inMsg  string
+	}{
+		{"host listener", hostPort, 409, "PortAlreadyInUse", "in use on the host address 127.0.0.1"},
+		{"the API's own port", apiPort, 409, "PortAlreadyInUse", "Skiff server itself"},
+		{"outside --published-ports", 80, 400, "PortNotAllowed", "1024-65535"},
+	} {
+		code, hdr, body := s.request("PUT", cgPath+"hijack", publishing(tc.port), nil)
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e)
+		if code != tc.status || e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.inMsg) || hdr.Get("x-ms-error-code") != tc.code {
+			t.Errorf("%s: PUT = %d %s, want %d %s mentioning %q", tc.name, code, body, tc.status, tc.code, tc.inMsg)
+		}
+		if code, _, body := s.request("GET", cgPath+"hijack", nil, nil); code != 404 {
+			t.Errorf("%s: the refused group was stored: GET = %d %s", tc.name, code, body)
+		}
+	}
+	c, err := net.DialTimeout("tcp4", ln.Addr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintln(c, "who")
+	if line, _ := bufio.NewReader(c).ReadString('\n'); strings.TrimSpace(line) != "host" {
+		t.Errorf("the host's listener answered %q", line)
+	}
+	// The CLI shows the same refusal, with the conflict exit code.
+	out, errOut, exit := s.skiff("container", "create", "-g", "ports", "-n", "cli-hijack", "--image", "busybox",
+		"--ip-address", "public", "--ports", strconv.Itoa(hostPort))
+	if exit != 4 || !strings.Contains(errOut, "PortAlreadyInUse") {
+		t.Errorf("skiff container create on a host port: exit %d, stdout %q, stderr %q; want exit 4 and PortAlreadyInUse", exit, out, errOut)
+	}
+}
