@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -14,8 +16,13 @@ import (
 	"syscall"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/userns"
+	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 // fuzzLimits are small, so that the fuzzer reaches them.
@@ -238,5 +245,35 @@ func TestUnpackSeeds(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(os.TempDir(), escapeName)); err == nil {
 			t.Errorf("escape seed %d reached %s", i+1, os.TempDir())
 		}
+	}
+}
+
+// A layer the unpacker refuses leaves nothing behind in the store: no
+// layer, and no half-unpacked work in its temp dir.
+func TestRefusedLayerLeavesNothing(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	s, err := NewStore(root, Options{DockerConfigPath: filepath.Join(t.TempDir(), "none.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := layerTar(t,
+		tarEntry{name: "ok/", typ: tar.TypeDir},
+		tarEntry{name: "ok/file", typ: tar.TypeReg, body: "written before the bad entry"},
+		tarEntry{name: "../" + escapeName, typ: tar.TypeReg, body: "x"})
+	sum := sha256.Sum256(data)
+	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	_, err = s.fetchLayer(context.Background(), static.NewLayer(data, types.DockerLayer), diffID, "", nil, func(Progress) {})
+	if !errdefs.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("fetchLayer = %v, want a refusal", err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(root, dirTmp)); err != nil || len(ents) != 0 {
+		t.Errorf("tmp holds %v (%v)", ents, err)
+	}
+	if _, ok := s.readLayerMeta(diffID.String()); ok {
+		t.Error("the refused layer is recorded")
+	}
+	if _, err := os.Lstat(s.layerDir(diffID.String())); err == nil {
+		t.Error("the refused layer's directory exists")
 	}
 }
