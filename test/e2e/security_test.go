@@ -101,7 +101,7 @@ func TestSecurityContextAllowPrivileged(t *testing.T) {
 	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/priv/providers/Microsoft.ContainerInstance/containerGroups/"
 	body := groupBody(image, func(p map[string]any) {
 		c := container0(p)
-		c["command"] = []string{"sh", "-c", "if mount -t tmpfs none /mnt; then echo MOUNT-OK; else echo MOUNT-DENIED; fi; exec sleep 3600"}
+		c["command"] = []string{"sh", "-c", "mkdir -p /tmp/m; if mount -t tmpfs none /tmp/m; then echo MOUNT-OK; else echo MOUNT-DENIED; fi; exec sleep 3600"}
 		c["securityContext"] = map[string]any{"privileged": true}
 	})
 	if code, _, raw := s.request("PUT", cgPath+"root", body, nil); code != 201 {
