@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // podmanRun times `podman run -d` of img on podman's bridge network, with
@@ -36,4 +38,14 @@ func podmanRun(b *testing.B, img v1.Image, samples int) []time.Duration {
 		exec.Command("podman", "rm", "-f", "-t", "0", string(bytes.TrimSpace(out))).Run()
 	}
 	return pod
+}
+
+// benchIDMap is skiff server's default user namespace mapping
+// (--userns-remap default): Skiff is measured as it runs.
+func benchIDMap(b *testing.B) userns.Mapping {
+	m, err := userns.Parse("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
 }

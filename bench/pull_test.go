@@ -119,7 +119,7 @@ func groupsBytes(b *testing.B, regAddr, ref string) (first, second int64) {
 	exe, _ := os.Executable()
 	h, err := runtime.Open(context.Background(), runtime.HostOptions{
 		DataDir: b.TempDir(), PublicAddress: "127.0.0.1", BridgeName: "skbpull0", Subnet: "10.217.0.0/16",
-		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second,
+		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second, IDMap: benchIDMap(b),
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -65,7 +65,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	var h *runtime.Host
 	h, err := runtime.Open(context.Background(), runtime.HostOptions{
 		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: "skbench0", Subnet: "10.214.0.0/16",
-		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second,
+		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second, IDMap: benchIDMap(b),
 		OnChange: func(id string) {
 			mu.Lock()
 			ch := running[id]

@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
@@ -34,6 +35,7 @@ type env struct {
 	reg     *testenv.Registry
 	image   string // busybox image in reg, entrypoint sh
 	ids     map[string]bool
+	tune    func(*runtime.HostOptions) // adjusts hostOptions (newEnvWith)
 }
 
 var fastBackoff = runtime.Backoff{Initial: 300 * time.Millisecond, Max: 2 * time.Second, ResetAfter: 10 * time.Minute}
@@ -50,13 +52,30 @@ func hostOptions(t testing.TB, dataDir string) runtime.HostOptions {
 	return runtime.HostOptions{
 		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: testBridge, Subnet: testSubnet, NetworkName: testNetwork,
 		ShimCommand: shimCommand(t), Backoff: fastBackoff, StopGrace: 2 * time.Second,
+		IDMap: hostIDMap(t),
 	}
+}
+
+// hostIDMap is the mapping skiff server uses by default (--userns-remap
+// default), so the runtime's tests run every group in a user namespace.
+func hostIDMap(t testing.TB) userns.Mapping {
+	m, err := userns.Parse("default")
+	if err != nil {
+		t.Fatalf("userns: %v", err)
+	}
+	return m
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with host options adjusted by tune (if not nil).
+func newEnvWith(t *testing.T, tune func(*runtime.HostOptions)) *env {
+	t.Helper()
 	testenv.RequireRoot(t)
-	e := &env{t: t, dataDir: t.TempDir(), ids: map[string]bool{}}
+	e := &env{t: t, dataDir: t.TempDir(), ids: map[string]bool{}, tune: tune}
 	e.reg = testenv.StartRegistry(t, testenv.RegistryOptions{})
 	e.image = testenv.Push(t, e.reg, "busybox:test", testenv.BusyboxImage(t, testenv.ImageOptions{}))
 	e.open()
@@ -76,7 +95,11 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	h, err := runtime.Open(context.Background(), hostOptions(e.t, e.dataDir))
+	opts := hostOptions(e.t, e.dataDir)
+	if e.tune != nil {
+		e.tune(&opts)
+	}
+	h, err := runtime.Open(context.Background(), opts)
 	if err != nil {
 		e.t.Fatalf("open runtime: %v", err)
 	}
@@ -85,7 +108,7 @@ func (e *env) open() {
 
 // leaks counts what a deleted group could leave behind.
 type leaks struct {
-	Mounts, NetNS, Veths, IPs, Rules, Cgroups, GroupDirs, OCIState int
+	Mounts, NetNS, Veths, IPs, Rules, Cgroups, GroupDirs, OCIState, Bundles int
 }
 
 func (e *env) leaks() leaks {
@@ -110,8 +133,10 @@ func (e *env) leaks() leaks {
 	}
 	groups, _ := os.ReadDir(filepath.Join(rtDir, "groups"))
 	l.GroupDirs = len(groups)
-	state, _ := os.ReadDir(filepath.Join(rtDir, "oci"))
+	state, _ := os.ReadDir(runtime.OCIRoot(rtDir))
 	l.OCIState = len(state)
+	bundles, _ := os.ReadDir(runtime.BundlesDir(rtDir))
+	l.Bundles = len(bundles)
 	return l
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // daemonMain runs a runtime in its own process, as skiff server does: it
@@ -21,9 +22,15 @@ import (
 func daemonMain() int {
 	dataDir := os.Getenv("SKIFF_TEST_DAEMON")
 	exe, _ := os.Executable()
+	idmap, err := userns.Parse("default")
+	if err != nil {
+		os.Stderr.WriteString("daemon: " + err.Error() + "\n")
+		return 1
+	}
 	h, err := runtime.Open(context.Background(), runtime.HostOptions{
 		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: testBridge, Subnet: testSubnet, NetworkName: testNetwork,
 		ShimCommand: []string{exe, "shim"}, Backoff: fastBackoff, StopGrace: 2 * time.Second,
+		IDMap: idmap,
 	})
 	if err != nil {
 		os.Stderr.WriteString("daemon: " + err.Error() + "\n")

@@ -93,6 +93,10 @@ func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, dige
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return 0, err
 	}
+	// The layer's root is container root's, unless its tar says otherwise.
+	if err := s.opts.IDMap.Chown(fsDir); err != nil {
+		return 0, err
+	}
 
 	var (
 		stream  io.Reader

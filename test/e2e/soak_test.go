@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/volume"
+	"github.com/skiff-sh/skiff/internal/testenv"
+)
+
+// Soak parameters: 1000 create/delete cycles by 10 concurrent clients.
+const (
+	soakClients = 10
+	soakCycles  = 1000
+	// soakRSSGrowth bounds the server's RSS growth between the end of the
+	// warm-up (the first tenth of the cycles) and the end.
+	soakRSSGrowth = 64 << 20
+)
+
+// hostCounts is what a deleted group could leave on the host.
+type hostCounts struct {
+	Mounts, NetNS, Veths, IPs, Rules, Cgroups, GroupDirs, VolumeDirs, NamespaceFiles, Bundles, OCIState int
+}
+
+func countHost(t *testing.T, dataDir string) hostCounts {
+	t.Helper()
+	var c hostCounts
+	var err error
+	if c.Mounts, err = volume.CountMounts(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	_, netDir, volDir, _, rtDir := runtime.HostLayout(dataDir)
+	nl, err := network.CountLeaks(network.Config{StateDir: netDir, BridgeName: "ske2e0", Subnet: e2eSubnet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NetNS, c.Veths, c.IPs, c.Rules = nl.NetNS, nl.Veths, nl.IPAllocations, nl.IPTablesRules
+	count := func(glob string) int {
+		m, _ := filepath.Glob(glob)
+		return len(m)
+	}
+	c.Cgroups = count("/sys/fs/cgroup/*/skiff/soak-*") + count("/sys/fs/cgroup/skiff/soak-*")
+	c.GroupDirs = count(filepath.Join(rtDir, "groups", "*"))
+	c.VolumeDirs = count(filepath.Join(volDir, "*"))
+	c.NamespaceFiles = count(filepath.Join(netDir, "netns", "*")) + count(filepath.Join(netDir, "userns", "*"))
+	c.Bundles = count(filepath.Join(runtime.BundlesDir(rtDir), "*"))
+	c.OCIState = len(runcList(t, dataDir))
+	return c
+}
+
+func serverRSS(t *testing.T, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestSoakCreateDeleteCycles runs 1000 create/delete cycles of a group with
+// a published port, an emptyDir and a secure value through the API with 10
+// concurrent clients, then counts what is left on the host (mounts,
+// namespaces, veths, IPs, iptables rules, cgroups, files, OCI state: all
+// must be as before) and the server's RSS growth.
+func TestSoakCreateDeleteCycles(t *testing.T) {
+	s := startServer(t)
+	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
+	s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/soak", `{"location":"local"}`, nil)
+	path := "/subscriptions/" + s.sub + "/resourceGroups/soak/providers/Microsoft.ContainerInstance/containerGroups/"
+	before := countHost(t, s.dataDir)
+	pid := s.cmd.Process.Pid
+
+	var done, failed atomic.Int64
+	var rssWarm atomic.Int64
+	var mu sync.Mutex
+	var errs []string
+	fail := func(format string, a ...any) {
+		failed.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(errs) < 10 {
+			errs = append(errs, fmt.Sprintf(format, a...))
+		}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range soakClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range soakCycles / soakClients {
+				name := fmt.Sprintf("soak-%d-%d", w, i)
+				body := groupBody(image, func(p map[string]any) {
+					p["ipAddress"] = map[string]any{"type": "Public", "ports": []map[string]any{{"port": 21000 + w}}}
+					c := container0(p)
+					c["ports"] = []map[string]any{{"port": 21000 + w}}
+					c["environmentVariables"] = []map[string]any{{"name": "TOKEN", "secureValue": "soak-secret"}}
+					c["volumeMounts"] = []map[string]any{{"name": "scratch", "mountPath": "/scratch"}}
+					p["volumes"] = []map[string]any{{"name": "scratch", "emptyDir": map[string]any{}}}
+				})
+				if code, _, raw, err := tryRequest(s, "PUT", path+name, body); err != nil || code != 201 {
+					fail("PUT %s: %d %v %s", name, code, err, raw)
+					continue
+				}
+				if state := waitProvisioned(s, path+name, 60*time.Second); state != "Succeeded" {
+					fail("%s: provisioning %s", name, state)
+				}
+				if code, _, raw, err := tryRequest(s, "DELETE", path+name, nil); err != nil || (code != 200 && code != 202 && code != 204) {
+					fail("DELETE %s: %d %v %s", name, code, err, raw)
+					continue
+				}
+				if !waitGone(s, path+name, 60*time.Second) {
+					fail("%s: still there 60 s after DELETE", name)
+				}
+				if n := done.Add(1); n == soakCycles/10 {
+					rssWarm.Store(serverRSS(t, pid))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	rssEnd := serverRSS(t, pid)
+	after := countHost(t, s.dataDir)
+	growth := rssEnd - rssWarm.Load()
+	t.Logf("soak: %d cycles by %d clients in %s (%.1f cycles/s), %d failed; server RSS %d MiB after warm-up, %d MiB at the end (growth %+d KiB)",
+		done.Load(), soakClients, took.Round(time.Millisecond), float64(done.Load())/took.Seconds(), failed.Load(),
+		rssWarm.Load()>>20, rssEnd>>20, growth>>10)
+	t.Logf("host before %+v", before)
+	t.Logf("host after  %+v", after)
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if done.Load() != soakCycles {
+		t.Errorf("%d of %d cycles completed", done.Load(), soakCycles)
+	}
+	if after != before {
+		t.Errorf("leaks after %d cycles: before %+v, after %+v", soakCycles, before, after)
+	}
+	if growth > soakRSSGrowth {
+		t.Errorf("server RSS grew by %d MiB, bound %d MiB", growth>>20, soakRSSGrowth>>20)
+	}
+}
+
+// waitProvisioned polls a group until its provisioning state is final and
+// returns it ("" on timeout).
+func waitProvisioned(s *server, path string, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var cg struct {
+			Properties struct{ ProvisioningState string }
+		}
+		code, _, raw, err := tryRequest(s, "GET", path, nil)
+		if err == nil && code == 200 && jsonInto(raw, &cg) == nil {
+			switch cg.Properties.ProvisioningState {
+			case "Succeeded", "Failed":
+				return cg.Properties.ProvisioningState
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return ""
+}
+
+// waitGone polls until a GET answers 404.
+func waitGone(s *server, path string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if code, _, _, err := tryRequest(s, "GET", path, nil); err == nil && code == 404 {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func jsonInto(raw []byte, v any) error { return json.Unmarshal(raw, v) }
