@@ -221,8 +221,8 @@ func (c *container) start(ctx context.Context) (retErr error) {
 			return err
 		}
 	}
-	for _, d := range []string{"bundle", "logs"} {
-		if err := os.MkdirAll(c.path(d), 0o700); err != nil {
+	for _, d := range []string{c.bundleDir(), c.path("logs")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
 	}
@@ -245,7 +245,7 @@ func (c *container) start(ctx context.Context) (retErr error) {
 	if err != nil {
 		return err
 	}
-	if err := oci.WriteBundle(c.path("bundle"), spec); err != nil {
+	if err := oci.WriteBundle(c.bundleDir(), spec); err != nil {
 		return err
 	}
 	// Keep the previous run's log; drop the one before.
@@ -261,7 +261,7 @@ func (c *container) start(ctx context.Context) (retErr error) {
 	attempt := c.run.Attempt + 1
 	now := time.Now()
 	s, err := shim.Start(ctx, r.cfg.ShimCommand, shim.Options{
-		ID: c.runcID, Bundle: c.path("bundle"), Runtime: r.cfg.OCIRuntime, RuntimeRoot: r.oci.Root,
+		ID: c.runcID, Bundle: c.bundleDir(), Runtime: r.cfg.OCIRuntime, RuntimeRoot: r.oci.Root,
 		LogPath: c.logPath(false), LogMaxBytes: r.cfg.LogMaxBytes, ExitFile: c.path("exit.json"),
 		OOMCheck: cfg.CgroupsPath,
 	}, c.path("shim.log"), func(shimPid int) {
@@ -281,6 +281,7 @@ func (c *container) start(ctx context.Context) (retErr error) {
 	}
 	c.run.Pid = s.Pid
 	c.exited = watchShim(s.ShimPid, c.runcID)
+	c.sealBundleLogged() // runc has read it
 	if err := writeJSON(c.path("run.json"), c.run); err != nil {
 		r.log.Error("persist run", "container", c.runcID, "err", err)
 	}
@@ -310,6 +311,7 @@ func (c *container) markRunning(startedAt time.Time, pid int) {
 // caught up from the shim's pid file.
 func (c *container) reattach() {
 	if cs := c.g.status().Container(c.name); cs != nil && cs.CurrentState.State == api.ContainerRunning {
+		c.sealBundleLogged() // a runtime killed right after the start left it plain
 		return
 	}
 	select {
@@ -320,7 +322,7 @@ func (c *container) reattach() {
 	pid := c.run.Pid
 	// The shim may still be inside `runc run`: wait for its pid file.
 	for i := 0; pid == 0 && i < 300; i++ {
-		if p, err := runc.ReadPidFile(c.path("bundle", "init.pid")); err == nil && p > 0 {
+		if p, err := runc.ReadPidFile(filepath.Join(c.bundleDir(), "init.pid")); err == nil && p > 0 {
 			pid = p
 			break
 		}
@@ -333,6 +335,7 @@ func (c *container) reattach() {
 	if pid > 0 {
 		c.run.Pid = pid
 		_ = writeJSON(c.path("run.json"), c.run)
+		c.sealBundleLogged() // runc has read it: the pid file is written after
 		c.markRunning(c.run.StartedAt, pid)
 	}
 }
@@ -472,6 +475,9 @@ func (c *container) backOff(ctx context.Context) bool {
 // cleanup removes the container's OCI state and root filesystem mount.
 func (c *container) cleanup(ctx context.Context) error {
 	_ = c.g.r.oci.Delete(ctx, c.runcID, &runc.DeleteOpts{Force: true})
+	if err := c.removeBundle(); err != nil {
+		return fmt.Errorf("container %q: %w", c.name, err)
+	}
 	if err := rootfs.Unmount(c.path("rootfs")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("container %q: %w", c.name, err)
 	}

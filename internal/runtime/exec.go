@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,12 +62,11 @@ func (r *Runtime) Exec(ctx context.Context, id, name string, o ExecOptions) (int
 	if cs := g.status().Container(name); cs.CurrentState.State != api.ContainerRunning {
 		return -1, fmt.Errorf("container %q is not running (%s): %w", name, cs.CurrentState.State, errdefs.ErrConflict)
 	}
-	var spec specs.Spec
-	data, err := os.ReadFile(c.path("bundle", "config.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
+	spec, err := c.bundleSpec()
+	if err == nil && spec.Process == nil {
+		err = errors.New("no process")
 	}
-	if err != nil || spec.Process == nil {
+	if err != nil {
 		return -1, fmt.Errorf("container %q: read its spec: %v: %w", name, err, errdefs.ErrConflict)
 	}
 	p := *spec.Process

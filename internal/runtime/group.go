@@ -66,6 +66,8 @@ const (
 // groupRecord is group.json: the spec, the desired state, and the resources
 // the group holds, so that a restarted runtime can release them.
 type groupRecord struct {
+	// Sealed is recordSealed: the spec's secrets are sealed (rundir.go).
+	Sealed  int                      `json:"sealed,omitempty"`
 	Spec    GroupSpec                `json:"spec"`
 	Desired string                   `json:"desired"`
 	Network *network.Attachment      `json:"network,omitempty"`
@@ -117,11 +119,17 @@ func newGroup(r *Runtime, id string, spec GroupSpec) *group {
 
 func loadGroup(r *Runtime, id string) (*group, error) {
 	var rec groupRecord
-	if err := readJSON(filepath.Join(r.groupDir(id), "group.json"), &rec); err != nil {
+	legacy, err := r.readGroupRecord(filepath.Join(r.groupDir(id), "group.json"), &rec)
+	if err != nil {
 		return nil, err
 	}
 	g := newGroup(r, id, rec.Spec)
 	g.desired, g.net, g.vols = rec.Desired, rec.Network, rec.Volumes
+	if legacy { // secrets in clear: seal them
+		if err := g.saveSpec(); err != nil {
+			return nil, err
+		}
+	}
 	var st GroupStatus
 	if err := readJSON(filepath.Join(g.dir, "status.json"), &st); err == nil && len(st.Containers) == len(g.ctrs) {
 		g.st = st
@@ -139,7 +147,11 @@ func (g *group) saveSpec() error {
 }
 
 func (g *group) saveSpecLocked() error {
-	return writeJSON(filepath.Join(g.dir, "group.json"), groupRecord{Spec: g.spec, Desired: g.desired, Network: g.net, Volumes: g.vols})
+	spec, err := g.r.sealSpec(g.spec)
+	if err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(g.dir, "group.json"), groupRecord{Sealed: recordSealed, Spec: spec, Desired: g.desired, Network: g.net, Volumes: g.vols})
 }
 
 // persistLocked writes status.json. Callers hold g.mu and call notify after

@@ -11,6 +11,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
+	"github.com/skiff-sh/skiff/internal/seal"
 )
 
 // HostOptions are the few settings a whole host runtime needs; everything
@@ -37,6 +38,9 @@ type HostOptions struct {
 	StopGrace time.Duration
 	// OnChange is passed to Config.
 	OnChange func(id string)
+	// Sealer seals the secrets of the runtime's records; nil means the
+	// data dir's key (seal.LoadOrCreateKey of DataDir/seal.key).
+	Sealer *seal.Sealer
 	// NetworkPolicy is what the operator allows groups on the network
 	// (host access, published port range, reserved ports); zero: nothing.
 	NetworkPolicy network.Policy
@@ -69,6 +73,13 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	imgDir, netDir, volDir, shareDir, rtDir := HostLayout(opts.DataDir)
+	sealer := opts.Sealer
+	if sealer == nil {
+		var err error
+		if sealer, err = seal.LoadOrCreateKey(filepath.Join(opts.DataDir, seal.KeyFile)); err != nil {
+			return nil, err
+		}
+	}
 	images, err := image.NewStore(imgDir, image.Options{Logger: log.With("component", "image")})
 	if err != nil {
 		return nil, err
@@ -86,7 +97,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 		return nil, err
 	}
 	rt, err := New(ctx, Config{
-		Root: rtDir, OCIRuntime: opts.OCIRuntime, ShimCommand: opts.ShimCommand,
+		Root: rtDir, Sealer: sealer, OCIRuntime: opts.OCIRuntime, ShimCommand: opts.ShimCommand,
 		Images: images, Network: nw, Volumes: vols, Logger: log.With("component", "runtime"),
 		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange,
 		Security: opts.Security,

@@ -5,7 +5,7 @@
 //	group.json    the spec and the desired state (running or stopped)
 //	status.json   the observed state (GroupStatus), rewritten on every change
 //	hosts, resolv.conf, hostname   files bind-mounted into every container
-//	containers/<name>/bundle       OCI bundle (config.json, runtime.log, init.pid)
+//	containers/<name>/             (the OCI bundle is on a tmpfs: see rundir.go)
 //	containers/<name>/rootfs       overlay upper, work and merged dirs
 //	containers/<name>/run.json     the current run: shim PID, container PID
 //	containers/<name>/exit.json    written by the shim when the run ends
@@ -33,16 +33,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
+	"github.com/skiff-sh/skiff/internal/seal"
 )
 
 // Config configures a Runtime.
 type Config struct {
 	// Root holds all of the runtime's state.
 	Root string
+	// Sealer seals the secrets of the group records (required).
+	Sealer *seal.Sealer
 	// OCIRuntime is the runc or crun binary (default "runc").
 	OCIRuntime string
 	// ShimCommand starts a shim; the shim's flags are appended. Default: this
@@ -102,8 +106,8 @@ var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$`)
 
 // New opens the runtime at cfg.Root and re-attaches to the groups found there.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
-	if cfg.Root == "" || cfg.Images == nil || cfg.Network == nil || cfg.Volumes == nil {
-		return nil, fmt.Errorf("runtime: Root, Images, Network and Volumes are required: %w", errdefs.ErrInvalidArgument)
+	if cfg.Root == "" || cfg.Images == nil || cfg.Network == nil || cfg.Volumes == nil || cfg.Sealer == nil {
+		return nil, fmt.Errorf("runtime: Root, Images, Network, Volumes and Sealer are required: %w", errdefs.ErrInvalidArgument)
 	}
 	if cfg.OCIRuntime == "" {
 		cfg.OCIRuntime = "runc"
@@ -130,10 +134,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.PullAttempts == 0 {
 		cfg.PullAttempts = 3
 	}
-	for _, d := range []string{"groups", "oci"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Root, d), 0o700); err != nil {
-			return nil, err
-		}
+	if err := os.MkdirAll(filepath.Join(cfg.Root, "groups"), 0o700); err != nil {
+		return nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(cfg.Root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -143,10 +145,26 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		lock.Close()
 		return nil, fmt.Errorf("runtime root %s is in use by another process: %w", cfg.Root, errdefs.ErrConflict)
 	}
+	if err := prepareRunDir(cfg.Root, cfg.Logger); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := moveLegacyOCIState(cfg.Root, cfg.Logger); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	// go-runc's Exec writes the process spec (the environment, secure
+	// values included) to a temporary file in $XDG_RUNTIME_DIR, or in /tmp
+	// without one: keep it on the tmpfs.
+	if err := os.MkdirAll(filepath.Join(runBase, "tmp"), 0o700); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	os.Setenv("XDG_RUNTIME_DIR", filepath.Join(runBase, "tmp"))
 	r := &Runtime{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		oci:    &runc.Runc{Command: cfg.OCIRuntime, Root: filepath.Join(cfg.Root, "oci")},
+		oci:    &runc.Runc{Command: cfg.OCIRuntime, Root: OCIRoot(cfg.Root)},
 		lock:   lock,
 		groups: map[string]*group{},
 	}
@@ -163,6 +181,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 func (r *Runtime) Close() error {
 	r.cancel()
 	r.wg.Wait()
+	r.mu.Lock()
+	if len(r.groups) == 0 {
+		removeRunDir(r.cfg.Root)
+	}
+	r.mu.Unlock()
 	return r.lock.Close()
 }
 
@@ -299,6 +322,11 @@ func (r *Runtime) Delete(ctx context.Context, id string, grace time.Duration) er
 	}
 	g.op.Lock()
 	defer g.op.Unlock()
+	for _, c := range g.ctrs {
+		if err := c.removeBundle(); err != nil {
+			return fmt.Errorf("remove group %q: %w", id, err)
+		}
+	}
 	if err := os.RemoveAll(g.dir); err != nil {
 		return fmt.Errorf("remove group %q: %w", id, err)
 	}
@@ -323,6 +351,9 @@ func (r *Runtime) recover() error {
 			continue
 		}
 		g, err := loadGroup(r, e.Name())
+		if errors.Is(err, seal.ErrWrongKey) {
+			return fmt.Errorf("group %s: %w", e.Name(), err) // never remove what a wrong key cannot read
+		}
 		if err != nil {
 			// A group whose spec was never fully written is a failed create.
 			r.log.Warn("removing unreadable group", "id", e.Name(), "err", err)
@@ -337,17 +368,14 @@ func (r *Runtime) recover() error {
 	return nil
 }
 
-// writeJSON writes v to path atomically.
+// writeJSON writes v to path, mode 0600, atomically and durably (fsync and
+// rename).
 func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 func readJSON(path string, v any) error {

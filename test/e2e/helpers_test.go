@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skiff-sh/skiff/internal/runtime"
 )
 
 // tryRequest is request without failing the test on a transport error (the
@@ -30,7 +32,8 @@ func tryRequest(s *server, method, path string, body any) (int, http.Header, []b
 
 // runcList lists the ids of the OCI containers of a data dir.
 func runcList(t *testing.T, dataDir string) []string {
-	out, err := exec.Command("runc", "--root", filepath.Join(dataDir, "runtime", "oci"), "list", "-q").Output()
+	_, _, _, _, rtDir := runtime.HostLayout(dataDir)
+	out, err := exec.Command("runc", "--root", runtime.OCIRoot(rtDir), "list", "-q").Output()
 	if err != nil {
 		t.Fatalf("runc list: %v", err)
 	}

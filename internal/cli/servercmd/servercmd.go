@@ -228,7 +228,7 @@ func Run(ctx context.Context, o Options) error {
 	host, err := runtime.Open(ctx, runtime.HostOptions{
 		NetworkPolicy: netPolicy,
 		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
-		BridgeName: o.Bridge, Subnet: o.Subnet, Security: security,
+		BridgeName: o.Bridge, Subnet: o.Subnet, Sealer: sealer, Security: security,
 		Logger: log, OnChange: func(id string) {
 			if ctl := ctlp.Load(); ctl != nil {
 				ctl.OnChange(id)

@@ -41,6 +41,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
@@ -638,32 +639,9 @@ func (s *Store) resolve(ref string) ([]*record, error) {
 	return out, nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path.
+// writeFileAtomic writes data to path, mode 0600, atomically and durably.
 func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // writeBlob stores a manifest or config blob if it is not there yet.

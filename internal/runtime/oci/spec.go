@@ -25,7 +25,6 @@ package oci
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -39,6 +38,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
@@ -474,8 +474,8 @@ func decodeProfile(s string) ([]byte, error) {
 }
 
 // WriteBundle writes spec as dir/config.json, atomically (temp file, fsync,
-// rename) and readable by root only, since the env may hold secrets. dir is
-// created if needed.
+// rename, directory fsync) and readable by root only, since the env may
+// hold secrets. dir is created if needed.
 func WriteBundle(dir string, spec *specs.Spec) error {
 	if spec == nil {
 		return fmt.Errorf("nil spec: %w", errdefs.ErrInvalidArgument)
@@ -487,25 +487,8 @@ func WriteBundle(dir string, spec *specs.Spec) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create bundle dir: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".config.json-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write bundle: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write bundle: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "config.json")); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write bundle: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
