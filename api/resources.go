@@ -51,6 +51,9 @@ const (
 	OperationInProgress = "InProgress"
 	OperationSucceeded  = "Succeeded"
 	OperationFailed     = "Failed"
+	// OperationCanceled ends a create or update that a later delete
+	// overtook.
+	OperationCanceled = "Canceled"
 )
 
 // OperationStatus is what the Azure-AsyncOperation URL returns.

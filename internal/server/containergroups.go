@@ -123,55 +123,60 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	rec := store.ContainerGroup{
-		Subscription: p["sub"], ResourceGroup: rg.Name, RuntimeID: controller.RuntimeID(p["sub"], rg.Name, p["name"]),
-		Resource: *cg, Generation: 1, CreatedAt: now, UpdatedAt: now,
-	}
-	old, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], rg.Name, p["name"])
-	created := errdefs.Is(err, errdefs.ErrNotFound)
-	if err != nil && !created {
-		return err
-	}
-	recreate := false
-	if !created {
+	// One compare-and-swap decides on the record as it is when it is
+	// written: a DELETE (of the group or of its resource group) that came
+	// first is never undone, and nothing half-written is left.
+	var recreate bool
+	rec, created, err := s.cfg.Store.CreateOrUpdateContainerGroup(ctx, p["sub"], rg.Name, p["name"], func(old *store.ContainerGroup) (*store.ContainerGroup, error) {
+		now := time.Now().UTC()
+		rec := &store.ContainerGroup{
+			Subscription: p["sub"], ResourceGroup: rg.Name, RuntimeID: controller.RuntimeID(p["sub"], rg.Name, p["name"]),
+			Resource: *cg, CreatedAt: now, UpdatedAt: now,
+		}
+		recreate = false
+		if old == nil {
+			rec.Resource.Properties.ProvisioningState = controller.Pending
+			return rec, nil
+		}
 		if old.Resource.Properties.ProvisioningState == controller.Deleting {
-			return errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning",
-				"The container group '%s' is still transitioning (being deleted); try again later.", p["name"])
+			return nil, errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning",
+				"The container group '%s' is still transitioning (being deleted); try again later.", old.Resource.Name)
 		}
 		if err := api.ValidateUpdate(&old.Resource, cg); err != nil {
-			return err
+			return nil, err
 		}
-		rec.Resource.Name = old.Resource.Name
-		rec.CreatedAt, rec.Generation = old.CreatedAt, old.Generation+1
 		recreate = !sameSpec(&old.Resource.Properties, &cg.Properties)
-		if !recreate {
+		if recreate {
+			rec.Resource.Properties.ProvisioningState = controller.Pending
+		} else {
 			rec.Resource.Properties.ProvisioningState = old.Resource.Properties.ProvisioningState
 			rec.Error = old.Error
 		}
-	}
-	kind := "create"
-	if !created {
-		kind = "update"
-	}
-	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name))
+		return rec, nil
+	})
 	if err != nil {
 		return err
 	}
-	if created || recreate {
-		rec.Resource.Properties.ProvisioningState = controller.Pending
+	kind := controller.KindCreate
+	if !created {
+		kind = controller.KindUpdate
 	}
-	if _, err := s.cfg.Store.PutContainerGroup(ctx, rec); err != nil {
-		return err
+	op, opErr := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name))
+	opID := ""
+	if opErr == nil {
+		opID = op.ID
 	}
 	if created || recreate {
 		go func() {
-			if err := s.cfg.Controller.Apply(context.Background(), &rec, op.ID, recreate); err != nil {
+			if err := s.cfg.Controller.Apply(context.Background(), rec, opID, recreate); err != nil {
 				s.log.Warn("apply container group", "group", rec.Resource.Name, "err", err)
 			}
 		}()
 	} else {
-		s.finishOperation(ctx, op.ID, nil)
+		s.cfg.Controller.EndOperation(ctx, opID, nil)
+	}
+	if opErr != nil {
+		return opErr // accepted all the same: the controller runs it
 	}
 	s.metrics.accepted.Inc()
 	s.asyncHeaders(w, r, op)
@@ -179,7 +184,7 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if created {
 		code = http.StatusCreated
 	}
-	writeJSON(w, code, s.view(&rec, true))
+	writeJSON(w, code, s.view(rec, true))
 	return nil
 }
 
@@ -246,7 +251,9 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	cg, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], p["rg"], p["name"])
+	// Deleting is recorded first (it refuses further PUTs); the
+	// controller then removes the containers, then the record.
+	cg, err := controller.MarkDeleting(ctx, s.cfg.Store, p["sub"], p["rg"], p["name"])
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -254,15 +261,15 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	op, err := s.newOperation(ctx, p["sub"], "delete", api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
-	if err != nil {
-		return err
+	op, opErr := s.newOperation(ctx, p["sub"], controller.KindDelete, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+	opID := ""
+	if opErr == nil {
+		opID = op.ID
 	}
-	cg, err = s.markDeleting(ctx, cg)
-	if err != nil {
-		return err
+	go s.cfg.Controller.Delete(context.Background(), cg, opID, grace)
+	if opErr != nil {
+		return opErr
 	}
-	go s.cfg.Controller.Delete(context.Background(), cg, op.ID, grace)
 	s.asyncHeaders(w, r, op)
 	writeJSON(w, http.StatusAccepted, s.view(cg, false))
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/store"
 )
@@ -20,20 +21,6 @@ func (s *Server) newOperation(ctx context.Context, sub, kind, resourceID string)
 		return nil, err
 	}
 	return &op, nil
-}
-
-func (s *Server) finishOperation(ctx context.Context, id string, e *api.ErrorBody) {
-	op, err := s.cfg.Store.GetOperation(ctx, id)
-	if err != nil || op.Status != api.OperationInProgress {
-		return
-	}
-	op.Status, op.EndTime = api.OperationSucceeded, time.Now().UTC()
-	if e != nil {
-		op.Status, op.Error = api.OperationFailed, e
-	}
-	if err := s.cfg.Store.PutOperation(ctx, *op); err != nil {
-		s.log.Error("finish operation", "op", id, "err", err)
-	}
 }
 
 func baseURL(r *http.Request) string {
@@ -51,7 +38,7 @@ func (s *Server) asyncHeaders(w http.ResponseWriter, r *http.Request, op *store.
 		op.Location + "/operations/" + op.ID + "?" + v.Encode()
 	w.Header().Set("Azure-AsyncOperation", u)
 	w.Header().Set("Retry-After", "1")
-	if op.Kind == "delete" || op.Kind == "resourceGroup-delete" {
+	if op.Kind == controller.KindDelete || op.Kind == controller.KindResourceGroupDelete {
 		w.Header().Set("Location", u)
 	}
 }

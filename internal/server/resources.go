@@ -1,16 +1,17 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/store"
 )
@@ -115,7 +116,7 @@ func rgView(rg store.ResourceGroup) api.ResourceGroup {
 	return api.ResourceGroup{
 		ID:   "/subscriptions/" + rg.Subscription + "/resourceGroups/" + rg.Name,
 		Name: rg.Name, Type: "Microsoft.Resources/resourceGroups", Location: rg.Location, Tags: rg.Tags,
-		Properties: api.ResourceGroupProperties{ProvisioningState: "Succeeded"},
+		Properties: api.ResourceGroupProperties{ProvisioningState: cmp.Or(rg.ProvisioningState, "Succeeded")},
 	}
 }
 
@@ -156,14 +157,28 @@ func (s *Server) putResourceGroup(w http.ResponseWriter, r *http.Request, p para
 	if err := api.ValidateTags(in.Tags); err != nil {
 		return err
 	}
-	rg := store.ResourceGroup{Subscription: p["sub"], Name: p["rg"], Location: in.Location, Tags: in.Tags, CreatedAt: time.Now().UTC()}
-	if old, err := s.cfg.Store.GetResourceGroup(r.Context(), p["sub"], p["rg"]); err == nil {
+	// An existing group is updated in one transaction, so that a delete
+	// that came first is not undone.
+	updated, err := s.cfg.Store.UpdateResourceGroup(r.Context(), p["sub"], p["rg"], func(old *store.ResourceGroup) error {
+		if old.ProvisioningState == store.ResourceGroupDeleting {
+			return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
+				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", old.Name)
+		}
 		if !strings.EqualFold(old.Location, in.Location) {
 			return errdefs.WithCode(errdefs.ErrConflict, "InvalidResourceGroupLocation",
 				"Invalid resource group location '%s'. The Resource group already exists in location '%s'.", in.Location, old.Location)
 		}
-		rg.Name, rg.CreatedAt = old.Name, old.CreatedAt
+		old.Tags = in.Tags
+		return nil
+	})
+	if err == nil {
+		writeJSON(w, http.StatusOK, rgView(*updated))
+		return nil
 	}
+	if !errdefs.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	rg := store.ResourceGroup{Subscription: p["sub"], Name: p["rg"], Location: in.Location, Tags: in.Tags, CreatedAt: time.Now().UTC()}
 	created, err := s.cfg.Store.PutResourceGroup(r.Context(), rg)
 	if err != nil {
 		return err
@@ -197,54 +212,34 @@ func (s *Server) headResourceGroup(w http.ResponseWriter, r *http.Request, p par
 	return nil
 }
 
-// deleteResourceGroup deletes the group's container groups, then the group.
+// deleteResourceGroup records the resource group as Deleting (no PUT of a
+// container group gets in from now on) and the operation; the controller
+// deletes its container groups, then the resource group, and ends the
+// operation, after a restart too.
 func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p params) error {
 	ctx := r.Context()
-	rg, err := s.resourceGroup(ctx, p["sub"], p["rg"])
+	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+		return err
+	}
+	rg, err := controller.MarkResourceGroupDeleting(ctx, s.cfg.Store, p["sub"], p["rg"])
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return errdefs.WithCode(errdefs.ErrNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", p["rg"])
+	}
 	if err != nil {
 		return err
 	}
-	cgs, err := s.cfg.Store.ListContainerGroups(ctx, rg.Subscription, rg.Name)
-	if err != nil {
-		return err
+	op, opErr := s.newOperation(ctx, rg.Subscription, controller.KindResourceGroupDelete, controller.ResourceGroupID(rg.Subscription, rg.Name))
+	var ops []string
+	if opErr == nil {
+		ops = append(ops, op.ID)
 	}
-	op, err := s.newOperation(ctx, rg.Subscription, "resourceGroup-delete", "/subscriptions/"+rg.Subscription+"/resourceGroups/"+rg.Name)
-	if err != nil {
-		return err
+	go s.cfg.Controller.DeleteResourceGroup(context.Background(), rg.Subscription, rg.Name, ops...)
+	if opErr != nil {
+		return opErr
 	}
-	for i := range cgs {
-		if _, err := s.markDeleting(ctx, &cgs[i]); err != nil {
-			return err
-		}
-	}
-	go func() {
-		bg := context.Background()
-		var wg sync.WaitGroup
-		for i := range cgs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.cfg.Controller.Delete(bg, &cgs[i], "", -1)
-			}()
-		}
-		wg.Wait()
-		var body *api.ErrorBody
-		if err := s.cfg.Store.DeleteResourceGroup(bg, rg.Subscription, rg.Name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
-			body = &api.ErrorBody{Code: "ResourceGroupDeletionFailed", Message: err.Error()}
-		}
-		s.finishOperation(bg, op.ID, body)
-	}()
 	s.asyncHeaders(w, r, op)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
-}
-
-func (s *Server) markDeleting(ctx context.Context, cg *store.ContainerGroup) (*store.ContainerGroup, error) {
-	return s.cfg.Store.UpdateContainerGroup(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(c *store.ContainerGroup) error {
-		c.Resource.Properties.ProvisioningState = "Deleting"
-		c.UpdatedAt = time.Now().UTC()
-		return nil
-	})
 }
 
 func decodeJSON(data []byte, v any) error {
