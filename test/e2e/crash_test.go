@@ -297,7 +297,9 @@ func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 	if code != 409 || armCode(raw) != "ResourceGroupBeingDeleted" {
 		t.Errorf("PUT into a resource group being deleted: %d %s, want 409 ResourceGroupBeingDeleted", code, raw)
 	}
-	var rg struct{ Properties struct{ ProvisioningState string } }
+	var rg struct {
+		Properties struct{ ProvisioningState string }
+	}
 	if s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups/doomed", &rg); rg.Properties.ProvisioningState != "Deleting" {
 		t.Errorf("resource group being deleted shows provisioningState %q", rg.Properties.ProvisioningState)
 	}
