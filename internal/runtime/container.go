@@ -365,7 +365,7 @@ func (c *container) ociConfig(rootfsPath string) (oci.ContainerConfig, error) {
 		ID: c.runcID, Hostname: g.spec.Name, RootfsPath: rootfsPath,
 		Args: args, Env: env, Cwd: c.img.Config.WorkingDir, User: c.img.Config.User,
 		NetNSPath:   att.NetNSPath,
-		CgroupsPath: c.g.cgroupParent() + "/" + c.name,
+		CgroupsPath: c.cgroupsPath(),
 		PidsLimit:   g.r.cfg.PidsLimit,
 		Mounts:      mounts,
 		HostsFile:   filepath.Join(g.dir, "hosts"), ResolvConfFile: filepath.Join(g.dir, "resolv.conf"),

@@ -2,21 +2,26 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/containerd/console"
 	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/logs"
+	"github.com/skiff-sh/skiff/internal/runtime/oci"
 )
 
 // WindowSize is a terminal size.
@@ -76,10 +81,61 @@ func (r *Runtime) Exec(ctx context.Context, id, name string, o ExecOptions) (int
 	if o.TTY && o.Size.Rows > 0 {
 		p.ConsoleSize = &specs.Box{Height: uint(o.Size.Rows), Width: uint(o.Size.Cols)}
 	}
+	// The session runs in a cgroup of its own below the container's, so
+	// that everything it starts (children, daemons that double-fork and
+	// setsid) is found and killed when the session ends: its ctx ends
+	// (websocket closed, client gone, a server-side deadline) or its
+	// command returns. Limits stay the container's (cgroups are
+	// hierarchical).
+	sub := execCgroupPrefix + randomID()
+	subPath := c.cgroupsPath() + "/" + sub
+	if err := oci.CreateSubCgroup(subPath); err != nil {
+		return -1, fmt.Errorf("exec in %q: %w", name, err)
+	}
+	defer r.endExec(subPath)
+	tmp, err := os.MkdirTemp("", "skiff-exec-")
+	if err != nil {
+		return -1, fmt.Errorf("exec in %q: %w", name, err)
+	}
+	defer os.RemoveAll(tmp)
+	pidFile := filepath.Join(tmp, "pid")
+	// runc runs on a context of its own: the session's processes are
+	// killed when ctx ends, or when the command itself has exited (what it
+	// left in the background would otherwise hold its output open, and
+	// runc with it), and runc then returns by itself with the command's
+	// exit status. Should it not, it is killed after execKillWait.
+	runCtx, stopRunc := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunc()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		exited := make(chan struct{})
+		go waitPidFile(done, pidFile, exited)
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		case <-exited:
+		}
+		kctx, cancel := context.WithTimeout(context.Background(), execKillWait)
+		defer cancel()
+		if err := oci.KillCgroup(kctx, subPath); err != nil {
+			r.log.Warn("exec session: kill", "group", id, "container", name, "err", err)
+		}
+		select {
+		case <-done:
+		case <-kctx.Done():
+			stopRunc()
+		}
+	}()
+	opts := runc.ExecOpts{PidFile: pidFile, ExtraArgs: []string{"--cgroup", sub}}
 	if o.TTY {
-		err = r.execTTY(ctx, c.runcID, p, o)
+		err = r.execTTY(runCtx, c.runcID, p, o, opts)
 	} else {
-		err = r.execPipes(ctx, c.runcID, p, o)
+		err = r.execPipes(runCtx, c.runcID, p, o, opts)
+	}
+	if ctx.Err() != nil {
+		return -1, fmt.Errorf("exec in %q: session ended: %w", name, ctx.Err())
 	}
 	var ee *runc.ExitError
 	if errors.As(err, &ee) {
@@ -89,6 +145,95 @@ func (r *Runtime) Exec(ctx context.Context, id, name string, o ExecOptions) (int
 		return -1, fmt.Errorf("exec in %q: %w", name, err)
 	}
 	return 0, nil
+}
+
+// execCgroupPrefix names the cgroups of exec sessions below a container's.
+const execCgroupPrefix = "skiff-exec-"
+
+// execKillWait bounds how long killing a session's processes may take.
+const execKillWait = 10 * time.Second
+
+// waitPidFile closes exited once the process whose PID runc writes to
+// pidFile has exited, or returns when done is closed first.
+func waitPidFile(done <-chan struct{}, pidFile string, exited chan<- struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	pid := 0
+	for pid == 0 {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			if p, err := runc.ReadPidFile(pidFile); err == nil && p > 0 {
+				pid = p
+			}
+		}
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		close(exited) // gone already (ESRCH)
+		return
+	}
+	defer unix.Close(fd)
+	for {
+		// A pidfd polls readable once its process has exited.
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			close(exited)
+			return
+		}
+		select {
+		case <-done:
+			return
+		default:
+		}
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// endExec kills what is left of an exec session (background children of a
+// command that returned) and removes its cgroup. Nothing started by an exec
+// outlives its session.
+func (r *Runtime) endExec(subPath string) {
+	ctx, cancel := context.WithTimeout(context.Background(), execKillWait)
+	defer cancel()
+	if err := oci.KillCgroup(ctx, subPath); err != nil {
+		r.log.Warn("exec session: kill what is left", "cgroup", subPath, "err", err)
+	}
+	// A killed process leaves its cgroup an instant after it is gone from
+	// cgroup.procs; rmdir says EBUSY until then.
+	for {
+		err := oci.RemoveCgroup(subPath)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn("exec session: remove cgroup", "cgroup", subPath, "err", err)
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// killStaleExecs ends the exec sessions a previous runtime process left:
+// their clients were connected to it, so nothing can reach them any more.
+func (g *group) killStaleExecs() {
+	for _, c := range g.ctrs {
+		subs, err := oci.SubCgroups(c.cgroupsPath(), execCgroupPrefix)
+		if err != nil {
+			continue
+		}
+		for _, s := range subs {
+			g.r.log.Info("ending an exec session left by a previous run", "group", g.id, "container", c.name)
+			g.r.endExec(c.cgroupsPath() + "/" + s)
+		}
+	}
 }
 
 // streamIO hands the caller's streams to runc exec.
@@ -108,7 +253,7 @@ func (s *streamIO) Set(cmd *exec.Cmd) {
 	cmd.Stdout, cmd.Stderr = s.out, s.err
 }
 
-func (r *Runtime) execPipes(ctx context.Context, id string, p specs.Process, o ExecOptions) error {
+func (r *Runtime) execPipes(ctx context.Context, id string, p specs.Process, o ExecOptions, opts runc.ExecOpts) error {
 	sio := &streamIO{out: o.Stdout, err: o.Stderr}
 	if sio.out == nil {
 		sio.out = io.Discard
@@ -130,7 +275,8 @@ func (r *Runtime) execPipes(ctx context.Context, id string, p specs.Process, o E
 			pw.Close()
 		}()
 	}
-	return r.oci.Exec(ctx, id, p, &runc.ExecOpts{IO: sio})
+	opts.IO = sio
+	return r.oci.Exec(ctx, id, p, &opts)
 }
 
 // ttyIO gives runc a terminal of ours as stdin, stdout and stderr, and as
@@ -148,7 +294,7 @@ func (t *ttyIO) Set(cmd *exec.Cmd) {
 }
 func (t *ttyIO) CloseAfterStart() error { return t.slave.Close() }
 
-func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o ExecOptions) error {
+func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o ExecOptions, opts runc.ExecOpts) error {
 	master, slavePath, err := console.NewPty()
 	if err != nil {
 		return fmt.Errorf("allocate terminal: %w", err)
@@ -191,7 +337,8 @@ func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o Exe
 		_, _ = io.Copy(out, master) // ends with EIO once runc is gone
 		close(copied)
 	}()
-	err = r.oci.Exec(ctx, id, p, &runc.ExecOpts{IO: &ttyIO{slave: slave}})
+	opts.IO = &ttyIO{slave: slave}
+	err = r.oci.Exec(ctx, id, p, &opts)
 	select {
 	case <-copied:
 	case <-time.After(time.Second):

@@ -372,6 +372,11 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 	if err := g.writeEtcFiles(att); err != nil {
 		return CodeContainerFailed, err
 	}
+	// The group's cgroup, parent of its containers', caps their processes
+	// together; each container has its own (smaller) limit too.
+	if err := oci.SetPidsLimit(g.cgroupParent(), g.r.cfg.GroupPidsLimit); err != nil {
+		return CodeContainerFailed, fmt.Errorf("group pids limit: %w", err)
+	}
 	return "", nil
 }
 
@@ -539,8 +544,17 @@ func (g *group) stop(ctx context.Context, grace time.Duration, keep bool) error 
 	return errors.Join(errs...)
 }
 
-// cgroupParent is the cgroup under which the group's containers run.
+// DefaultGroupPidsLimit is the pids limit of a group's cgroup (all its
+// containers together) when Config.GroupPidsLimit is zero: twice one
+// container's default.
+const DefaultGroupPidsLimit = 8192
+
+// cgroupParent is the cgroup under which the group's containers run. It
+// carries the group's pids limit (Config.GroupPidsLimit).
 func (g *group) cgroupParent() string { return "/skiff/" + g.id }
+
+// cgroupsPath is the container's cgroup, "/skiff/<group>/<container>".
+func (c *container) cgroupsPath() string { return c.g.cgroupParent() + "/" + c.name }
 
 // release frees the network, volumes and the group's cgroup.
 func (g *group) release(ctx context.Context) error {

@@ -39,6 +39,12 @@ type HostOptions struct {
 	// OnChange is passed to Config.
 	OnChange func(id string)
 	// Sealer seals the secrets of the runtime's records; nil means the
+	// GroupPidsLimit is passed to Config (default DefaultGroupPidsLimit).
+	GroupPidsLimit int64
+	// GitRepoMaxBytes and GitRepoTimeout bound each gitRepo clone
+	// (defaults volume.DefaultGitMaxBytes, volume.DefaultGitTimeout).
+	GitRepoMaxBytes int64
+	GitRepoTimeout  time.Duration
 	// data dir's key (seal.LoadOrCreateKey of DataDir/seal.key).
 	Sealer *seal.Sealer
 	// NetworkPolicy is what the operator allows groups on the network
@@ -99,7 +105,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	rt, err := New(ctx, Config{
 		Root: rtDir, Sealer: sealer, OCIRuntime: opts.OCIRuntime, ShimCommand: opts.ShimCommand,
 		Images: images, Network: nw, Volumes: vols, Logger: log.With("component", "runtime"),
-		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange,
+		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange, GroupPidsLimit: opts.GroupPidsLimit,
 		Security: opts.Security,
 	})
 	if err != nil {

@@ -64,6 +64,9 @@ type Config struct {
 	StopGrace time.Duration
 	// PidsLimit is each container's default pids limit (default 4096).
 	PidsLimit int64
+	// GroupPidsLimit caps the processes of all of a group's containers
+	// together, in the group's cgroup (default DefaultGroupPidsLimit).
+	GroupPidsLimit int64
 	// PullAttempts is how often an unreachable registry is tried (default 3).
 	PullAttempts int
 	// Security is what the operator allows containers beyond the defaults;
@@ -130,6 +133,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.PidsLimit == 0 {
 		cfg.PidsLimit = 4096
+	}
+	if cfg.GroupPidsLimit == 0 {
+		cfg.GroupPidsLimit = DefaultGroupPidsLimit
+	}
+	if cfg.GroupPidsLimit < 0 {
+		return nil, fmt.Errorf("runtime: group pids limit %d: must be positive: %w", cfg.GroupPidsLimit, errdefs.ErrInvalidArgument)
 	}
 	if cfg.PullAttempts == 0 {
 		cfg.PullAttempts = 3
@@ -361,6 +370,7 @@ func (r *Runtime) recover() error {
 			continue
 		}
 		r.groups[g.id] = g
+		g.killStaleExecs()
 		if g.desired == desiredRunning {
 			g.launch()
 		}

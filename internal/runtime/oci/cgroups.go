@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,8 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
@@ -244,4 +247,272 @@ func RemoveCgroup(cgroupsPath string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CreateSubCgroup creates the cgroup at cgroupsPath in every hierarchy where
+// its parent exists (the parent is a container's cgroup), so that a process
+// can be put there with `runc exec --cgroup <name>`. In the v1 cpuset
+// hierarchy the new cgroup gets its parent's cpus and mems (a cpuset cgroup
+// starts empty, and a task cannot join an empty one). Limits stay the
+// parent's: cgroups are hierarchical, so what runs in the sub-cgroup counts
+// against the container's pids, memory and CPU. A parent that exists nowhere
+// is an errdefs.ErrNotFound.
+func CreateSubCgroup(cgroupsPath string) error {
+	hs, err := hierarchies()
+	if err != nil {
+		return err
+	}
+	created := 0
+	for _, h := range hs {
+		d, err := cgroupDir(h, cgroupsPath)
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(filepath.Dir(d)); err != nil || !fi.IsDir() {
+			continue
+		}
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %v: %w", d, err, errdefs.ErrUnavailable)
+		}
+		created++
+		if h.v2 || !slices.Contains(h.controllers, "cpuset") {
+			continue
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			v, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(d, f), v, 0o644)
+			}
+			if err != nil {
+				return fmt.Errorf("cgroup %s: copy %s: %v: %w", d, f, err, errdefs.ErrUnavailable)
+			}
+		}
+	}
+	if created == 0 {
+		return fmt.Errorf("cgroup %s: its parent exists in no hierarchy: %w", filepath.Dir(cgroupsPath), errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+// KillCgroup kills every process in the cgroup at cgroupsPath and below it,
+// and waits until none is left (or ctx ends). Where a cgroup2 hierarchy has
+// the cgroup (a pure v2 host, or the unified hierarchy of a hybrid one) its
+// cgroup.kill does it in one step that no fork can race; on a v1-only host
+// the v1 freezer holds the cgroup still while its processes get SIGKILL. A
+// cgroup that exists nowhere has nothing to kill.
+func KillCgroup(ctx context.Context, cgroupsPath string) error {
+	hs, err := hierarchies()
+	if err != nil {
+		return err
+	}
+	var procDirs []string // where to read what is left
+	var kill, freezer string
+	for _, h := range hs {
+		d, err := cgroupDir(h, cgroupsPath)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		procDirs = append(procDirs, d)
+		switch {
+		case h.v2:
+			if _, err := os.Stat(filepath.Join(d, "cgroup.kill")); err == nil {
+				kill = filepath.Join(d, "cgroup.kill")
+			}
+		case slices.Contains(h.controllers, "freezer"):
+			freezer = d
+		}
+	}
+	for {
+		pids, err := cgroupPids(procDirs)
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		if kill == "" || os.WriteFile(kill, []byte("1"), 0o644) != nil {
+			killPids(freezer, pids)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cgroup %s: %d processes left after SIGKILL: %w", cgroupsPath, len(pids), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// killPids sends SIGKILL to pids, with the v1 freezer cgroup (if any)
+// frozen meanwhile so that none of them can fork a process not in the list.
+func killPids(freezer string, pids []int) {
+	state := func(s string) { _ = os.WriteFile(filepath.Join(freezer, "freezer.state"), []byte(s), 0o644) }
+	if freezer != "" {
+		state("FROZEN")
+		defer state("THAWED")
+	}
+	for _, pid := range pids {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// cgroupPids lists the processes in dirs and the cgroups below them.
+func cgroupPids(dirs []string) ([]int, error) {
+	seen := map[int]bool{}
+	var out []int
+	for _, d := range dirs {
+		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if !e.IsDir() {
+				return nil
+			}
+			data, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 0 && !seen[pid] {
+					seen[pid] = true
+					out = append(out, pid)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list processes of %s: %v: %w", d, err, errdefs.ErrUnavailable)
+		}
+	}
+	return out, nil
+}
+
+// SubCgroups lists the names of the cgroups directly below cgroupsPath
+// whose names start with prefix, over every hierarchy.
+func SubCgroups(cgroupsPath, prefix string) ([]string, error) {
+	hs, err := hierarchies()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, h := range hs {
+		d, err := cgroupDir(h, cgroupsPath)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) && !slices.Contains(out, e.Name()) {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out, nil
+}
+
+// SetPidsLimit creates the cgroup at cgroupsPath (a group's cgroup, the
+// parent of its containers' cgroups) in the hierarchy of the pids
+// controller and sets its pids.max, so that all the processes of all the
+// containers below it together stay within limit. On cgroup v1 (and the
+// hybrid layout) that is the v1 pids hierarchy; on a pure cgroup2 host the
+// pids controller is enabled on the way down from the root. Calling it again
+// is harmless.
+func SetPidsLimit(cgroupsPath string, limit int64) error {
+	if limit <= 0 {
+		return fmt.Errorf("pids limit %d: must be positive: %w", limit, errdefs.ErrInvalidArgument)
+	}
+	file, v2, err := controllerFile(cgroupsPath, "pids", "pids.max", "pids.max")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(file)
+	if v2 {
+		// Enable pids in each ancestor's subtree_control, top down.
+		hs, err := hierarchies()
+		if err != nil {
+			return err
+		}
+		var root string
+		for _, h := range hs {
+			if h.v2 && strings.HasPrefix(dir, h.mountpoint+"/") {
+				root = h.mountpoint
+			}
+		}
+		rel, _ := filepath.Rel(root, dir)
+		cur := root
+		for _, el := range strings.Split(rel, "/") {
+			if err := os.WriteFile(filepath.Join(cur, "cgroup.subtree_control"), []byte("+pids"), 0o644); err != nil {
+				return fmt.Errorf("enable pids controller in %s: %v: %w", cur, err, errdefs.ErrUnavailable)
+			}
+			cur = filepath.Join(cur, el)
+			if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("create cgroup %s: %v: %w", cur, err, errdefs.ErrUnavailable)
+			}
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create cgroup %s: %v: %w", dir, err, errdefs.ErrUnavailable)
+	}
+	if err := os.WriteFile(file, []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		return fmt.Errorf("set %s: %v: %w", file, err, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// Pids reads the number of processes (pids.current) and the limit
+// (pids.max; -1 for "max") of the cgroup at cgroupsPath.
+func Pids(cgroupsPath string) (current, limit int64, err error) {
+	file, _, err := controllerFile(cgroupsPath, "pids", "pids.current", "pids.current")
+	if err != nil {
+		return 0, 0, err
+	}
+	read := func(path string) (int64, error) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return 0, fmt.Errorf("pids cgroup %s: %w", cgroupsPath, errdefs.ErrNotFound)
+			}
+			return 0, fmt.Errorf("read %s: %v: %w", path, err, errdefs.ErrUnavailable)
+		}
+		s := strings.TrimSpace(string(data))
+		if s == "max" {
+			return -1, nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse %s: %v: %w", path, err, errdefs.ErrUnavailable)
+		}
+		return n, nil
+	}
+	if current, err = read(file); err != nil {
+		return 0, 0, err
+	}
+	if limit, err = read(filepath.Join(filepath.Dir(file), "pids.max")); err != nil {
+		return 0, 0, err
+	}
+	return current, limit, nil
+}
+
+// PidsMaxEvents is how often a fork in the cgroup at cgroupsPath (or below
+// it) failed because this cgroup's own pids.max was reached ("max" in
+// pids.events).
+func PidsMaxEvents(cgroupsPath string) (uint64, error) {
+	file, _, err := controllerFile(cgroupsPath, "pids", "pids.events", "pids.events")
+	if err != nil {
+		return 0, err
+	}
+	n, ok, err := readKey(file, "max")
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("pids cgroup %s: no pids.events: %w", cgroupsPath, errdefs.ErrNotFound)
+	}
+	return n, nil
 }
