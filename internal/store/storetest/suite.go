@@ -641,12 +641,17 @@ func testCreateOrUpdateContainerGroup(t *testing.T, open func(t *testing.T) stor
 	cg, created, err = put("web", func(old *store.ContainerGroup) error {
 		if old == nil || old.Generation != 1 || old.Resource.Name != "Web" {
 			t.Errorf("old = %+v, want generation 1 of Web", old)
+		} else if pw := old.Resource.Properties.ImageRegistryCredentials[0].Password; pw != "secret" {
+			t.Errorf("old's registry password reads %q, want it as written", pw)
 		}
 		return nil
 	})
 	must(t, err)
 	if created || cg.Generation != 2 || cg.Resource.Name != "Web" {
 		t.Fatalf("replace: created=%v %+v", created, cg)
+	}
+	if got, err := s.GetContainerGroup(ctx, sub1, "rg1", "web"); err != nil || got.Resource.Properties.ImageRegistryCredentials[0].Password != "secret" {
+		t.Fatalf("read back after CreateOrUpdateContainerGroup: %v, %+v", err, got)
 	}
 	// A refusal writes nothing: no new record, no new generation.
 	refused := errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning", "no")
