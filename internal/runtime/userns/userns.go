@@ -17,6 +17,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -247,9 +248,16 @@ func ensure(name string, size uint32, subuid, subgid string) (Mapping, error) {
 
 // Create makes a user namespace with mapping m and a network namespace it
 // owns, and bind-mounts them on userPath and netPath (files it creates; an
-// existing one is an os.ErrExist error). A short-lived child process holds
-// the namespaces while they are mounted: a multithreaded process cannot
-// unshare a user namespace itself.
+// existing one is an os.ErrExist error).
+//
+// A short-lived child holds the namespaces while they are mounted (a
+// multithreaded process cannot unshare a user namespace itself):
+// util-linux's `unshare --user --net cat`. It is started with vfork, as any
+// command is, and makes the namespaces itself, so its start does not copy
+// this process's page tables the way a fork into a new user namespace
+// would (that costs 8 ms at 100 MiB of heap, 25 ms at 400 MiB). Its cat
+// echoes a line once the namespaces exist; then the maps are written and
+// the namespace files mounted, and closing its stdin ends it.
 func (m Mapping) Create(userPath, netPath string) (retErr error) {
 	if !m.Enabled() {
 		return fmt.Errorf("userns: no mapping: %w", errdefs.ErrInvalidArgument)
@@ -270,36 +278,45 @@ func (m Mapping) Create(userPath, netPath string) (retErr error) {
 		f.Close()
 		made = append(made, p)
 	}
-	cat, err := exec.LookPath("cat")
+	unshare, err := exec.LookPath("unshare")
 	if err != nil {
-		return fmt.Errorf("userns: %w", err)
+		return fmt.Errorf("userns: %w (util-linux)", err)
 	}
-	cmd := exec.Command(cat)
+	cmd := exec.Command(unshare, "--user", "--net", "--", "cat")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.UID), Size: int(m.Size)}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.GID), Size: int(m.Size)}},
-		// runc sets the containers' supplementary groups inside.
-		GidMappingsEnableSetgroups: true,
-		Pdeathsig:                  unix.SIGKILL,
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("userns: start namespace holder: %w", err)
 	}
-	pid := cmd.Process.Pid
-	merr := errors.Join(
-		bind(fmt.Sprintf("/proc/%d/ns/user", pid), userPath),
-		bind(fmt.Sprintf("/proc/%d/ns/net", pid), netPath),
-	)
-	stdin.Close()
-	if err := cmd.Wait(); err != nil && merr == nil {
-		merr = fmt.Errorf("userns: namespace holder: %w", err)
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil && retErr == nil {
+			retErr = fmt.Errorf("userns: namespace holder: %w", err)
+		}
+	}()
+	// cat runs only after unshare(2) made the namespaces.
+	line := make([]byte, 6)
+	if _, err := stdin.Write([]byte("ready\n")); err != nil {
+		return fmt.Errorf("userns: namespace holder: %w", err)
 	}
-	return merr
+	if _, err := io.ReadFull(stdout, line); err != nil {
+		return fmt.Errorf("userns: namespace holder did not start: %w", err)
+	}
+	proc := fmt.Sprintf("/proc/%d/", cmd.Process.Pid)
+	if err := os.WriteFile(proc+"uid_map", fmt.Appendf(nil, "0 %d %d\n", m.UID, m.Size), 0); err != nil {
+		return fmt.Errorf("userns: write uid_map: %w", err)
+	}
+	if err := os.WriteFile(proc+"gid_map", fmt.Appendf(nil, "0 %d %d\n", m.GID, m.Size), 0); err != nil {
+		return fmt.Errorf("userns: write gid_map: %w", err)
+	}
+	return errors.Join(bind(proc+"ns/user", userPath), bind(proc+"ns/net", netPath))
 }
 
 func bind(src, dst string) error {
