@@ -123,15 +123,31 @@ func parseCommand(cmd string) ([]string, error) {
 	return argv, nil
 }
 
-func (s *Server) newSession(r *http.Request, sess *execSession) api.ExecResponse {
+// DefaultExecSessionsPerGroup bounds the exec sessions of one container
+// group when Config.ExecSessionsPerGroup is zero.
+const DefaultExecSessionsPerGroup = 8
+
+// newSession records a one-time session. An exec session takes one of its
+// group's Config.ExecSessionsPerGroup slots from here on: while its token
+// is unused (until it expires) and while its websocket is open. Attach
+// sessions start no process and take none.
+func (s *Server) newSession(r *http.Request, sess *execSession) (api.ExecResponse, error) {
 	token := randomHex(16)
 	sess.password = randomHex(16)
 	sess.expires = time.Now().Add(2 * time.Minute)
 	s.execMu.Lock()
+	used := s.execActive[sess.runtimeID]
 	for k, v := range s.sessions {
 		if time.Now().After(v.expires) {
 			delete(s.sessions, k)
+		} else if v.command != nil && v.runtimeID == sess.runtimeID {
+			used++
 		}
+	}
+	if limit := s.execLimit(); sess.command != nil && used >= limit {
+		s.execMu.Unlock()
+		return api.ExecResponse{}, errdefs.WithCode(errdefs.ErrConflict, "ExecSessionLimitReached",
+			"The container group already has %d exec sessions, the most it may have at once. Close one and try again.", limit)
 	}
 	s.sessions[token] = sess
 	s.execMu.Unlock()
@@ -139,7 +155,14 @@ func (s *Server) newSession(r *http.Request, sess *execSession) api.ExecResponse
 	if r.TLS != nil {
 		scheme = "wss"
 	}
-	return api.ExecResponse{WebSocketURI: scheme + "://" + r.Host + "/exec/" + token, Password: sess.password}
+	return api.ExecResponse{WebSocketURI: scheme + "://" + r.Host + "/exec/" + token, Password: sess.password}, nil
+}
+
+func (s *Server) execLimit() int {
+	if s.cfg.ExecSessionsPerGroup > 0 {
+		return s.cfg.ExecSessionsPerGroup
+	}
+	return DefaultExecSessionsPerGroup
 }
 
 func (s *Server) containerExec(w http.ResponseWriter, r *http.Request, p params) error {
@@ -166,7 +189,11 @@ func (s *Server) containerExec(w http.ResponseWriter, r *http.Request, p params)
 	if ts := req.TerminalSize; ts != nil && ts.Rows > 0 && ts.Cols > 0 {
 		sess.size = runtime.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}
 	}
-	writeJSON(w, http.StatusOK, s.newSession(r, sess))
+	resp, err := s.newSession(r, sess)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -178,9 +205,20 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, p param
 	if err := s.checkContainer(cg.Resource.Name, cg.Resource.Properties, p["container"]); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.newSession(r, &execSession{runtimeID: cg.RuntimeID, container: p["container"]}))
+	resp, err := s.newSession(r, &execSession{runtimeID: cg.RuntimeID, container: p["container"]})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
+
+// Stdin of an exec session is queued in chunks of stdinChunk bytes, at most
+// stdinQueueChunks of them (1 MiB).
+const (
+	stdinChunk       = 32 << 10
+	stdinQueueChunks = 32
+)
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
@@ -253,8 +291,21 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	if ok {
 		delete(s.sessions, token) // one use
 	}
+	live := ok && !time.Now().After(sess.expires)
+	if live && sess.command != nil {
+		// The token's slot becomes the open session's, until this returns
+		// however it ends.
+		s.execActive[sess.runtimeID]++
+		defer func() {
+			s.execMu.Lock()
+			if s.execActive[sess.runtimeID]--; s.execActive[sess.runtimeID] <= 0 {
+				delete(s.execActive, sess.runtimeID)
+			}
+			s.execMu.Unlock()
+		}()
+	}
 	s.execMu.Unlock()
-	if !ok || time.Now().After(sess.expires) {
+	if !live {
 		writeError(w, r, s.log, errdefs.WithCode(errdefs.ErrNotFound, "ExecSessionNotFound", "The exec session does not exist or has expired."))
 		return
 	}
@@ -294,9 +345,22 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 		return
 	}
 	stdinR, stdinW := io.Pipe()
-	resize := make(chan runtime.WindowSize, 4)
+	defer stdinR.Close() // unblocks a stdin write the command never read
+	// Stdin goes through a bounded queue, so that the frame reader is not
+	// held up by a command that does not read its input and still sees the
+	// peer go (which ends the session and kills its processes).
+	stdinQ := make(chan []byte, stdinQueueChunks)
 	go func() {
 		defer stdinW.Close()
+		for b := range stdinQ {
+			if _, err := stdinW.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	resize := make(chan runtime.WindowSize, 4)
+	go func() {
+		defer close(stdinQ)
 		for {
 			typ, msg, err := readFrame(conn, wsPongWait)
 			if err != nil {
@@ -304,8 +368,14 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 				return
 			}
 			if typ == websocket.BinaryMessage {
-				if _, err := stdinW.Write(msg); err != nil {
-					return
+				for len(msg) > 0 {
+					n := min(len(msg), stdinChunk)
+					select {
+					case stdinQ <- msg[:n]:
+					case <-ctx.Done():
+						return
+					}
+					msg = msg[n:]
 				}
 				continue
 			}

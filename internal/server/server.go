@@ -63,8 +63,9 @@ type Server struct {
 	routes  router
 	metrics *metrics
 
-	execMu   sync.Mutex
-	sessions map[string]*execSession
+	execMu     sync.Mutex
+	sessions   map[string]*execSession
+	execActive map[string]int // open exec websockets per group (runtime ID)
 
 	cpu cpuSamples // last CPU sample per container (insights.go)
 }
@@ -80,7 +81,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxImageImportSize <= 0 {
 		cfg.MaxImageImportSize = DefaultMaxImageImportSize
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*execSession{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*execSession{}, execActive: map[string]int{}}
 	s.metrics = newMetrics(s)
 	s.registerRoutes()
 	return s
