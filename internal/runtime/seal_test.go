@@ -1,10 +1,8 @@
 package runtime_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,80 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
-
-// findPlain walks the trees under roots and returns "file: value" for every
-// needle a regular file contains. Secret volumes (their own tmpfs, where
-// the container reads the files) and container root filesystems (overlay
-// mounts of the image) are not walked; it fails the test if a secret volume
-// is not a tmpfs.
-func findPlain(t *testing.T, needles []string, roots ...string) []string {
-	t.Helper()
-	skip := map[string]bool{}
-	for _, root := range roots {
-		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(root))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range mounts {
-			if m.Mountpoint == root {
-				continue
-			}
-			switch {
-			case m.Source == "skiff-secret":
-				if m.FSType != "tmpfs" {
-					t.Errorf("secret volume %s is on %s, not a tmpfs", m.Mountpoint, m.FSType)
-				}
-				skip[m.Mountpoint] = true
-			case m.FSType == "overlay", m.FSType == "nsfs": // root filesystems, network namespaces
-				skip[m.Mountpoint] = true
-			}
-		}
-	}
-	var found []string
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if os.IsNotExist(err) {
-					return nil // removed meanwhile
-				}
-				return err
-			}
-			if skip[path] {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				if os.IsNotExist(err) {
-					return nil
-				}
-				return err
-			}
-			for _, n := range needles {
-				if bytes.Contains(data, []byte(n)) {
-					found = append(found, path+": "+n)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return found
-}
 
 // TestSecretsNeverReachADisk: a group's secure environment value, secret
 // volume contents and registry password are in no file of the data dir,
@@ -124,7 +54,7 @@ func TestSecretsNeverReachADisk(t *testing.T) {
 		if want := envSecret + " plain\n" + fileSecret; code != 0 || out != want {
 			t.Fatalf("%s: the container sees %q (exit %d), want %q", when, out, code, want)
 		}
-		if found := findPlain(t, needles, e.dataDir, runDir); len(found) > 0 {
+		if found := testenv.FindPlain(t, needles, e.dataDir, runDir); len(found) > 0 {
 			t.Fatalf("%s: plain secrets in files:\n%s", when, strings.Join(found, "\n"))
 		}
 		var st unix.Statfs_t

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/testenv"
+)
+
+// TestSecretsEncryptedAtRest: a group's secure environment value, secret
+// volume, registry password and storage account key, given through the
+// API, reach the container but no file of the data dir (skiff.db, the
+// runtime's records, the server's log) nor of the runtime's tmpfs, and
+// never come back from a read; across a restart and a kill -9 of the
+// server the group keeps running with its values.
+func TestSecretsEncryptedAtRest(t *testing.T) {
+	s := startServer(t)
+	const (
+		envSecret   = "zz-e2e-secure-env-5150"
+		fileSecret  = "zz-e2e-secret-file-8086"
+		regSecret   = "zz-e2e-registry-pw-6502"
+		shareSecret = "zz-e2e-storage-key-6809"
+	)
+	fileB64 := base64.StdEncoding.EncodeToString([]byte(fileSecret))
+	needles := []string{envSecret, fileSecret, fileB64, regSecret, shareSecret}
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{Username: "alice", Password: regSecret})
+	image := testenv.Push(t, reg, "private/app:v1", testenv.BusyboxImage(t, testenv.ImageOptions{}))
+
+	s.mustSkiff("group", "create", "-n", "rg", "-l", "local")
+	body := groupBody(image, func(p map[string]any) {
+		c := container0(p)
+		c["environmentVariables"] = []map[string]any{{"name": "TOKEN", "secureValue": envSecret}, {"name": "MODE", "value": "plain"}}
+		c["volumeMounts"] = []map[string]any{
+			{"name": "creds", "mountPath": "/creds", "readOnly": true},
+			{"name": "share", "mountPath": "/share"},
+		}
+		p["volumes"] = []map[string]any{
+			{"name": "creds", "secret": map[string]string{"token": fileB64}},
+			{"name": "share", "azureFile": map[string]any{"shareName": "s1", "storageAccountName": "acct1", "storageAccountKey": shareSecret}},
+		}
+		p["imageRegistryCredentials"] = []map[string]any{{"server": reg.Addr, "username": "alice", "password": regSecret}}
+	})
+	path := "/subscriptions/" + s.sub + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/vault"
+	if code, _, resp := s.request("PUT", path, body, nil); code != 201 && code != 200 {
+		t.Fatalf("PUT: %d %s", code, resp)
+	} else if found := contains(string(resp), needles); len(found) > 0 {
+		t.Fatalf("PUT answer holds %v: %s", found, resp)
+	}
+
+	_, _, _, _, rtDir := runtime.HostLayout(s.dataDir)
+	check := func(when string) {
+		t.Helper()
+		s.waitRunning("rg", "vault")
+		out := s.mustSkiff("container", "exec", "-g", "rg", "-n", "vault", "--exec-command",
+			`["sh","-c","echo \"$TOKEN $MODE\"; cat /creds/token; echo; echo share-ok > /share/probe && cat /share/probe"]`)
+		out = strings.ReplaceAll(out, "\r", "") // the exec's terminal (which may echo a ^@ first)
+		if want := envSecret + " plain\n" + fileSecret + "\nshare-ok\n"; !strings.HasSuffix(out, want) {
+			t.Fatalf("%s: the container sees %q, want %q", when, out, want)
+		}
+		_, _, get := s.request("GET", path, nil, nil)
+		_, _, list := s.request("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/containerGroups", nil, nil)
+		if found := contains(string(get)+string(list), needles); len(found) > 0 {
+			t.Fatalf("%s: a read returns %v", when, found)
+		}
+		if !strings.Contains(string(get), `"name":"TOKEN"`) || !strings.Contains(string(get), `"secret":{}`) {
+			t.Fatalf("%s: GET lost the variable or the volume: %s", when, get)
+		}
+		if found := testenv.FindPlain(t, needles, s.dataDir, runtime.RunDir(rtDir)); len(found) > 0 {
+			t.Fatalf("%s: plain secrets in files:\n%s", when, strings.Join(found, "\n"))
+		}
+		records, _ := filepath.Glob(filepath.Join(rtDir, "groups", "*", "group.json"))
+		if len(records) != 1 {
+			t.Fatalf("%s: %d group records, want 1", when, len(records))
+		}
+		for _, f := range append(records, filepath.Join(s.dataDir, "skiff.db")) {
+			data, err := os.ReadFile(f)
+			if err != nil || !strings.Contains(string(data), "skiff-sealed:v1:") {
+				t.Fatalf("%s: %s holds no sealed value (%v)", when, f, err)
+			}
+		}
+	}
+	check("running")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		s.stop(sig)
+		s.start()
+		check("after the server was stopped with " + sig.String())
+	}
+	if fi, err := os.Stat(filepath.Join(s.dataDir, "seal.key")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
+		t.Fatalf("seal.key: %v, %v", fi, err)
+	}
+}
+
+func contains(s string, needles []string) []string {
+	var found []string
+	for _, n := range needles {
+		if strings.Contains(s, n) {
+			found = append(found, n)
+		}
+	}
+	return found
+}
