@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime"
@@ -244,12 +245,8 @@ func EnsureIdentity(ctx context.Context, st store.Store, dataDir string) (token,
 		return "", "", err
 	}
 	token = hex.EncodeToString(b)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("write admin token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", "", err
+	if err := atomicfile.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
 	}
 	return token, sub, nil
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
@@ -715,25 +716,9 @@ func (m *Manager) Attachment(id string) (*Attachment, error) {
 // Attachments lists the ids that are attached (have a cache entry).
 func (m *Manager) Attachments() ([]string, error) { return m.cachedIDs() }
 
-// writeFileAtomic writes data to path through a temporary file and rename.
+// writeFileAtomic writes data to path, mode 0600, atomically and durably.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // logWriter sends plugin stderr to the logger at debug level.
