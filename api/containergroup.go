@@ -223,8 +223,19 @@ type Volume struct {
 	GitRepo   *GitRepoVolume    `json:"gitRepo,omitempty"`
 }
 
-// EmptyDirVolume is scratch space shared by the group's containers.
-type EmptyDirVolume struct{}
+// EmptyDirVolume is scratch space shared by the group's containers. ACI's
+// emptyDir has no fields; Medium and SizeLimit are Skiff's extensions, named
+// and meant as Kubernetes' emptyDir fields.
+type EmptyDirVolume struct {
+	// Medium is "" (the host's disk) or "Memory" (a tmpfs, counted in the
+	// memory of the container that writes to it).
+	Medium string `json:"medium,omitempty"`
+	// SizeLimit is a Kubernetes quantity ("64Mi", "1Gi"): the most the
+	// volume can hold; a write past it fails with "no space left on
+	// device". Empty: no limit of its own (a Memory volume then has the
+	// kernel's default tmpfs size, half the host's memory).
+	SizeLimit string `json:"sizeLimit,omitempty"`
+}
 
 // AzureFileVolume names a persistent file share. On Skiff the share lives on
 // the host; storageAccountName scopes the share name.

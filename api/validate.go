@@ -449,6 +449,13 @@ func checkVolume(g string, v *Volume) error {
 			v.Name, g, sources)
 	}
 	switch {
+	case v.EmptyDir != nil:
+		if err := v.EmptyDir.CheckMedium(); err != nil {
+			return invalid("InvalidEmptyDirVolume", "The 'medium' of empty dir volume '%s' in container group '%s' is invalid: %v.", v.Name, g, err)
+		}
+		if _, err := v.EmptyDir.SizeLimitBytes(); err != nil {
+			return invalid("InvalidEmptyDirVolume", "The 'sizeLimit' of empty dir volume '%s' in container group '%s' is invalid: %v.", v.Name, g, err)
+		}
 	case v.Secret != nil:
 		total := 0
 		for _, k := range slices.Sorted(maps.Keys(v.Secret)) {

@@ -98,7 +98,8 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	vols, err := volume.New(volume.Config{Root: volDir, SharesRoot: shareDir, Logger: log.With("component", "volume")})
+	vols, err := volume.New(volume.Config{Root: volDir, SharesRoot: shareDir, Logger: log.With("component", "volume"),
+		GitTimeout: opts.GitRepoTimeout, GitMaxBytes: opts.GitRepoMaxBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -300,6 +300,10 @@ func TestVolumes(t *testing.T) {
 	git("tag", "v1")
 	os.WriteFile(filepath.Join(repo, "README"), []byte("v2\n"), 0o644)
 	git("commit", "-qam", "v2")
+	// gitRepo clones only over http(s) and git: serve it on 127.0.0.1.
+	served := t.TempDir()
+	git("clone", "-q", "--bare", repo, filepath.Join(served, "repo.git"))
+	repoURL := testenv.ServeGit(t, served).URL + "/repo.git"
 
 	secret := base64.StdEncoding.EncodeToString([]byte("top-secret-value"))
 	spec := group("vols",
@@ -308,7 +312,7 @@ func TestVolumes(t *testing.T) {
 	spec.Properties.Volumes = []api.Volume{
 		{Name: "scratch", EmptyDir: &api.EmptyDirVolume{}},
 		{Name: "creds", Secret: map[string]string{"password": secret}},
-		{Name: "src", GitRepo: &api.GitRepoVolume{Repository: repo, Revision: "v1", Directory: "."}},
+		{Name: "src", GitRepo: &api.GitRepoVolume{Repository: repoURL, Revision: "v1", Directory: "."}},
 		{Name: "share", AzureFile: &api.AzureFileVolume{ShareName: "data", StorageAccountName: "acct", StorageAccountKey: "key=="}},
 	}
 	spec.Properties.Containers[0].Properties.VolumeMounts = []api.VolumeMount{{Name: "scratch", MountPath: "/scratch"}, {Name: "share", MountPath: "/share"}}

@@ -604,7 +604,16 @@ func (m *mapper) volumes(pod *corev1.Pod) ([]api.Volume, error) {
 			if v.EmptyDir.Medium == corev1.StorageMediumHugePages {
 				return nil, unsupported(field+".emptyDir.medium", "no huge pages")
 			}
-			out = append(out, api.Volume{Name: v.Name, EmptyDir: &api.EmptyDirVolume{}})
+			// Skiff's emptyDir extensions carry medium and sizeLimit as
+			// the kubelet honours them (a hard limit here).
+			ed := &api.EmptyDirVolume{}
+			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+				ed.Medium = api.EmptyDirMediumMemory
+			}
+			if q := v.EmptyDir.SizeLimit; q != nil && !q.IsZero() {
+				ed.SizeLimit = q.String()
+			}
+			out = append(out, api.Volume{Name: v.Name, EmptyDir: ed})
 		case v.Secret != nil:
 			files, err := m.secretFiles(field+".secret", pod.Namespace, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional)
 			if err != nil {

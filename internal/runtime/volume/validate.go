@@ -31,6 +31,7 @@ type volumePlan struct {
 	name   string
 	kind   kind
 	secret []secretFile
+	empty  api.EmptyDirVolume
 	git    api.GitRepoVolume
 	share  api.AzureFileVolume
 }
@@ -103,6 +104,14 @@ func plan(vols []api.Volume) (plans []*volumePlan, err error) {
 		p := &volumePlan{name: v.Name, kind: kind(kinds[0])}
 		plans = append(plans, p)
 		switch p.kind {
+		case kindEmptyDir:
+			if err := v.EmptyDir.CheckMedium(); err != nil {
+				return plans, fmt.Errorf("volume %q: emptyDir medium %w: %w", v.Name, err, errdefs.ErrInvalidArgument)
+			}
+			if _, err := v.EmptyDir.SizeLimitBytes(); err != nil {
+				return plans, fmt.Errorf("volume %q: emptyDir sizeLimit %w: %w", v.Name, err, errdefs.ErrInvalidArgument)
+			}
+			p.empty = *v.EmptyDir
 		case kindSecret:
 			if p.secret, err = decodeSecret(v.Name, v.Secret); err != nil {
 				return plans, err

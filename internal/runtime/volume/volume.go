@@ -235,6 +235,11 @@ func (m *Manager) prepareOne(ctx context.Context, groupDir string, p *volumePlan
 		if err := mkdirMode(dir, 0o777); err != nil {
 			return Source{}, fmt.Errorf("volume %q: %w", p.name, err)
 		}
+		// A sizeLimit (or medium Memory) makes it a filesystem of its own
+		// (emptydir.go).
+		if err := mountEmptyDir(ctx, groupDir, dir, p.name, p.empty); err != nil {
+			return Source{}, fmt.Errorf("volume %q: emptyDir: %w", p.name, err)
+		}
 		return Source{Path: dir}, nil
 	case kindSecret:
 		dir := filepath.Join(groupDir, secretDir, p.name)

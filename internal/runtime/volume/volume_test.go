@@ -598,9 +598,9 @@ func TestValidation(t *testing.T) {
 		{"account traversal", "g", []api.Volume{{Name: "v", AzureFile: &api.AzureFileVolume{StorageAccountName: "..", ShareName: "s"}}}, "storageAccountName"},
 		{"git no repo", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{}}}, "repository is required"},
 		{"git option repo", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "--upload-pack=touch /tmp/pwned"}}}, "must not start with '-'"},
-		{"git option rev", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "/r", Revision: "--output=/x"}}}, "must not start with '-'"},
-		{"git dir traversal", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "/r", Directory: "../x"}}}, `"../x"`},
-		{"git dir absolute", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "/r", Directory: "/etc"}}}, `"/etc"`},
+		{"git option rev", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "https://example.com/r.git", Revision: "--output=/x"}}}, "must not start with '-'"},
+		{"git dir traversal", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "https://example.com/r.git", Directory: "../x"}}}, `"../x"`},
+		{"git dir absolute", "g", []api.Volume{{Name: "v", GitRepo: &api.GitRepoVolume{Repository: "https://example.com/r.git", Directory: "/etc"}}}, `"/etc"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
