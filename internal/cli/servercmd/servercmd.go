@@ -26,6 +26,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/volume"
 	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/server"
 	"github.com/skiff-sh/skiff/internal/store"
@@ -46,6 +47,13 @@ type Options struct {
 	RegistryMirrors []string
 	// RegistriesConfig is the registries.yaml (default DataDir/registries.yaml).
 	RegistriesConfig string
+	// GroupPidsLimit caps the processes of all of a group's containers.
+	GroupPidsLimit int64
+	// ExecSessionsPerGroup bounds a group's exec sessions at once.
+	ExecSessionsPerGroup int
+	// GitRepoSizeLimit and GitRepoTimeout bound each gitRepo clone.
+	GitRepoSizeLimit resource.QuantityValue
+	GitRepoTimeout   time.Duration
 	// ImageGCHigh and ImageGCLow are the disk usage percentages that start
 	// and stop image garbage collection; ImageGCInterval is how often usage
 	// is checked.
@@ -102,6 +110,11 @@ func NewCmd() *cobra.Command {
 	f.Var(&o.MaxImageImportSize, "max-image-import-size", "largest image archive `skiff image import` may send (e.g. 500Mi, 8Gi)")
 	f.DurationVar(&o.StopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when containers are stopped or deleted")
 	f.BoolVar(&o.AllowHostAccess, "allow-host-access", false, "let groups open connections to the host's addresses (the API too; never 127.0.0.0/8) and to networks the host routes to")
+	f.Int64Var(&o.GroupPidsLimit, "group-pids-limit", runtime.DefaultGroupPidsLimit, "most processes all the containers of one group may have together (each container also has its own limit of 4096)")
+	f.IntVar(&o.ExecSessionsPerGroup, "exec-sessions-per-group", server.DefaultExecSessionsPerGroup, "most exec sessions one group may have at once; one more is refused with 409 ExecSessionLimitReached")
+	o.GitRepoSizeLimit.Quantity = *resource.NewQuantity(volume.DefaultGitMaxBytes, resource.BinarySI)
+	f.Var(&o.GitRepoSizeLimit, "gitrepo-size-limit", "most disk one gitRepo volume's clone may take, .git included (e.g. 100Mi, 1Gi); a bigger repository fails its group")
+	f.DurationVar(&o.GitRepoTimeout, "gitrepo-timeout", volume.DefaultGitTimeout, "longest one gitRepo clone may take; a slower one fails its group")
 	f.StringVar(&o.PublishedPorts, "published-ports", "", "LOW-HIGH: the only ports groups may publish on the public address (default: any port no host process listens on)")
 	return cmd
 }
@@ -194,6 +207,16 @@ func Run(ctx context.Context, o Options) error {
 	if err := gcPolicy.Validate(); err != nil {
 		return err
 	}
+	switch {
+	case o.GroupPidsLimit <= 0:
+		return fmt.Errorf("--group-pids-limit must be positive, not %d", o.GroupPidsLimit)
+	case o.ExecSessionsPerGroup <= 0:
+		return fmt.Errorf("--exec-sessions-per-group must be positive, not %d", o.ExecSessionsPerGroup)
+	case o.GitRepoSizeLimit.Value() <= 0:
+		return fmt.Errorf("--gitrepo-size-limit must be positive, not %s", o.GitRepoSizeLimit.String())
+	case o.GitRepoTimeout <= 0:
+		return fmt.Errorf("--gitrepo-timeout must be positive, not %s", o.GitRepoTimeout)
+	}
 	if o.RegistriesConfig == "" {
 		o.RegistriesConfig = filepath.Join(o.DataDir, "registries.yaml")
 	}
@@ -229,6 +252,7 @@ func Run(ctx context.Context, o Options) error {
 		NetworkPolicy: netPolicy,
 		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
 		BridgeName: o.Bridge, Subnet: o.Subnet, Sealer: sealer, Security: security,
+		GroupPidsLimit: o.GroupPidsLimit, GitRepoMaxBytes: o.GitRepoSizeLimit.Value(), GitRepoTimeout: o.GitRepoTimeout,
 		Logger: log, OnChange: func(id string) {
 			if ctl := ctlp.Load(); ctl != nil {
 				ctl.OnChange(id)
@@ -255,7 +279,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token,
 		Security: security, Location: o.Location, Logger: log.With("component", "server"),
-		MaxImageImportSize: o.MaxImageImportSize.Value()})
+		MaxImageImportSize: o.MaxImageImportSize.Value(), ExecSessionsPerGroup: o.ExecSessionsPerGroup})
 	go srv.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
