@@ -112,7 +112,7 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 	done := make(chan error, 1)
 	go func() {
 		done <- servercmd.Run(ctx, servercmd.Options{Listen: addr, DataDir: dataDir, PublicAddress: "127.0.0.1",
-			Location: "local", Runtime: "runc", LogLevel: "error", StopGrace: time.Second})
+			Location: "local", Runtime: "runc", LogLevel: "error", StopGrace: time.Second, UsernsRemap: "default"})
 	}()
 	defer func() { cancel(); <-done }()
 	c := &apiClient{endpoint: "http://" + addr}
@@ -120,6 +120,11 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 		if resp, err := http.Get(c.endpoint + "/healthz"); err == nil {
 			resp.Body.Close()
 			break
+		}
+		select {
+		case err := <-done:
+			b.Fatalf("server stopped: %v", err)
+		default:
 		}
 		if i > 300 {
 			b.Fatal("server did not start")

@@ -18,12 +18,13 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 type runOptions struct {
-	file, dataDir, publicAddress, ociRuntime string
-	imports                                  []string
-	keep                                     bool
+	file, dataDir, publicAddress, ociRuntime, usernsRemap string
+	imports                                               []string
+	keep                                                  bool
 	// security is what the operator allows beyond the default
 	// securityContext, as skiff server's flags of the same names.
 	security api.SecurityPolicy
@@ -44,6 +45,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/skiff", "where images, volumes and groups live")
 	f.StringVar(&o.publicAddress, "public-address", "127.0.0.1", "host address that published ports bind to")
 	f.StringVar(&o.ociRuntime, "runtime", "runc", "OCI runtime: runc or crun")
+	f.StringVar(&o.usernsRemap, "userns-remap", "default", "user namespace mapping, as for skiff server (default, none, a /etc/subuid name or UID:GID:SIZE)")
 	f.StringSliceVar(&o.imports, "import", nil, "docker-archive or OCI-layout tarball to import first (repeatable)")
 	f.BoolVar(&o.keep, "keep", false, "leave the group running when skiff run exits")
 	f.BoolVar(&o.security.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities beyond the default set")
@@ -64,10 +66,14 @@ func runRun(ctx context.Context, o *runOptions) error {
 	if cg.Name == "" {
 		return fmt.Errorf("%s: the group needs a name: %w", o.file, errdefs.ErrInvalidArgument)
 	}
+	idmap, err := userns.Parse(o.usernsRemap)
+	if err != nil {
+		return fmt.Errorf("--userns-remap: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h, err := runtime.Open(ctx, runtime.HostOptions{
-		DataDir: o.dataDir, PublicAddress: o.publicAddress, OCIRuntime: o.ociRuntime, Security: o.security,
+		DataDir: o.dataDir, PublicAddress: o.publicAddress, OCIRuntime: o.ociRuntime, IDMap: idmap, Security: o.security,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

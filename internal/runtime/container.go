@@ -245,6 +245,9 @@ func (c *container) start(ctx context.Context) (retErr error) {
 	if err != nil {
 		return err
 	}
+	if err := openToContainerRoot(cfg); err != nil {
+		return err
+	}
 	if err := oci.WriteBundle(c.bundleDir(), spec); err != nil {
 		return err
 	}
@@ -340,6 +343,28 @@ func (c *container) reattach() {
 	}
 }
 
+// openToContainerRoot lets a container in a user namespace reach its root
+// filesystem and every bind-mount source: runc mounts them from inside the
+// namespace, as the mapped root (userns.Mapping.AllowTraverse).
+func openToContainerRoot(cfg oci.ContainerConfig) error {
+	if cfg.UserNSPath == "" {
+		return nil
+	}
+	paths := []string{cfg.RootfsPath, cfg.HostsFile, cfg.ResolvConfFile, cfg.HostnameFile}
+	for _, m := range cfg.Mounts {
+		paths = append(paths, m.Source)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := cfg.IDMap.AllowTraverse(p); err != nil {
+			return fmt.Errorf("container %s: %w", cfg.ID, err)
+		}
+	}
+	return nil
+}
+
 func (c *container) ociConfig(rootfsPath string) (oci.ContainerConfig, error) {
 	g := c.g
 	args := c.props.Command
@@ -372,6 +397,8 @@ func (c *container) ociConfig(rootfsPath string) (oci.ContainerConfig, error) {
 		HostnameFile: filepath.Join(g.dir, "hostname"),
 		Security:     c.props.SecurityContext,
 		Policy:       g.r.cfg.Security,
+		UserNSPath:   att.UserNSPath,
+		IDMap:        att.IDMap,
 	}
 	req := c.props.Resources.Requests
 	cfg.CPUShares = req.CPU

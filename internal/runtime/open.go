@@ -10,6 +10,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
 	"github.com/skiff-sh/skiff/internal/seal"
 )
@@ -38,18 +39,23 @@ type HostOptions struct {
 	StopGrace time.Duration
 	// OnChange is passed to Config.
 	OnChange func(id string)
-	// Sealer seals the secrets of the runtime's records; nil means the
 	// GroupPidsLimit is passed to Config (default DefaultGroupPidsLimit).
 	GroupPidsLimit int64
 	// GitRepoMaxBytes and GitRepoTimeout bound each gitRepo clone
 	// (defaults volume.DefaultGitMaxBytes, volume.DefaultGitTimeout).
 	GitRepoMaxBytes int64
 	GitRepoTimeout  time.Duration
+	// Sealer seals the secrets of the runtime's records; nil means the
 	// data dir's key (seal.LoadOrCreateKey of DataDir/seal.key).
 	Sealer *seal.Sealer
 	// NetworkPolicy is what the operator allows groups on the network
 	// (host access, published port range, reserved ports); zero: nothing.
 	NetworkPolicy network.Policy
+	// IDMap is the host's user namespace mapping (package userns; see
+	// userns.Parse): every group gets a user namespace of its own with it,
+	// and images, volumes and root filesystems are owned through it. The
+	// zero Mapping runs containers in the host's user namespace.
+	IDMap userns.Mapping
 	// Security is passed to Config: what the operator allows beyond the
 	// default securityContext (nothing, unless set).
 	Security api.SecurityPolicy
@@ -86,19 +92,19 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 			return nil, err
 		}
 	}
-	images, err := image.NewStore(imgDir, image.Options{Logger: log.With("component", "image")})
+	images, err := image.NewStore(imgDir, image.Options{Logger: log.With("component", "image"), IDMap: opts.IDMap})
 	if err != nil {
 		return nil, err
 	}
 	nw, err := network.New(network.Config{
 		StateDir: netDir, BridgeName: opts.BridgeName, Subnet: opts.Subnet, NetworkName: opts.NetworkName,
-		PublicAddress: opts.PublicAddress, Logger: log.With("component", "network"),
+		PublicAddress: opts.PublicAddress, Logger: log.With("component", "network"), IDMap: opts.IDMap,
 		Policy: opts.NetworkPolicy,
 	})
 	if err != nil {
 		return nil, err
 	}
-	vols, err := volume.New(volume.Config{Root: volDir, SharesRoot: shareDir, Logger: log.With("component", "volume"),
+	vols, err := volume.New(volume.Config{Root: volDir, SharesRoot: shareDir, Logger: log.With("component", "volume"), IDMap: opts.IDMap,
 		GitTimeout: opts.GitRepoTimeout, GitMaxBytes: opts.GitRepoMaxBytes})
 	if err != nil {
 		return nil, err

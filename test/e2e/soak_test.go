@@ -44,7 +44,7 @@ func countHost(t *testing.T, dataDir string) hostCounts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.NetNS, c.Veths, c.IPs, c.Rules = nl.NetNS, nl.Veths, nl.IPAllocations, nl.IPTablesRules
+	c.NetNS, c.Veths, c.IPs, c.Rules = nl.NetNS, nl.Veths, nl.IPAllocations, nl.IPTablesRules+nl.GuardEntries
 	count := func(glob string) int {
 		m, _ := filepath.Glob(glob)
 		return len(m)

@@ -21,11 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
 	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/server"
@@ -59,13 +59,13 @@ type Options struct {
 	// is checked.
 	ImageGCHigh, ImageGCLow int
 	ImageGCInterval         time.Duration
+	// MaxImageImportSize bounds an imported image archive ("8Gi").
+	MaxImageImportSize resource.QuantityValue
 	// AllowHostAccess lets groups connect to the host's addresses (never
 	// its loopback) and what it routes to.
 	AllowHostAccess bool
 	// PublishedPorts is the range of ports groups may publish ("" any).
 	PublishedPorts string
-	// MaxImageImportSize bounds an imported image archive ("8Gi").
-	MaxImageImportSize resource.QuantityValue
 	// SealKeyFile is the key secrets are sealed with at rest (default
 	// DataDir/seal.key, created on first start).
 	SealKeyFile string
@@ -74,6 +74,9 @@ type Options struct {
 	// containers, added capabilities and custom seccomp profiles are
 	// refused.
 	AllowPrivileged, AllowCustomSeccomp bool
+	// UsernsRemap is the host's user namespace mapping, as userns.Parse
+	// reads it ("default", "none", a /etc/subuid name or UID:GID:SIZE).
+	UsernsRemap string
 }
 
 // NewCmd returns the `skiff server` command.
@@ -103,6 +106,7 @@ func NewCmd() *cobra.Command {
 	f.IntVar(&o.ImageGCHigh, "image-gc-high-threshold", 85, "disk usage percent of the data dir's filesystem at which unused images are removed (100: never)")
 	f.IntVar(&o.ImageGCLow, "image-gc-low-threshold", 80, "disk usage percent image garbage collection frees down to")
 	f.DurationVar(&o.ImageGCInterval, "image-gc-interval", 5*time.Minute, "how often disk usage is checked for image garbage collection")
+	f.StringVar(&o.UsernsRemap, "userns-remap", "default", "user namespace of every group: default (Skiff's own subordinate ID range, added to /etc/subuid and /etc/subgid as \"skiff\"), a name from those files, UID:GID:SIZE, or none (container root is host root)")
 	f.StringVar(&o.SealKeyFile, "seal-key-file", "", "key that seals secrets at rest: 32 bytes or 64 hex digits, mode 0600 (default DATA-DIR/seal.key, created on first start)")
 	f.BoolVar(&o.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities.add beyond the default set (a container can then take over the host)")
 	f.BoolVar(&o.AllowCustomSeccomp, "allow-custom-seccomp", false, "accept a custom securityContext.seccompProfile instead of the default profile")
@@ -242,16 +246,26 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	security := api.SecurityPolicy{AllowPrivileged: o.AllowPrivileged, AllowCustomSeccomp: o.AllowCustomSeccomp}
+	switch q := o.MaxImageImportSize.Value(); {
+	case q == 0:
+		o.MaxImageImportSize.Quantity = *resource.NewQuantity(server.DefaultMaxImageImportSize, resource.BinarySI)
+	case q < 0:
+		return fmt.Errorf("--max-image-import-size must be positive, not %s", o.MaxImageImportSize.String())
+	}
+	idmap, err := userns.Parse(o.UsernsRemap)
+	if err != nil {
+		return fmt.Errorf("--userns-remap: %w", err)
+	}
 	netPolicy, err := networkPolicy(o)
 	if err != nil {
 		return err
 	}
+	security := api.SecurityPolicy{AllowPrivileged: o.AllowPrivileged, AllowCustomSeccomp: o.AllowCustomSeccomp}
 	var ctlp atomic.Pointer[controller.Controller]
 	host, err := runtime.Open(ctx, runtime.HostOptions{
 		NetworkPolicy: netPolicy,
-		DataDir: o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
-		BridgeName: o.Bridge, Subnet: o.Subnet, Sealer: sealer, Security: security,
+		DataDir:       o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
+		BridgeName: o.Bridge, Subnet: o.Subnet, Sealer: sealer, IDMap: idmap, Security: security,
 		GroupPidsLimit: o.GroupPidsLimit, GitRepoMaxBytes: o.GitRepoSizeLimit.Value(), GitRepoTimeout: o.GitRepoTimeout,
 		Logger: log, OnChange: func(id string) {
 			if ctl := ctlp.Load(); ctl != nil {
@@ -274,9 +288,6 @@ func Run(ctx context.Context, o Options) error {
 	if err := ctl.Resume(ctx); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	if o.MaxImageImportSize.Value() <= 0 {
-		return fmt.Errorf("--max-image-import-size must be positive, not %s", o.MaxImageImportSize.String())
-	}
 	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token,
 		Security: security, Location: o.Location, Logger: log.With("component", "server"),
 		MaxImageImportSize: o.MaxImageImportSize.Value(), ExecSessionsPerGroup: o.ExecSessionsPerGroup})
@@ -290,7 +301,7 @@ func Run(ctx context.Context, o Options) error {
 	// long a body may take to arrive; websockets keep their own deadlines.
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	log.Info("skiff server ready", "listen", ln.Addr().String(), "subscription", sub,
-		"token_file", filepath.Join(o.DataDir, "admin.token"), "public_address", o.PublicAddress, "location", o.Location)
+		"token_file", filepath.Join(o.DataDir, "admin.token"), "public_address", o.PublicAddress, "location", o.Location, "userns", idmap.String())
 	fmt.Fprintf(os.Stderr, "skiff server listening on http://%s (subscription %s, token in %s)\n",
 		ln.Addr(), sub, filepath.Join(o.DataDir, "admin.token"))
 	errc := make(chan error, 1)

@@ -43,6 +43,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // Options configures a Store. The zero value is usable.
@@ -69,6 +70,10 @@ type Options struct {
 	// PullBackoff is the wait before the first retry; it doubles each time.
 	// Default 1s.
 	PullBackoff time.Duration
+	// IDMap is the host's user namespace mapping (package userns): layers
+	// are unpacked owned through it, and layers stored under another
+	// mapping are shifted to it once, when the store opens.
+	IDMap userns.Mapping
 }
 
 // Store is an on-disk image store. Its methods are safe for concurrent use
@@ -204,6 +209,9 @@ type layerMeta struct {
 	DiffID string `json:"diffID"`
 	Digest string `json:"digest,omitempty"` // compressed digest it came from
 	Size   int64  `json:"size"`             // unpacked bytes
+	// IDMap is the user namespace mapping the files are owned through
+	// (zero: the tar's own IDs).
+	IDMap userns.Mapping `json:"idMap,omitzero"`
 }
 
 const (
@@ -252,6 +260,9 @@ func NewStore(root string, opts Options) (*Store, error) {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
+	}
+	if err := shiftLayers(abs, opts.IDMap, log); err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
 	}
 	return &Store{
 		root:      abs,

@@ -105,6 +105,9 @@ func (m *Manager) Destroy(ctx context.Context) error {
 	if err := m.removeGuardTables(ctx); err != nil {
 		return err
 	}
+	if err := m.removeForward(ctx); err != nil {
+		return err
+	}
 	unlock, err := lockChains(ctx, true)
 	if err != nil {
 		return err

@@ -212,9 +212,10 @@ func (cfg Config) netnsPath(id string) string { return filepath.Join(cfg.netnsDi
 // conflist renders the CNI network configuration list.
 //
 // The loopback interface is brought up by Setup with netlink, not by a
-// plugin. The firewall plugin adds per-address ACCEPT rules to a CNI-FORWARD
-// chain so that bridged traffic passes even when the host's FORWARD policy is
-// DROP (br_netfilter sends bridged frames through iptables).
+// plugin. Two per-bridge ACCEPT rules in FORWARD (forward.go) let the
+// groups' traffic pass even when the host's FORWARD policy is DROP
+// (br_netfilter sends bridged frames through iptables); the nftables guard
+// filters it.
 func (cfg Config) conflist() ([]byte, error) {
 	list := map[string]any{
 		"cniVersion": cniVersion,
@@ -236,10 +237,6 @@ func (cfg Config) conflist() ([]byte, error) {
 				"type":         "portmap",
 				"capabilities": map[string]bool{"portMappings": true},
 				"snat":         true,
-			},
-			map[string]any{
-				"type":    "firewall",
-				"backend": "iptables",
 			},
 		},
 	}
@@ -291,6 +288,9 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.installGuard(context.Background(), entries); err != nil {
+		return nil, err
+	}
+	if err := m.installForward(context.Background()); err != nil {
 		return nil, err
 	}
 	return m, nil

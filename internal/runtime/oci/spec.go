@@ -40,6 +40,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 // Defaults applied by Spec.
@@ -111,6 +112,11 @@ type ContainerConfig struct {
 	OOMScoreAdj *int
 	// Security is the container's securityContext, if any.
 	Security *api.SecurityContext
+	// UserNSPath is the group's user namespace (package userns) to join
+	// before NetNSPath, which it owns; IDMap is its mapping. Empty: the
+	// container runs in the host's user namespace.
+	UserNSPath string
+	IDMap      userns.Mapping
 	// Policy is what the operator allows beyond the defaults; Spec refuses
 	// a Security that asks for more (privileged, added capabilities, a
 	// custom seccomp profile), whatever the API let through.
@@ -151,6 +157,14 @@ func Spec(cfg ContainerConfig) (*specs.Spec, error) {
 			return nil, err
 		}
 		gid = id
+	}
+	if cfg.UserNSPath != "" {
+		for _, id := range append([]uint32{uid, gid}, addGids...) {
+			if !cfg.IDMap.Contains(int64(id)) {
+				return nil, fmt.Errorf("container %s: user or group id %d is outside the container's user namespace (0-%d): %w",
+					cfg.ID, id, cfg.IDMap.Size-1, errdefs.ErrInvalidArgument)
+			}
+		}
 	}
 
 	// Capabilities.
@@ -209,9 +223,12 @@ func Spec(cfg ContainerConfig) (*specs.Spec, error) {
 		Mounts: systemMounts(privileged),
 		Linux: &specs.Linux{
 			CgroupsPath: cfg.CgroupsPath,
-			Namespaces:  namespaces(cfg.NetNSPath),
+			Namespaces:  namespaces(cfg.NetNSPath, cfg.UserNSPath),
 			Resources:   resources(cfg),
 		},
+	}
+	if cfg.UserNSPath != "" {
+		s.Linux.UIDMappings, s.Linux.GIDMappings = cfg.IDMap.OCI()
 	}
 	if !privileged {
 		s.Linux.MaskedPaths = []string{
@@ -271,6 +288,8 @@ func validate(cfg ContainerConfig) error {
 		return bad("memory limit %d is negative", cfg.MemoryLimitBytes)
 	case cfg.PidsLimit < 0:
 		return bad("pids limit %d is negative", cfg.PidsLimit)
+	case cfg.UserNSPath != "" && (!filepath.IsAbs(cfg.UserNSPath) || !cfg.IDMap.Enabled()):
+		return bad("user namespace %q needs an absolute path and a mapping", cfg.UserNSPath)
 	case cfg.OOMScoreAdj != nil && (*cfg.OOMScoreAdj < -1000 || *cfg.OOMScoreAdj > 1000):
 		return bad("oom_score_adj %d out of range -1000..1000", *cfg.OOMScoreAdj)
 	}
@@ -323,14 +342,18 @@ func nofileLimit() (uint64, error) {
 	return min(uint64(DefaultNofile), rl.Max), nil
 }
 
-func namespaces(netns string) []specs.LinuxNamespace {
-	ns := []specs.LinuxNamespace{
+func namespaces(netns, userNS string) []specs.LinuxNamespace {
+	var ns []specs.LinuxNamespace
+	if userNS != "" {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: userNS})
+	}
+	ns = append(ns, []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace},
 		{Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
 		{Type: specs.NetworkNamespace, Path: netns},
-	}
+	}...)
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
@@ -369,17 +392,46 @@ func bindMounts(cfg ContainerConfig) []specs.Mount {
 			continue
 		}
 		out = append(out, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src,
-			Options: []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}})
+			Options: withSourceFlags(f.src, []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"})})
 	}
 	for _, m := range cfg.Mounts {
 		opts := []string{"rbind", "rprivate"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")
 		}
-		out = append(out, specs.Mount{Destination: filepath.Clean(m.Destination), Type: "bind", Source: m.Source, Options: opts})
+		out = append(out, specs.Mount{Destination: filepath.Clean(m.Destination), Type: "bind", Source: m.Source,
+			Options: withSourceFlags(m.Source, opts)})
 	}
 	slices.SortStableFunc(out, func(a, b specs.Mount) int { return depth(a.Destination) - depth(b.Destination) })
 	return out
+}
+
+// withSourceFlags adds to a bind mount's options the flags of the mount its
+// source is on (nosuid, nodev, noexec, ro, the atime mode). runc remounts a
+// bind mount to apply its options, and inside a user namespace the kernel
+// refuses a remount that would clear a flag of the source mount (they are
+// locked): a read-only bind of a secret tmpfs (nosuid,nodev,noexec) failed
+// with EPERM. Outside one, keeping them is what a bind mount does anyway.
+func withSourceFlags(src string, opts []string) []string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(src, &st); err != nil {
+		return opts
+	}
+	for _, f := range []struct {
+		flag int64
+		opt  string
+	}{
+		{unix.ST_NOSUID, "nosuid"}, {unix.ST_NODEV, "nodev"}, {unix.ST_NOEXEC, "noexec"}, {unix.ST_RDONLY, "ro"},
+		{unix.ST_NOATIME, "noatime"}, {unix.ST_NODIRATIME, "nodiratime"},
+	} {
+		if st.Flags&f.flag != 0 && !slices.Contains(opts, f.opt) {
+			opts = append(opts, f.opt)
+		}
+	}
+	if st.Flags&(unix.ST_NOATIME|unix.ST_RELATIME) == 0 && !slices.Contains(opts, "strictatime") {
+		opts = append(opts, "strictatime")
+	}
+	return opts
 }
 
 func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }

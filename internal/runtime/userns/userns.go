@@ -386,7 +386,9 @@ func (m Mapping) Chown(path string) error {
 	return os.Lchown(path, int(m.UID), int(m.GID))
 }
 
-func inRange(id, start, size uint32) bool { return id >= start && uint64(id) < uint64(start)+uint64(size) }
+func inRange(id, start, size uint32) bool {
+	return id >= start && uint64(id) < uint64(start)+uint64(size)
+}
 
 // Shift moves the ownership of every file under root from mapping from to
 // mapping m (container IDs stay the same; from may be the zero Mapping, for
