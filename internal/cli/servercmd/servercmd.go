@@ -108,7 +108,7 @@ func NewCmd() *cobra.Command {
 	f.DurationVar(&o.ImageGCInterval, "image-gc-interval", 5*time.Minute, "how often disk usage is checked for image garbage collection")
 	f.StringVar(&o.UsernsRemap, "userns-remap", "default", "user namespace of every group: default (Skiff's own subordinate ID range, added to /etc/subuid and /etc/subgid as \"skiff\"), a name from those files, UID:GID:SIZE, or none (container root is host root)")
 	f.StringVar(&o.SealKeyFile, "seal-key-file", "", "key that seals secrets at rest: 32 bytes or 64 hex digits, mode 0600 (default DATA-DIR/seal.key, created on first start)")
-	f.BoolVar(&o.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities.add beyond the default set (a container can then take over the host)")
+	f.BoolVar(&o.AllowPrivileged, "allow-privileged", false, "accept securityContext.privileged and capabilities.add beyond the default set (inside its user namespace; with --userns-remap none such a container can take over the host)")
 	f.BoolVar(&o.AllowCustomSeccomp, "allow-custom-seccomp", false, "accept a custom securityContext.seccompProfile instead of the default profile")
 	o.MaxImageImportSize.Quantity = *resource.NewQuantity(server.DefaultMaxImageImportSize, resource.BinarySI)
 	f.Var(&o.MaxImageImportSize, "max-image-import-size", "largest image archive `skiff image import` may send (e.g. 500Mi, 8Gi)")

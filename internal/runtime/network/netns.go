@@ -103,16 +103,7 @@ func isNetNS(path string) bool {
 
 // removeNetNS unmounts and removes the namespace file at path. A missing or
 // unmounted file is not an error.
-func removeNetNS(path string) error {
-	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
-		!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func removeNetNS(path string) error { return userns.Remove(path) }
 
 // loopbackUp sets lo up inside the namespace mounted at path.
 func loopbackUp(path string) error {
