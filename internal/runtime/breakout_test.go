@@ -22,7 +22,11 @@ import (
 // TestBreakoutTable tries, from inside a real runc container of a group
 // with the defaults skiff server gives it (its own user namespace, no
 // operator flags), each of the usual ways out of a container. Every row
-// must be denied.
+// must be denied. The network's rows (the host's loopback through the
+// bridge with a raw socket, the host's other addresses and so the API,
+// spoofing, other tenants, a published port over a host listener) are in
+// TestNetworkGuardFromContainers and TestPublishRefusesHostPort; an exec'd
+// process outliving its session in TestExecSessionEndKillsItsProcesses.
 func TestBreakoutTable(t *testing.T) {
 	e := newEnv(t)
 	img := testenv.Push(t, e.reg, "breakout:1", testenv.BusyboxImage(t, testenv.ImageOptions{
@@ -32,8 +36,13 @@ func TestBreakoutTable(t *testing.T) {
 		}},
 	}))
 	spec := group("jail", container("app", img, "sleep", "3600"))
-	spec.Properties.Volumes = []api.Volume{{Name: "scratch", EmptyDir: &api.EmptyDirVolume{}}}
-	spec.Properties.Containers[0].Properties.VolumeMounts = []api.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	spec.Properties.Volumes = []api.Volume{
+		{Name: "scratch", EmptyDir: &api.EmptyDirVolume{}},
+		{Name: "creds", Secret: map[string]string{"key": "c2VjcmV0"}},
+	}
+	spec.Properties.Containers[0].Properties.VolumeMounts = []api.VolumeMount{
+		{Name: "scratch", MountPath: "/scratch"}, {Name: "creds", MountPath: "/creds"},
+	}
 	e.create("jail", spec)
 	st := e.waitState("jail", api.GroupRunning, 60*time.Second)
 	idmap := hostIDMap(t)
@@ -56,6 +65,16 @@ func TestBreakoutTable(t *testing.T) {
 			}
 			return nil
 		}},
+		{"volumes and the root are container root's", []string{"stat", "-c", "%u:%g %n", "/", "/scratch", "/creds", "/creds/key", "/bin/busybox"},
+			func(out string, code int) error {
+				for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+					if code != 0 || !strings.HasPrefix(l, "0:0 ") {
+						return fmt.Errorf("owners %q (exit %d), want 0:0 (the mapped root) everywhere", out, code)
+					}
+				}
+				return nil
+			}},
+		{"write a secret volume", []string{"sh", "-c", "echo x > /creds/key"}, denied},
 		{"host PIDs are invisible", []string{"sh", "-c", "ls -d /proc/[0-9]* | wc -l"}, func(out string, code int) error {
 			if n, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || n > 6 {
 				return fmt.Errorf("container sees %q processes", out)

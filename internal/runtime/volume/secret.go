@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
 const (
@@ -23,7 +25,9 @@ const (
 
 // mountSecret mounts a small tmpfs at dir, writes one file per key and
 // remounts it read-only. Values are written only to the tmpfs, never to disk.
-func mountSecret(dir string, files []secretFile) error {
+// The directory and files belong to container root through ids (host root
+// when ids maps nothing).
+func mountSecret(dir string, files []secretFile, ids userns.Mapping) error {
 	if err := mkdirMode(dir, 0o700); err != nil {
 		return err
 	}
@@ -33,11 +37,14 @@ func mountSecret(dir string, files []secretFile) error {
 	}
 	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s", size, len(files)+16, secretDirMode)
+	if ids.Enabled() {
+		opts += fmt.Sprintf(",uid=%d,gid=%d", ids.UID, ids.GID)
+	}
 	if err := unix.Mount(secretFSName, dir, "tmpfs", flags, opts); err != nil {
 		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
 	}
 	for _, f := range files {
-		if err := writeSecretFile(filepath.Join(dir, f.key), f.data); err != nil {
+		if err := writeSecretFile(filepath.Join(dir, f.key), f.data, ids); err != nil {
 			// The key names the file; the error never carries the value.
 			return fmt.Errorf("secret key %q: %w", f.key, err)
 		}
@@ -63,14 +70,18 @@ func remountReadOnly(dir string, flags uintptr) error {
 	}
 }
 
-func writeSecretFile(path string, data []byte) error {
+func writeSecretFile(path string, data []byte, ids userns.Mapping) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, secretFileMode)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	_, werr := f.Write(data)
+	var oerr error
+	if ids.Enabled() {
+		oerr = f.Chown(int(ids.UID), int(ids.GID))
+	}
 	cerr := f.Chmod(secretFileMode)
-	if err := errors.Join(werr, cerr, f.Close()); err != nil {
+	if err := errors.Join(werr, oerr, cerr, f.Close()); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -243,7 +243,7 @@ func (m *Manager) prepareOne(ctx context.Context, groupDir string, p *volumePlan
 		return Source{Path: dir}, nil
 	case kindSecret:
 		dir := filepath.Join(groupDir, secretDir, p.name)
-		if err := mountSecret(dir, p.secret); err != nil {
+		if err := mountSecret(dir, p.secret, m.ids); err != nil {
 			return Source{}, fmt.Errorf("volume %q: %w", p.name, err)
 		}
 		return Source{Path: dir, ReadOnly: true}, nil
@@ -268,8 +268,8 @@ func (m *Manager) prepareOne(ctx context.Context, groupDir string, p *volumePlan
 
 // own gives a prepared volume to the container's root when the host maps
 // IDs: the directory of an emptyDir, a gitRepo's whole clone (made by host
-// root). Secret files stay host root's (read-only, world-readable), and
-// file shares are given away only when created (ensureShare).
+// root). Secret volumes are made container root's as they are written
+// (mountSecret), and file shares only when created (ensureShare).
 func (m *Manager) own(k kind, path string) error {
 	var err error
 	switch k {
