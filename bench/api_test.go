@@ -114,7 +114,13 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 		done <- servercmd.Run(ctx, servercmd.Options{Listen: addr, DataDir: dataDir, PublicAddress: "127.0.0.1",
 			Location: "local", Runtime: "runc", LogLevel: "error", StopGrace: time.Second, UsernsRemap: "default"})
 	}()
-	defer func() { cancel(); <-done }()
+	stopped := false
+	defer func() {
+		cancel()
+		if !stopped {
+			<-done
+		}
+	}()
 	c := &apiClient{endpoint: "http://" + addr}
 	for i := 0; ; i++ {
 		if resp, err := http.Get(c.endpoint + "/healthz"); err == nil {
@@ -123,6 +129,7 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 		}
 		select {
 		case err := <-done:
+			stopped = true
 			b.Fatalf("server stopped: %v", err)
 		default:
 		}

@@ -193,6 +193,26 @@ func splitLines(s string) []string {
 	return append(out, s[start:])
 }
 
+// fillDefaults gives zero Options fields (a caller of Run that is not the
+// command line, such as a benchmark) the flags' defaults.
+func (o *Options) fillDefaults() {
+	if o.GroupPidsLimit == 0 {
+		o.GroupPidsLimit = runtime.DefaultGroupPidsLimit
+	}
+	if o.ExecSessionsPerGroup == 0 {
+		o.ExecSessionsPerGroup = server.DefaultExecSessionsPerGroup
+	}
+	if o.GitRepoSizeLimit.IsZero() {
+		o.GitRepoSizeLimit.Quantity = *resource.NewQuantity(volume.DefaultGitMaxBytes, resource.BinarySI)
+	}
+	if o.GitRepoTimeout == 0 {
+		o.GitRepoTimeout = volume.DefaultGitTimeout
+	}
+	if o.MaxImageImportSize.IsZero() {
+		o.MaxImageImportSize.Quantity = *resource.NewQuantity(server.DefaultMaxImageImportSize, resource.BinarySI)
+	}
+}
+
 // Run runs the server until ctx ends. Containers keep running after it
 // returns; the next start re-attaches to them.
 func Run(ctx context.Context, o Options) error {
@@ -211,6 +231,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := gcPolicy.Validate(); err != nil {
 		return err
 	}
+	o.fillDefaults()
 	switch {
 	case o.GroupPidsLimit <= 0:
 		return fmt.Errorf("--group-pids-limit must be positive, not %d", o.GroupPidsLimit)
@@ -246,10 +267,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	switch q := o.MaxImageImportSize.Value(); {
-	case q == 0:
-		o.MaxImageImportSize.Quantity = *resource.NewQuantity(server.DefaultMaxImageImportSize, resource.BinarySI)
-	case q < 0:
+	if o.MaxImageImportSize.Value() <= 0 {
 		return fmt.Errorf("--max-image-import-size must be positive, not %s", o.MaxImageImportSize.String())
 	}
 	idmap, err := userns.Parse(o.UsernsRemap)
