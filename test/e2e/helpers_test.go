@@ -18,7 +18,11 @@ import (
 // server may be dying).
 func tryRequest(s *server, method, path string, body any) (int, http.Header, []byte, error) {
 	data, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, s.endpoint+path+"?api-version=2023-05-01", bytes.NewReader(data))
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	req, _ := http.NewRequest(method, s.endpoint+path+sep+"api-version=2023-05-01", bytes.NewReader(data))
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
