@@ -40,29 +40,6 @@ func webGroup(name, image, tenant string) runtime.GroupSpec {
 	return spec
 }
 
-// hostListener answers "host" to whoever connects to addr on the host.
-func hostListener(t *testing.T, addr string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-			_, _ = bufio.NewReader(c).ReadString('\n')
-			fmt.Fprintln(c, "host")
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func httpGet(url string) (string, error) {
 	c := http.Client{Timeout: 3 * time.Second}
 	resp, err := c.Get(url)
@@ -123,8 +100,8 @@ func TestNetworkGuardFromContainers(t *testing.T) {
 	}
 	brMAC := br.Attrs().HardwareAddr.String()
 	gw := strings.TrimSuffix(testSubnet, "0/16") + "1"
-	gwPort := hostListener(t, net.JoinHostPort(gw, "0"))
-	loPort := hostListener(t, "127.0.0.1:0")
+	gwPort := testenv.HostListener(t, net.JoinHostPort(gw, "0"))
+	loPort := testenv.HostListener(t, "127.0.0.1:0")
 	macs := map[string]string{}
 	for id := range ip {
 		out, _ := e.exec(id, "web", "cat", "/sys/class/net/eth0/address")
@@ -209,7 +186,7 @@ func TestNetworkGuardFromContainers(t *testing.T) {
 // a clear reason, and the host's listener keeps answering.
 func TestPublishRefusesHostPort(t *testing.T) {
 	e := newEnv(t)
-	port := hostListener(t, "127.0.0.1:0")
+	port := testenv.HostListener(t, "127.0.0.1:0")
 	web := container("web", e.image, "httpd", "-f", "-p", fmt.Sprint(port))
 	web.Properties.Ports = []api.ContainerPort{{Port: int32(port)}}
 	spec := group("hijack", web)

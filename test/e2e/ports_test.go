@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 // A PUT that would publish a port a host process listens on, the server's
@@ -19,24 +21,7 @@ func TestPublishedPortsCannotHijackTheHost(t *testing.T) {
 	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/ports", `{"location":"local"}`, nil); code != 201 {
 		t.Fatalf("rg: %d %s", code, body)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-			_, _ = bufio.NewReader(c).ReadString('\n')
-			fmt.Fprintln(c, "host")
-			c.Close()
-		}
-	}()
-	hostPort := ln.Addr().(*net.TCPAddr).Port
+	hostPort := testenv.HostListener(t, "127.0.0.1:0")
 	_, apiPortS, _ := net.SplitHostPort(s.listen)
 	apiPort, _ := strconv.Atoi(apiPortS)
 
@@ -70,7 +55,7 @@ func TestPublishedPortsCannotHijackTheHost(t *testing.T) {
 			t.Errorf("%s: the refused group was stored: GET = %d %s", tc.name, code, body)
 		}
 	}
-	c, err := net.DialTimeout("tcp4", ln.Addr().String(), 2*time.Second)
+	c, err := net.DialTimeout("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

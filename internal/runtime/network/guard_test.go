@@ -1,7 +1,6 @@
 package network
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/testenv"
 	"github.com/skiff-sh/skiff/internal/testenv/spoof"
 )
 
@@ -141,29 +141,6 @@ func bridgeMAC(t *testing.T, cfg Config) net.HardwareAddr {
 	return br.Attrs().HardwareAddr
 }
 
-// hostListen listens on addr on the host and answers each connection with
-// "host".
-func hostListen(t *testing.T, addr string) int32 {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = bufio.NewReader(c).ReadString('\n')
-			fmt.Fprintf(c, "host\n")
-			c.Close()
-		}
-	}()
-	return int32(ln.Addr().(*net.TCPAddr).Port)
-}
-
 var counterRe = regexp.MustCompile(`counter packets (\d+)`)
 
 // dropCount reads the packet counter of the rule of the inet table's input
@@ -197,8 +174,8 @@ func TestGuardKeepsGroupsOffTheHost(t *testing.T) {
 	serveTCP(t, a.NetNSPath, pub, "guest")
 	brMAC := bridgeMAC(t, cfg)
 
-	gwPort := hostListen(t, net.JoinHostPort(a.Gateway.String(), "0"))
-	loPort := hostListen(t, "127.0.0.1:0")
+	gwPort := int32(testenv.HostListener(t, net.JoinHostPort(a.Gateway.String(), "0")))
+	loPort := int32(testenv.HostListener(t, "127.0.0.1:0"))
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + cfg.BridgeName + "/route_localnet"); err == nil {
 		t.Logf("route_localnet on %s: %s", cfg.BridgeName, strings.TrimSpace(string(b)))
 	}
@@ -254,8 +231,8 @@ func TestGuardKeepsGroupsOffTheHost(t *testing.T) {
 // port outside the allowed range.
 func TestPublishedPortChecks(t *testing.T) {
 	cfg := testConfig(t)
-	busyTCP := hostListen(t, "127.0.0.1:0")
-	anyTCP := hostListen(t, "0.0.0.0:0")
+	busyTCP := int32(testenv.HostListener(t, "127.0.0.1:0"))
+	anyTCP := int32(testenv.HostListener(t, "0.0.0.0:0"))
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
