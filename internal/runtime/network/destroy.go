@@ -113,6 +113,7 @@ func (m *Manager) Destroy(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	m.chainsMade.Store(false)
 	return m.removeUnusedSharedChains(ctx)
 }
 

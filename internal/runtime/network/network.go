@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -129,14 +130,17 @@ type Request struct {
 
 // Manager sets up and tears down attachments. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	exec  invoke.Exec
-	cni   *libcni.CNIConfig
-	list  *libcni.NetworkConfigList
-	mu    sync.Mutex
-	busy  map[string]bool    // ids with a Setup or Teardown in progress
-	ports map[portKey]string // published ports -> owning id
+	cfg  Config
+	log  *slog.Logger
+	exec invoke.Exec
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+	mu   sync.Mutex
+	// chainsMade is set once an ADD succeeded (so the plugins' shared
+	// chains exist); Destroy, which removes them, clears it.
+	chainsMade atomic.Bool
+	busy       map[string]bool    // ids with a Setup or Teardown in progress
+	ports      map[portKey]string // published ports -> owning id
 	// guardMu orders changes of the nftables guard (guard.go).
 	guardMu sync.Mutex
 }
@@ -533,7 +537,10 @@ func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachm
 	}
 
 	rt := m.runtimeConf(id, req)
-	unlock, err := lockChains(ctx, false)
+	// Until one ADD has succeeded, the plugins' shared chains may not exist
+	// yet, and portmap creating them from two ADDs at once fails ("chain
+	// exists"): the first ADDs take the chain lock exclusively.
+	unlock, err := lockChains(ctx, !m.chainsMade.Load())
 	if err != nil {
 		return nil, err
 	}
@@ -547,6 +554,9 @@ func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachm
 			log.Warn("network: rollback: cni del", "err", derr)
 		}
 		return nil, fmt.Errorf("network: cni add for %q: %v: %w", id, err, classify(ctx, err))
+	}
+	if len(ports) > 0 { // portmap makes its chains only for mappings
+		m.chainsMade.Store(true)
 	}
 	defer func() {
 		if retErr != nil {
