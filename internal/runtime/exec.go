@@ -20,27 +20,19 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/runtime/logs"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
 )
 
-// WindowSize is a terminal size.
-type WindowSize struct {
-	Rows, Cols uint16
-}
-
-// ExecOptions describe a command run in a running container.
-type ExecOptions struct {
-	Command []string
-	// TTY runs the command on a pseudo-terminal; Stderr is then unused.
-	TTY bool
-	// Size is the initial terminal size (TTY only).
-	Size   WindowSize
-	Resize <-chan WindowSize
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-}
+// WindowSize, ExecOptions and LogOptions are the host seam's
+// (package hostapi): the agent hands the control plane's requests through
+// as they are.
+type (
+	WindowSize  = hostapi.WindowSize
+	ExecOptions = hostapi.ExecOptions
+	LogOptions  = hostapi.LogOptions
+)
 
 func (r *Runtime) container(id, name string) (*group, *container, error) {
 	g, err := r.get(id)
@@ -344,17 +336,6 @@ func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o Exe
 	case <-time.After(time.Second):
 	}
 	return err
-}
-
-// LogOptions select a container's log output.
-type LogOptions struct {
-	Tail       int // last N lines; negative for all
-	Timestamps bool
-	Follow     bool
-	// Previous reads the run before the current one.
-	Previous   bool
-	Since      time.Time
-	LimitBytes int64
 }
 
 // Logs writes a container's log to w.

@@ -12,40 +12,16 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 )
 
 // ContainerStats is one sample of a running container's resource use, read
 // from its cgroups by the OCI runtime (`runc events --stats`), which knows
-// the host's cgroup layout (v1, v2 or the hybrid of both).
-type ContainerStats struct {
-	// Name is the container's name in the group.
-	Name string `json:"name"`
-	// Init is set for an init container.
-	Init bool `json:"init,omitempty"`
-	// Time is when the sample was taken.
-	Time time.Time `json:"time"`
-	// StartTime is when the container's current run started (zero if not
-	// known). CPUNanos counts from then: it starts again at zero when the
-	// container restarts.
-	StartTime time.Time `json:"startTime"`
-	// CPUNanos is the cumulative CPU time (user and system, all cores) of the
-	// current run, in nanoseconds.
-	CPUNanos uint64 `json:"cpuNanos"`
-	// MemoryUsageBytes is the cgroup's memory use, page cache included.
-	MemoryUsageBytes uint64 `json:"memoryUsageBytes"`
-	// MemoryWorkingSetBytes is MemoryUsageBytes minus the inactive file
-	// cache, as the kubelet computes it: the memory that cannot be reclaimed
-	// without pressure, and what the memory limit and OOM killer act on.
-	MemoryWorkingSetBytes uint64 `json:"memoryWorkingSetBytes"`
-}
-
-// GroupStats is one sample of every running container of a group.
-type GroupStats struct {
-	ID string `json:"id"`
-	// Containers holds the containers that were running, in spec order
-	// (init containers first).
-	Containers []ContainerStats `json:"containers"`
-}
+// ContainerStats and GroupStats are the host seam's (package hostapi).
+type (
+	ContainerStats = hostapi.ContainerStats
+	GroupStats     = hostapi.GroupStats
+)
 
 // Stats samples the CPU and memory use of a group's running containers. A
 // group that does not exist is errdefs.ErrNotFound; one with no running

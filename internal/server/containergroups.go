@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -12,12 +10,12 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/lifecycle"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
-// view renders a stored group for a read: its id, the observed state from
-// the runtime (instanceView, IP), and never a secret.
+// view renders a stored group for a read: its id, the observed state its
+// host's agent wrote (instanceView, IP addresses), and never a secret.
 func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.ContainerGroup {
 	out := cg.Resource
 	out.ID = api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name)
@@ -29,30 +27,30 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 		ip := *props.IPAddress
 		props.IPAddress = &ip
 	}
-	st, err := s.cfg.Host.Status(cg.RuntimeID)
-	if err == nil {
-		if props.IPAddress != nil && st.IP != "" {
-			props.IPAddress.IP, props.IPAddress.PrivateIP = s.publicIP(), st.IP
+	if obs := cg.Observed; obs != nil {
+		if props.IPAddress != nil && obs.IP != "" {
+			props.IPAddress.IP, props.IPAddress.PrivateIP = obs.PublicIP, obs.IP
 			if props.IPAddress.IsPrivate() {
-				props.IPAddress.IP = st.IP
+				props.IPAddress.IP = obs.IP
 			}
 		}
 		if withInstanceView {
-			state := st.State
-			props.InstanceView = &api.GroupInstanceView{State: state, Events: append([]api.Event{}, st.Events...)}
+			props.InstanceView = &api.GroupInstanceView{State: obs.State, Events: append([]api.Event{}, obs.Events...)}
 			for i := range props.Containers {
-				if cs := st.Container(props.Containers[i].Name); cs != nil {
-					props.Containers[i].Properties.InstanceView = containerView(cs)
+				if oc := obs.Container(props.Containers[i].Name); oc != nil {
+					v := oc.View
+					props.Containers[i].Properties.InstanceView = &v
 				}
 			}
 			for i := range props.InitContainers {
-				if cs := st.Container(props.InitContainers[i].Name); cs != nil {
-					props.InitContainers[i].Properties.InstanceView = containerView(cs)
+				if oc := obs.Container(props.InitContainers[i].Name); oc != nil {
+					v := oc.View
+					props.InitContainers[i].Properties.InstanceView = &v
 				}
 			}
 		}
 	} else if withInstanceView {
-		props.InstanceView = &api.GroupInstanceView{State: "Pending", Events: []api.Event{}}
+		props.InstanceView = &api.GroupInstanceView{State: string(lifecycle.GroupPending), Events: []api.Event{}}
 	}
 	out.Properties = props
 	red := api.Redact(&out)
@@ -60,22 +58,6 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 		red = api.StripInstanceView(red)
 	}
 	return *red
-}
-
-func containerView(cs *runtime.ContainerStatus) *api.ContainerInstanceView {
-	cur := cs.CurrentState
-	ready := cs.Ready && cur.State == api.ContainerRunning
-	v := &api.ContainerInstanceView{RestartCount: cs.RestartCount, CurrentState: &cur, Events: append([]api.Event{}, cs.Events...), Ready: &ready}
-	if cs.PreviousState != nil {
-		p := *cs.PreviousState
-		v.PreviousState = &p
-	}
-	return v
-}
-
-// publicIP is the address published ports answer on.
-func (s *Server) publicIP() string {
-	return s.cfg.Host.Network.Config().PublicAddress
 }
 
 func (s *Server) containerGroup(ctx context.Context, p params) (*store.ContainerGroup, error) {
@@ -126,31 +108,35 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	// One compare-and-swap decides on the record as it is when it is
 	// written: a DELETE (of the group or of its resource group) that came
 	// first is never undone, and nothing half-written is left.
-	var recreate bool
 	rec, created, err := s.cfg.Store.CreateOrUpdateContainerGroup(ctx, p["sub"], rg.Name, p["name"], func(old *store.ContainerGroup) (*store.ContainerGroup, error) {
 		now := time.Now().UTC()
 		rec := &store.ContainerGroup{
-			Subscription: p["sub"], ResourceGroup: rg.Name, RuntimeID: controller.RuntimeID(p["sub"], rg.Name, p["name"]),
+			Subscription: p["sub"], ResourceGroup: rg.Name, RuntimeID: store.RuntimeID(p["sub"], rg.Name, p["name"]),
 			Resource: *cg, CreatedAt: now, UpdatedAt: now,
 		}
-		recreate = false
 		if old == nil {
-			rec.Resource.Properties.ProvisioningState = controller.Pending
-			return rec, nil
+			rec.Resource.Properties.ProvisioningState = string(lifecycle.Pending)
+			return rec, lifecycle.Transition(lifecycle.None, lifecycle.Pending, lifecycle.Server)
 		}
-		if old.Resource.Properties.ProvisioningState == controller.Deleting {
+		from := lifecycle.Provisioning(old.Resource.Properties.ProvisioningState)
+		if from == lifecycle.Deleting {
 			return nil, errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning",
 				"The container group '%s' is still transitioning (being deleted); try again later.", old.Resource.Name)
 		}
 		if err := api.ValidateUpdate(&old.Resource, cg); err != nil {
 			return nil, err
 		}
-		recreate = !sameSpec(&old.Resource.Properties, &cg.Properties)
-		if recreate {
-			rec.Resource.Properties.ProvisioningState = controller.Pending
-		} else {
-			rec.Resource.Properties.ProvisioningState = old.Resource.Properties.ProvisioningState
+		// What the controller and the agent wrote stays theirs.
+		rec.Host, rec.Action, rec.Observed = old.Host, old.Action, old.Observed
+		if api.SameContainers(&old.Resource.Properties, &cg.Properties) {
+			rec.Resource.Properties.ProvisioningState = string(from)
 			rec.Error = old.Error
+		} else {
+			// Other containers: the agent recreates the group.
+			if err := lifecycle.Transition(from, lifecycle.Pending, lifecycle.Server); err != nil {
+				return nil, err
+			}
+			rec.Resource.Properties.ProvisioningState = string(lifecycle.Pending)
 		}
 		return rec, nil
 	})
@@ -161,22 +147,10 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if !created {
 		kind = controller.KindUpdate
 	}
-	op, opErr := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name))
-	opID := ""
-	if opErr == nil {
-		opID = op.ID
-	}
-	if created || recreate {
-		go func() {
-			if err := s.cfg.Controller.Apply(context.Background(), rec, opID, recreate); err != nil {
-				s.log.Warn("apply container group", "group", rec.Resource.Name, "err", err)
-			}
-		}()
-	} else {
-		s.cfg.Controller.EndOperation(ctx, opID, nil)
-	}
-	if opErr != nil {
-		return opErr // accepted all the same: the controller runs it
+	// The controller ends the operation once the agent ran this generation.
+	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name), rec.Generation)
+	if err != nil {
+		return err // accepted all the same: the agent runs it
 	}
 	s.metrics.accepted.Inc()
 	s.asyncHeaders(w, r, op)
@@ -186,18 +160,6 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	}
 	writeJSON(w, code, s.view(rec, true))
 	return nil
-}
-
-// sameSpec reports whether two specs run the same containers (tags and
-// read-only fields aside).
-func sameSpec(a, b *api.ContainerGroupProperties) bool {
-	norm := func(p *api.ContainerGroupProperties) []byte {
-		c := *p
-		c.ProvisioningState, c.InstanceView = "", nil
-		data, _ := json.Marshal(c)
-		return data
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
 }
 
 func (s *Server) getContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
@@ -251,9 +213,9 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	// Deleting is recorded first (it refuses further PUTs); the
-	// controller then removes the containers, then the record.
-	cg, err := controller.MarkDeleting(ctx, s.cfg.Store, p["sub"], p["rg"], p["name"])
+	// Deleting is recorded (it refuses further PUTs); the group's agent
+	// then removes the containers, then the record.
+	cg, err := controller.MarkDeleting(ctx, s.cfg.Store, p["sub"], p["rg"], p["name"], grace)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -261,14 +223,9 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	op, opErr := s.newOperation(ctx, p["sub"], controller.KindDelete, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
-	opID := ""
-	if opErr == nil {
-		opID = op.ID
-	}
-	go s.cfg.Controller.Delete(context.Background(), cg, opID, grace)
-	if opErr != nil {
-		return opErr
+	op, err := s.newOperation(ctx, p["sub"], controller.KindDelete, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name), cg.Generation)
+	if err != nil {
+		return err
 	}
 	s.asyncHeaders(w, r, op)
 	writeJSON(w, http.StatusAccepted, s.view(cg, false))
@@ -277,18 +234,19 @@ func (s *Server) deleteContainerGroup(w http.ResponseWriter, r *http.Request, p 
 
 // gracePeriod reads the Skiff extension ?gracePeriodSeconds=N of a delete:
 // the time the containers get between SIGTERM and SIGKILL. Absent, it is
-// the server's --stop-grace (-1 here).
-func gracePeriod(r *http.Request) (time.Duration, error) {
+// the server's --stop-grace (nil here).
+func gracePeriod(r *http.Request) (*time.Duration, error) {
 	v := r.URL.Query().Get("gracePeriodSeconds")
 	if v == "" {
-		return -1, nil
+		return nil, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > 24*3600 {
-		return 0, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidGracePeriod",
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidGracePeriod",
 			"The query parameter 'gracePeriodSeconds' value '%s' is invalid. It must be a whole number of seconds from 0 to 86400.", v)
 	}
-	return time.Duration(n) * time.Second, nil
+	d := time.Duration(n) * time.Second
+	return &d, nil
 }
 
 func (s *Server) listContainerGroups(w http.ResponseWriter, r *http.Request, p params) error {
@@ -329,7 +287,7 @@ func (s *Server) stopContainerGroup(w http.ResponseWriter, r *http.Request, p pa
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Controller.Stop(r.Context(), cg); err != nil {
+	if err := controller.Stop(r.Context(), s.cfg.Store, cg.Subscription, cg.ResourceGroup, cg.Resource.Name); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -337,28 +295,27 @@ func (s *Server) stopContainerGroup(w http.ResponseWriter, r *http.Request, p pa
 }
 
 func (s *Server) startContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
-	return s.lifecycle(w, r, p, "start", http.StatusAccepted, s.cfg.Controller.Start)
+	return s.action(w, r, p, store.ActionStart, controller.KindStart, http.StatusAccepted)
 }
 
 func (s *Server) restartContainerGroup(w http.ResponseWriter, r *http.Request, p params) error {
-	return s.lifecycle(w, r, p, "restart", http.StatusNoContent, s.cfg.Controller.Restart)
+	return s.action(w, r, p, store.ActionRestart, controller.KindRestart, http.StatusNoContent)
 }
 
-func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request, p params, kind string, code int,
-	do func(context.Context, *store.ContainerGroup, string) error) error {
+// action asks the group's agent to start or restart it; the operation ends
+// once the group runs again.
+func (s *Server) action(w http.ResponseWriter, r *http.Request, p params, action, kind string, code int) error {
 	ctx := r.Context()
 	cg, err := s.containerGroup(ctx, p)
 	if err != nil {
 		return err
 	}
-	if cg.Resource.Properties.ProvisioningState == controller.Deleting {
-		return errdefs.WithCode(errdefs.ErrConflict, "ContainerGroupTransitioning", "The container group '%s' is being deleted.", cg.Resource.Name)
-	}
-	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+	seq, err := controller.RequestAction(ctx, s.cfg.Store, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, action)
 	if err != nil {
 		return err
 	}
-	if err := do(context.WithoutCancel(ctx), cg, op.ID); err != nil {
+	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name), seq)
+	if err != nil {
 		return err
 	}
 	s.asyncHeaders(w, r, op)
@@ -392,7 +349,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 	if err != nil {
 		return err
 	}
-	self := controller.RuntimeID(sub, rg, name)
+	self := store.RuntimeID(sub, rg, name)
 	mine := map[string]bool{} // published by this group's current version
 	for _, sb := range subs {
 		groups, err := s.cfg.Store.ListContainerGroups(ctx, sb.ID, "")
@@ -425,5 +382,5 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 			fresh = append(fresh, p)
 		}
 	}
-	return s.cfg.Host.Network.CheckPorts(fresh)
+	return s.cfg.Host.CheckPorts(fresh)
 }

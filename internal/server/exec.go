@@ -20,7 +20,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 )
 
 const maxLogBytes = 4 << 20 // ACI returns up to 4 MB of logs
@@ -50,7 +50,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params)
 		return err
 	}
 	q := r.URL.Query()
-	opts := runtime.LogOptions{Tail: -1, Timestamps: boolParam(q.Get("timestamps")), Previous: boolParam(q.Get("previous"))}
+	opts := hostapi.LogOptions{Tail: -1, Timestamps: boolParam(q.Get("timestamps")), Previous: boolParam(q.Get("previous"))}
 	if t := q.Get("tail"); t != "" {
 		n, err := strconv.ParseInt(t, 10, 32) // ACI's tail is an int32
 		if err != nil || n < 0 {
@@ -95,7 +95,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 type execSession struct {
 	runtimeID, container string
 	command              []string // nil for attach
-	size                 runtime.WindowSize
+	size                 hostapi.WindowSize
 	password             string
 	expires              time.Time
 }
@@ -185,9 +185,9 @@ func (s *Server) containerExec(w http.ResponseWriter, r *http.Request, p params)
 	if err != nil {
 		return err
 	}
-	sess := &execSession{runtimeID: cg.RuntimeID, container: p["container"], command: argv, size: runtime.WindowSize{Rows: 24, Cols: 80}}
+	sess := &execSession{runtimeID: cg.RuntimeID, container: p["container"], command: argv, size: hostapi.WindowSize{Rows: 24, Cols: 80}}
 	if ts := req.TerminalSize; ts != nil && ts.Rows > 0 && ts.Cols > 0 {
-		sess.size = runtime.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}
+		sess.size = hostapi.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}
 	}
 	resp, err := s.newSession(r, sess)
 	if err != nil {
@@ -340,7 +340,7 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 				}
 			}
 		}()
-		_ = s.cfg.Host.Logs(ctx, sess.runtimeID, sess.container, runtime.LogOptions{Tail: -1, Follow: true}, out)
+		_ = s.cfg.Host.Logs(ctx, sess.runtimeID, sess.container, hostapi.LogOptions{Tail: -1, Follow: true}, out)
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "container stopped"), time.Now().Add(time.Second))
 		return
 	}
@@ -358,7 +358,7 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 			}
 		}
 	}()
-	resize := make(chan runtime.WindowSize, 4)
+	resize := make(chan hostapi.WindowSize, 4)
 	go func() {
 		defer close(stdinQ)
 		for {
@@ -382,13 +382,13 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 			var ts api.TerminalSize
 			if json.Unmarshal(msg, &ts) == nil && ts.Rows > 0 && ts.Cols > 0 {
 				select {
-				case resize <- runtime.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}:
+				case resize <- hostapi.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}:
 				default:
 				}
 			}
 		}
 	}()
-	code, err := s.cfg.Host.Exec(ctx, sess.runtimeID, sess.container, runtime.ExecOptions{
+	code, err := s.cfg.Host.Exec(ctx, sess.runtimeID, sess.container, hostapi.ExecOptions{
 		Command: sess.command, TTY: true, Size: sess.size, Resize: resize, Stdin: stdinR, Stdout: out,
 	})
 	msg := fmt.Sprintf("exit code %d", code)

@@ -5,17 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"net/http"
 	"os"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime/image"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 )
 
 // cachedImage is an entry of cachedImages: ARM's CachedImage plus the
@@ -31,7 +28,7 @@ func (s *Server) cachedImages(w http.ResponseWriter, r *http.Request, p params) 
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
 		return err
 	}
-	imgs, err := s.cfg.Host.Images.List()
+	imgs, err := s.cfg.Host.Images().List()
 	if err != nil {
 		return err
 	}
@@ -79,7 +76,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, p params) err
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "The image to pull must be given.")
 	}
 	if !strings.Contains(r.Header.Get("Accept"), ndjsonType) && r.URL.Query().Get("progress") != "true" {
-		img, err := s.cfg.Host.Images.Pull(r.Context(), req.Image, req.Credentials, nil)
+		img, err := s.cfg.Host.Images().Pull(r.Context(), req.Image, req.Credentials, nil)
 		if err != nil {
 			return errdefs.WithCode(classOf(err), "InaccessibleImage", "%v", err)
 		}
@@ -97,8 +94,8 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, p params) err
 			flusher.Flush()
 		}
 	}
-	img, err := s.cfg.Host.Images.Pull(r.Context(), req.Image, req.Credentials, func(p image.Progress) {
-		e := pullEvent{Layer: p.Layer, Status: string(p.Status), Complete: p.Complete, Total: p.Total, Attempt: p.Attempt, Message: p.Message}
+	img, err := s.cfg.Host.Images().Pull(r.Context(), req.Image, req.Credentials, func(p hostapi.ImageProgress) {
+		e := pullEvent{Layer: p.Layer, Status: p.Status, Complete: p.Complete, Total: p.Total, Attempt: p.Attempt, Message: p.Message}
 		if p.Delay > 0 {
 			e.Delay = p.Delay.String()
 		}
@@ -148,7 +145,7 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, p params) e
 		}
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "read the image archive: %v", err)
 	}
-	imgs, err := s.cfg.Host.Images.Import(r.Context(), f.Name())
+	imgs, err := s.cfg.Host.Images().Import(r.Context(), f.Name())
 	if err != nil {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImageArchive", "%v", err)
 	}
@@ -168,7 +165,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	if ref == "" {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "The image to remove must be given (?image=).")
 	}
-	target, err := s.cfg.Host.Images.Get(ref)
+	target, err := s.cfg.Host.Images().Get(ref)
 	if err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
 			return errdefs.WithCode(errdefs.ErrNotFound, "ImageNotFound", "The image '%s' is not on this host.", ref)
@@ -184,7 +181,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	var own []string
 	others := false
 	for img, groups := range users {
-		if u, err := s.cfg.Host.Images.Get(img); err == nil && (u.Ref == target.Ref || u.Digest == target.Digest) {
+		if u, err := s.cfg.Host.Images().Get(img); err == nil && (u.Ref == target.Ref || u.Digest == target.Digest) {
 			for _, g := range groups {
 				if g.sub == p["sub"] {
 					own = append(own, g.group)
@@ -202,7 +199,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	case others:
 		return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container groups on this host.", ref)
 	}
-	if err := s.cfg.Host.Images.Remove(ref); err != nil {
+	if err := s.cfg.Host.Images().Remove(ref); err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
 			return errdefs.WithCode(errdefs.ErrNotFound, "ImageNotFound", "The image '%s' is not on this host.", ref)
 		}
@@ -240,60 +237,4 @@ func (s *Server) imageUsers(ctx context.Context) (map[string][]imageUser, error)
 		}
 	}
 	return out, nil
-}
-
-// RunImageGC applies the image GC policy every interval until ctx ends,
-// never removing an image in use (imagesInUse).
-func (s *Server) RunImageGC(ctx context.Context, p image.GCPolicy, interval time.Duration) {
-	if interval <= 0 {
-		interval = 5 * time.Minute
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		res, err := s.cfg.Host.Images.ApplyGCPolicy(ctx, p, func() ([]string, error) { return s.imagesInUse(ctx) })
-		if err != nil {
-			s.log.Warn("image gc failed", "err", err)
-			continue
-		}
-		if res.Triggered {
-			s.log.Info("image gc", "usedBefore", res.UsedBefore, "usedAfter", res.UsedAfter, "removed", res.Removed, "freedBytes", res.FreedBytes)
-		}
-	}
-}
-
-// imagesInUse lists the images GC must keep: from the runtime's records,
-// every image of every group it holds (running, stopped, finished, or being
-// created right now, between pull and start), as written and by the
-// manifest digest it runs, so a tag pointed elsewhere since keeps the old
-// layers; and every image a stored group names, for accepted groups the
-// runtime has not been asked to create yet. The GC policy calls it while it
-// holds the image store, after which the runtime can only record groups
-// whose images it looks up after GC.
-func (s *Server) imagesInUse(ctx context.Context) ([]string, error) {
-	set := map[string]bool{}
-	for _, id := range s.cfg.Host.List() {
-		st, err := s.cfg.Host.Status(id)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		for _, c := range st.Containers {
-			set[c.Image] = true
-			set[c.ImageID] = true
-		}
-	}
-	users, err := s.imageUsers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for img := range users {
-		set[img] = true
-	}
-	delete(set, "")
-	return slices.Sorted(maps.Keys(set)), nil
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
@@ -91,7 +91,7 @@ type cpuSamples struct {
 	last map[string]cpuSample
 }
 
-func (c *cpuSamples) rate(key string, cur runtime.ContainerStats) (float64, bool) {
+func (c *cpuSamples) rate(key string, cur hostapi.ContainerStats) (float64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev, ok := c.last[key]
@@ -103,7 +103,7 @@ func (c *cpuSamples) rate(key string, cur runtime.ContainerStats) (float64, bool
 
 // cpuRate is the CPU use between two samples in millicores; ok is false when
 // they are not from the same run or too close or far apart.
-func cpuRate(prev cpuSample, cur runtime.ContainerStats) (float64, bool) {
+func cpuRate(prev cpuSample, cur hostapi.ContainerStats) (float64, bool) {
 	age := cur.Time.Sub(prev.at)
 	if age < cpuRateMinAge || age > cpuRateMaxAge || !prev.start.Equal(cur.StartTime) || cur.CPUNanos < prev.nanos {
 		return 0, false
@@ -111,7 +111,7 @@ func cpuRate(prev cpuSample, cur runtime.ContainerStats) (float64, bool) {
 	return float64(cur.CPUNanos-prev.nanos) / float64(age.Nanoseconds()) * 1000, true
 }
 
-func (c *cpuSamples) store(id string, st *runtime.GroupStats) {
+func (c *cpuSamples) store(id string, st *hostapi.GroupStats) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.last == nil {
@@ -229,7 +229,7 @@ func (s *Server) containerGroupMetrics(w http.ResponseWriter, r *http.Request, p
 // sampleMetrics samples the group; with withRate, it also returns each
 // container's CPU rate in millicores (see cpuSamples). A group that is
 // not running has no samples.
-func (s *Server) sampleMetrics(ctx context.Context, cg *store.ContainerGroup, withRate bool) ([]runtime.ContainerStats, map[string]float64, error) {
+func (s *Server) sampleMetrics(ctx context.Context, cg *store.ContainerGroup, withRate bool) ([]hostapi.ContainerStats, map[string]float64, error) {
 	id := cg.RuntimeID
 	st, err := s.cfg.Host.Stats(ctx, id)
 	if errdefs.Is(err, errdefs.ErrNotFound) || errdefs.Is(err, errdefs.ErrConflict) {
@@ -278,7 +278,7 @@ func (s *Server) sampleMetrics(ctx context.Context, cg *store.ContainerGroup, wi
 // buildMetrics renders the samples in Azure Monitor's shape: without a
 // containerName filter one api.TimeSeries with the group's sums, with one a
 // api.TimeSeries per selected container.
-func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.ContainerStats, rates map[string]float64, now time.Time) *api.MetricsResponse {
+func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []hostapi.ContainerStats, rates map[string]float64, now time.Time) *api.MetricsResponse {
 	resID := api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name)
 	interval := mq.interval
 	if interval == "" {
@@ -290,7 +290,7 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 	}
 	out := &api.MetricsResponse{Timespan: timespan, Interval: interval, Namespace: api.ResourceType,
 		ResourceRegion: cg.Resource.Location, Value: []api.Metric{}}
-	var sel []runtime.ContainerStats
+	var sel []hostapi.ContainerStats
 	for _, cs := range samples {
 		if mq.selects(cs.Name) {
 			sel = append(sel, cs)
@@ -303,7 +303,7 @@ func buildMetrics(cg *store.ContainerGroup, mq *metricsQuery, samples []runtime.
 			Name: api.LocalizableString{Value: d.name, LocalizedValue: d.localized}, DisplayDescription: d.description,
 			Unit: d.unit, Timeseries: []api.TimeSeries{}, ErrorCode: "Success",
 		}
-		value := func(cs runtime.ContainerStats) (float64, bool) {
+		value := func(cs hostapi.ContainerStats) (float64, bool) {
 			switch d.name {
 			case MetricCPUUsage:
 				v, ok := rates[cs.Name]

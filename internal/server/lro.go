@@ -6,21 +6,14 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
-func (s *Server) newOperation(ctx context.Context, sub, kind, resourceID string) (*store.Operation, error) {
-	op := store.Operation{ID: uuid.NewString(), Subscription: sub, Location: s.cfg.Location, ResourceID: resourceID,
-		Kind: kind, Status: api.OperationInProgress, StartTime: time.Now().UTC()}
-	if err := s.cfg.Store.PutOperation(ctx, op); err != nil {
-		return nil, err
-	}
-	return &op, nil
+func (s *Server) newOperation(ctx context.Context, sub, kind, resourceID string, target int64) (*store.Operation, error) {
+	return controller.Begin(ctx, s.cfg.Store, sub, s.cfg.Location, kind, resourceID, target)
 }
 
 func baseURL(r *http.Request) string {
@@ -53,14 +46,12 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p params) 
 		out.EndTime = op.EndTime.Format(time.RFC3339Nano)
 	}
 	if sub, rg, name, err := api.ParseResourceID(op.ResourceID); err == nil {
-		if cg, err := s.cfg.Store.GetContainerGroup(r.Context(), sub, rg, name); err == nil {
-			if st, err := s.cfg.Host.Status(cg.RuntimeID); err == nil {
-				events := append([]api.Event{}, st.Events...)
-				for _, c := range st.Containers {
-					events = append(events, c.Events...)
-				}
-				out.Properties = &api.OperationStatusDetails{Events: events}
+		if cg, err := s.cfg.Store.GetContainerGroup(r.Context(), sub, rg, name); err == nil && cg.Observed != nil {
+			events := append([]api.Event{}, cg.Observed.Events...)
+			for _, c := range cg.Observed.Containers {
+				events = append(events, c.View.Events...)
 			}
+			out.Properties = &api.OperationStatusDetails{Events: events}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

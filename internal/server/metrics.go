@@ -31,7 +31,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	groups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "skiff_container_groups", Help: "Container groups known to the host runtime.",
-	}, func() float64 { return float64(len(s.cfg.Host.List())) })
+	}, func() float64 { return float64(s.cfg.Host.GroupCount()) })
 	reg.MustRegister(m.requests, m.latency, m.accepted, groups,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

@@ -228,14 +228,10 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 	if err != nil {
 		return err
 	}
-	op, opErr := s.newOperation(ctx, rg.Subscription, controller.KindResourceGroupDelete, controller.ResourceGroupID(rg.Subscription, rg.Name))
-	var ops []string
-	if opErr == nil {
-		ops = append(ops, op.ID)
-	}
-	go s.cfg.Controller.DeleteResourceGroup(context.Background(), rg.Subscription, rg.Name, ops...)
-	if opErr != nil {
-		return opErr
+	// The controller deletes its groups, then it, and ends the operation.
+	op, err := s.newOperation(ctx, rg.Subscription, controller.KindResourceGroupDelete, controller.ResourceGroupID(rg.Subscription, rg.Name), 0)
+	if err != nil {
+		return err
 	}
 	s.asyncHeaders(w, r, op)
 	w.WriteHeader(http.StatusAccepted)

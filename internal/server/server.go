@@ -25,17 +25,18 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/atomicfile"
-	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
 // Config configures a Server.
 type Config struct {
-	Store      store.Store
-	Host       *runtime.Host
-	Controller *controller.Controller
+	Store store.Store
+	// Host is the seam to the host agent: logs, exec, metrics samples,
+	// images and the published-port check. Everything else the server
+	// reads and writes in the store.
+	Host hostapi.Host
 	// Security is what the operator allows a securityContext beyond the
 	// defaults; a PUT asking for more is refused with a 400 before
 	// anything is stored.

@@ -3,47 +3,28 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/skiff-sh/skiff/internal/agent/fakeagent"
 	"github.com/skiff-sh/skiff/internal/controller"
-	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
 const testToken = "test-token"
 
-// noRuntime is the controller's runtime in these tests: it refuses to
-// create anything, so an accepted group ends Failed. A fake because the
-// bodies here (and the fuzzer's) name arbitrary images on arbitrary
-// registries, which a real runtime would pull from the network. The host
-// runtime the server reads from (runtime.Open in a temp dir) is real.
-type noRuntime struct{}
-
-func (noRuntime) Create(context.Context, string, runtime.GroupSpec) error {
-	return fmt.Errorf("these tests run no containers: %w", errdefs.ErrNotImplemented)
-}
-func (noRuntime) Status(id string) (*runtime.GroupStatus, error) {
-	return nil, fmt.Errorf("group %s: %w", id, errdefs.ErrNotFound)
-}
-func (noRuntime) Stop(context.Context, string) error                  { return nil }
-func (noRuntime) Start(context.Context, string) error                 { return nil }
-func (noRuntime) Restart(context.Context, string) error               { return nil }
-func (noRuntime) Delete(context.Context, string, time.Duration) error { return nil }
-func (noRuntime) List() []string                                      { return nil }
-
-// testEnv is a Server on a real bbolt store and a host runtime in a temp
-// dir, with a resource group "rg".
+// testEnv is a Server on a real bbolt store with the real controller and
+// the fake agent (package fakeagent: the bodies here, and the fuzzer's,
+// name arbitrary images on arbitrary registries that a real runtime would
+// pull from the network), with a resource group "rg".
 type testEnv struct {
 	srv  *Server
+	host *fakeagent.Agent
 	http *httptest.Server
 	sub  string
 }
@@ -65,17 +46,17 @@ func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := runtime.Open(ctx, runtime.HostOptions{DataDir: dir, PublicAddress: "127.0.0.1",
-		NetworkName: "skiff-servertest", BridgeName: "skiff-st0"})
-	if err != nil {
+	runCtx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	host := fakeagent.Start(runCtx, st)
+	if err := controller.New(controller.Config{Store: st, Host: fakeagent.Name}).Start(runCtx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { host.Close() })
-	cfg := Config{Store: st, Host: host, Controller: controller.New(st, noRuntime{}, nil), Token: testToken}
+	cfg := Config{Store: st, Host: host, Token: testToken}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	e := &testEnv{srv: New(cfg), sub: sub}
+	e := &testEnv{srv: New(cfg), host: host, sub: sub}
 	e.http = httptest.NewServer(e.srv)
 	t.Cleanup(e.http.Close)
 	if code, _, body := e.do(t, "PUT", e.rgPath(), `{"location":"local"}`); code != 201 {

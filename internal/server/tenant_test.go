@@ -3,15 +3,11 @@ package server
 import (
 	"context"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
+	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/store"
-	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 // TestConflictsNameNoOtherTenant: a port conflict (409 PortAlreadyInUse)
@@ -21,20 +17,9 @@ func TestConflictsNameNoOtherTenant(t *testing.T) {
 	e := newTestEnv(t, nil)
 	ctx := context.Background()
 
-	// The image on the host, imported (no registry needed).
-	img := testenv.BusyboxImage(t, testenv.ImageOptions{})
-	tag, err := name.NewTag("tenant/busybox:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tar := filepath.Join(t.TempDir(), "img.tar")
-	if err := tarball.WriteToFile(tar, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.srv.cfg.Host.Images.Import(ctx, tar); err != nil {
-		t.Fatal(err)
-	}
+	// The image in the (fake) host's cache.
 	const image = "tenant/busybox:1"
+	e.host.AddImage(hostapi.Image{Name: image, Ref: "index.docker.io/tenant/busybox:1", Digest: "sha256:" + strings.Repeat("ab", 32)})
 
 	// A second subscription, "other", with its own resource group.
 	other := "00000000-0000-0000-0000-00000000beef"

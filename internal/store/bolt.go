@@ -144,6 +144,7 @@ type BoltOptions struct {
 type Bolt struct {
 	db   *bolt.DB
 	seal *seal.Sealer
+	hub  hub
 }
 
 var _ Store = (*Bolt)(nil)
@@ -319,6 +320,23 @@ func (b *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return b.db.Update(fn)
 }
 
+// write is update for a write that watchers hear of: once it committed, c
+// is published.
+func (b *Bolt) write(ctx context.Context, c Change, fn func(tx *bolt.Tx) error) error {
+	if err := b.update(ctx, fn); err != nil {
+		return err
+	}
+	b.hub.publish(c)
+	return nil
+}
+
+// Watch returns the changes committed from now on until ctx ends.
+func (b *Bolt) Watch(ctx context.Context) <-chan Change { return b.hub.watch(ctx) }
+
+func rgChange(sub, name string) Change {
+	return Change{Kind: ResourceGroupChange, Subscription: key(sub), ResourceGroup: key(name)}
+}
+
 // PutSubscription creates or replaces a subscription; a replacement keeps
 // the stored ID's case and CreatedAt.
 func (b *Bolt) PutSubscription(ctx context.Context, s Subscription) error {
@@ -373,7 +391,7 @@ func (b *Bolt) PutResourceGroup(ctx context.Context, rg ResourceGroup) (created 
 	if err := required("resource group name", rg.Name); err != nil {
 		return false, err
 	}
-	err = b.update(ctx, func(tx *bolt.Tx) error {
+	err = b.write(ctx, rgChange(rg.Subscription, rg.Name), func(tx *bolt.Tx) error {
 		bk, err := createBuckets(tx, bucketResourceGroups, key(rg.Subscription))
 		if err != nil {
 			return err
@@ -418,7 +436,7 @@ func (b *Bolt) ListResourceGroups(ctx context.Context, sub string) ([]ResourceGr
 // DeleteResourceGroup deletes an empty resource group. It does not cascade:
 // while container groups remain it fails with errdefs.ErrConflict.
 func (b *Bolt) DeleteResourceGroup(ctx context.Context, sub, name string) error {
-	return b.update(ctx, func(tx *bolt.Tx) error {
+	return b.write(ctx, rgChange(sub, name), func(tx *bolt.Tx) error {
 		if _, err := getResourceGroup(tx, sub, name); err != nil {
 			return err
 		}
@@ -444,7 +462,7 @@ func (b *Bolt) PutContainerGroup(ctx context.Context, cg ContainerGroup) (create
 	if err := required("container group name", cg.Resource.Name); err != nil {
 		return false, err
 	}
-	err = b.update(ctx, func(tx *bolt.Tx) error {
+	err = b.write(ctx, GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name), func(tx *bolt.Tx) error {
 		rg, err := getResourceGroup(tx, cg.Subscription, cg.ResourceGroup)
 		if err != nil {
 			return err
@@ -520,7 +538,7 @@ func (b *Bolt) ListContainerGroups(ctx context.Context, sub, rg string) ([]Conta
 
 // DeleteContainerGroup deletes a container group.
 func (b *Bolt) DeleteContainerGroup(ctx context.Context, sub, rg, name string) error {
-	return b.update(ctx, func(tx *bolt.Tx) error {
+	return b.write(ctx, GroupChange(sub, rg, name), func(tx *bolt.Tx) error {
 		bk, err := containerGroups(tx, sub, rg)
 		if err != nil {
 			return err
@@ -538,7 +556,7 @@ func (b *Bolt) DeleteContainerGroup(ctx context.Context, sub, rg, name string) e
 // (errdefs.ErrInvalidArgument).
 func (b *Bolt) UpdateContainerGroup(ctx context.Context, sub, rg, name string, f func(*ContainerGroup) error) (*ContainerGroup, error) {
 	var cg ContainerGroup
-	err := b.update(ctx, func(tx *bolt.Tx) error {
+	err := b.write(ctx, GroupChange(sub, rg, name), func(tx *bolt.Tx) error {
 		bk, err := containerGroups(tx, sub, rg)
 		if err != nil {
 			return err
@@ -572,7 +590,7 @@ func (b *Bolt) PutOperation(ctx context.Context, op Operation) error {
 	if err := required("operation id", op.ID); err != nil {
 		return err
 	}
-	return b.update(ctx, func(tx *bolt.Tx) error {
+	return b.write(ctx, Change{Kind: OperationChange, Subscription: key(op.Subscription), Name: op.ID}, func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket([]byte(bucketOperations)), key(op.ID), op)
 	})
 }

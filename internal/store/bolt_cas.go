@@ -18,7 +18,7 @@ import (
 // returned as is. f may not rename the group (errdefs.ErrInvalidArgument).
 func (b *Bolt) UpdateResourceGroup(ctx context.Context, sub, name string, f func(*ResourceGroup) error) (*ResourceGroup, error) {
 	var rg *ResourceGroup
-	err := b.update(ctx, func(tx *bolt.Tx) error {
+	err := b.write(ctx, rgChange(sub, name), func(tx *bolt.Tx) error {
 		var err error
 		if rg, err = getResourceGroup(tx, sub, name); err != nil {
 			return err
@@ -51,7 +51,7 @@ func (b *Bolt) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, na
 	}
 	var out *ContainerGroup
 	var created bool
-	err := b.update(ctx, func(tx *bolt.Tx) error {
+	err := b.write(ctx, GroupChange(sub, rgName, name), func(tx *bolt.Tx) error {
 		rg, err := getResourceGroup(tx, sub, rgName)
 		if err != nil {
 			return err
@@ -99,7 +99,7 @@ func (b *Bolt) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, na
 // it, in one transaction; ok's error is returned as is and nothing is
 // deleted.
 func (b *Bolt) DeleteContainerGroupIf(ctx context.Context, sub, rg, name string, ok func(*ContainerGroup) error) error {
-	return b.update(ctx, func(tx *bolt.Tx) error {
+	return b.write(ctx, GroupChange(sub, rg, name), func(tx *bolt.Tx) error {
 		bk, err := containerGroups(tx, sub, rg)
 		if err != nil {
 			return err

@@ -9,6 +9,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
@@ -55,20 +58,97 @@ type ContainerGroup struct {
 	Generation int64     `json:"generation"`
 	CreatedAt  time.Time `json:"createdAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
+
+	// Host is the host agent the controller placed the group on; "" until
+	// it is placed. Only that agent runs it.
+	Host string `json:"host,omitempty"`
+	// Action is the last stop, start or restart asked of the group.
+	Action Action `json:"action,omitzero"`
+	// DeleteGrace is the time between SIGTERM and SIGKILL a DELETE asked
+	// for (nil: the host's default).
+	DeleteGrace *time.Duration `json:"deleteGrace,omitempty"`
+	// Observed is what the group's host agent last saw of it. Only the
+	// agent writes it; every other writer keeps it as it is.
+	Observed *Observed `json:"observed,omitempty"`
+}
+
+// Action kinds.
+const (
+	ActionStop    = "stop"
+	ActionStart   = "start"
+	ActionRestart = "restart"
+)
+
+// Action is a stop, start or restart asked of a group. Seq increases with
+// each; the agent carries out the newest it has not (Observed.ActionSeq),
+// so two asked in a row are one, the later.
+type Action struct {
+	Kind string `json:"kind,omitempty"`
+	Seq  int64  `json:"seq,omitempty"`
+}
+
+// Observed is a group's state as its host agent saw it last: what GET
+// shows as the instanceView and the IP addresses.
+type Observed struct {
+	// Generation is the spec generation the host runs (or failed to).
+	Generation int64 `json:"generation"`
+	// ActionSeq is the last Action.Seq the host carried out, and
+	// ActionError its failure.
+	ActionSeq   int64          `json:"actionSeq,omitempty"`
+	ActionError *api.ErrorBody `json:"actionError,omitempty"`
+	// State is the group's instanceView state (api.Group*).
+	State string `json:"state"`
+	// Error is a failure for good before or while starting (an image
+	// that cannot be pulled).
+	Error *api.ErrorBody `json:"error,omitempty"`
+	// DeleteError is why removing a Deleting group failed; the agent
+	// tries again on its next start.
+	DeleteError *api.ErrorBody `json:"deleteError,omitempty"`
+	// IP is the group's private address; PublicIP the host address its
+	// published ports answer on.
+	IP         string              `json:"ip,omitempty"`
+	PublicIP   string              `json:"publicIP,omitempty"`
+	Events     []api.Event         `json:"events,omitempty"`
+	Containers []ObservedContainer `json:"containers,omitempty"`
+	UpdatedAt  time.Time           `json:"updatedAt"`
+}
+
+// ObservedContainer is one container's instanceView.
+type ObservedContainer struct {
+	Name string                    `json:"name"`
+	Init bool                      `json:"init,omitempty"`
+	View api.ContainerInstanceView `json:"view"`
+}
+
+// Container returns the observed container of that name, or nil.
+func (o *Observed) Container(name string) *ObservedContainer {
+	if o == nil {
+		return nil
+	}
+	for i := range o.Containers {
+		if o.Containers[i].Name == name {
+			return &o.Containers[i]
+		}
+	}
+	return nil
 }
 
 // Operation is a long-running operation, polled through its
 // Azure-AsyncOperation URL.
 type Operation struct {
-	ID           string         `json:"id"` // a GUID
-	Subscription string         `json:"subscription"`
-	Location     string         `json:"location"`
-	ResourceID   string         `json:"resourceID"` // ARM id of the target resource
-	Kind         string         `json:"kind"`       // create, update, delete, start, restart
-	Status       string         `json:"status"`     // api.Operation*
-	Error        *api.ErrorBody `json:"error,omitempty"`
-	StartTime    time.Time      `json:"startTime"`
-	EndTime      time.Time      `json:"endTime,omitzero"`
+	ID           string `json:"id"` // a GUID
+	Subscription string `json:"subscription"`
+	Location     string `json:"location"`
+	ResourceID   string `json:"resourceID"` // ARM id of the target resource
+	Kind         string `json:"kind"`       // create, update, delete, start, restart
+	// Target is what the operation waits for: the generation a create or
+	// update wrote, a delete marked, or the Action.Seq of a start or
+	// restart.
+	Target    int64          `json:"target,omitempty"`
+	Status    string         `json:"status"` // api.Operation*
+	Error     *api.ErrorBody `json:"error,omitempty"`
+	StartTime time.Time      `json:"startTime"`
+	EndTime   time.Time      `json:"endTime,omitzero"`
 }
 
 // Store persists resources. Every method is safe for concurrent use. Get and
@@ -122,5 +202,19 @@ type Store interface {
 	GetMeta(ctx context.Context, key string) (string, error)
 	PutMeta(ctx context.Context, key, value string) error
 
+	// Watch returns the container groups, resource groups and operations
+	// that writes change from now on, in commit order, until ctx ends
+	// (then the channel is closed). Controllers and agents react to it
+	// instead of polling.
+	Watch(ctx context.Context) <-chan Change
+
 	Close() error
+}
+
+// RuntimeID is the host runtime's id of a container group: stable, derived
+// from its ARM identity, so a retried or recovered create never makes a
+// second group.
+func RuntimeID(sub, rg, name string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(sub + "/" + rg + "/" + name)))
+	return "cg-" + hex.EncodeToString(sum[:10])
 }

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/store"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
@@ -137,7 +137,7 @@ func TestCrashPutRacingDelete(t *testing.T) {
 	}
 	const name = "g"
 	path := s.cgURL("race", name)
-	id := controller.RuntimeID(s.sub, "race", name)
+	id := store.RuntimeID(s.sub, "race", name)
 	spec := func(v string) map[string]any {
 		return groupBody(image, func(p map[string]any) {
 			delete(container0(p), "ports")
@@ -279,7 +279,7 @@ func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 		if code, _, raw := s.request("PUT", s.cgURL("doomed", name), groupBody(image, noPorts), nil); code != 201 {
 			t.Fatalf("%s: %d %s", name, code, raw)
 		}
-		ids = append(ids, controller.RuntimeID(s.sub, "doomed", name))
+		ids = append(ids, store.RuntimeID(s.sub, "doomed", name))
 	}
 	for i := range 3 {
 		if _, g := s.settle(t, "doomed", fmt.Sprint("d", i), 60*time.Second); g.Properties.InstanceView == nil || g.Properties.InstanceView.State != "Running" {
@@ -349,7 +349,7 @@ func TestCrashGroupDeleteResumes(t *testing.T) {
 		t.Fatalf("create: %d %s", code, raw)
 	}
 	s.settle(t, "one", "victim", 60*time.Second)
-	id := controller.RuntimeID(s.sub, "one", "victim")
+	id := store.RuntimeID(s.sub, "one", "victim")
 
 	code, hdr, raw := s.request("DELETE", s.cgURL("one", "victim"), nil, nil)
 	opURL := hdr.Get("Azure-AsyncOperation")

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
@@ -279,15 +280,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	security := api.SecurityPolicy{AllowPrivileged: o.AllowPrivileged, AllowCustomSeccomp: o.AllowCustomSeccomp}
-	var ctlp atomic.Pointer[controller.Controller]
+	var agp atomic.Pointer[agent.Agent]
 	host, err := runtime.Open(ctx, runtime.HostOptions{
 		NetworkPolicy: netPolicy,
 		DataDir:       o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
 		BridgeName: o.Bridge, Subnet: o.Subnet, Sealer: sealer, IDMap: idmap, Security: security,
 		GroupPidsLimit: o.GroupPidsLimit, GitRepoMaxBytes: o.GitRepoSizeLimit.Value(), GitRepoTimeout: o.GitRepoTimeout,
 		Logger: log, OnChange: func(id string) {
-			if ctl := ctlp.Load(); ctl != nil {
-				ctl.OnChange(id)
+			if ag := agp.Load(); ag != nil {
+				ag.OnRuntimeChange(id)
 			}
 		},
 	})
@@ -301,15 +302,21 @@ func Run(ctx context.Context, o Options) error {
 	for reg, m := range regs.Mirrors {
 		log.Info("registry mirrors", "registry", reg, "endpoints", m.Endpoints, "disableOrigin", m.DisableOrigin)
 	}
-	ctl := controller.New(st, host.Runtime, log.With("component", "controller"))
-	ctlp.Store(ctl)
-	if err := ctl.Resume(ctx); err != nil {
-		return fmt.Errorf("resume: %w", err)
+	// The embedded mode: the control plane and this host's agent in one
+	// process, meeting in the store (and the agent's streams in-process).
+	ag := agent.New(agent.Config{Store: st, Host: host, Logger: log.With("component", "agent")})
+	agp.Store(ag)
+	if err := ag.Start(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
-	srv := server.New(server.Config{Store: st, Host: host, Controller: ctl, Token: token,
+	ctl := controller.New(controller.Config{Store: st, Host: ag.Name(), Logger: log.With("component", "controller")})
+	if err := ctl.Start(ctx); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	srv := server.New(server.Config{Store: st, Host: ag, Token: token,
 		Security: security, Location: o.Location, Logger: log.With("component", "server"),
 		MaxImageImportSize: o.MaxImageImportSize.Value(), ExecSessionsPerGroup: o.ExecSessionsPerGroup})
-	go srv.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
+	go ag.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err

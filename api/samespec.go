@@ -1,0 +1,32 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+)
+
+// SameContainers reports whether two specs run the same containers: they
+// differ at most in read-only fields (provisioningState, instanceView). A
+// PUT that keeps the containers leaves a running group alone.
+func SameContainers(a, b *ContainerGroupProperties) bool {
+	norm := func(p *ContainerGroupProperties) []byte {
+		c := *p
+		c.ProvisioningState, c.InstanceView = "", nil
+		data, _ := json.Marshal(c)
+		return data
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+// Images lists the images a group's containers and init containers name,
+// as written.
+func (p *ContainerGroupProperties) Images() []string {
+	var out []string
+	for _, c := range p.InitContainers {
+		out = append(out, c.Properties.Image)
+	}
+	for _, c := range p.Containers {
+		out = append(out, c.Properties.Image)
+	}
+	return out
+}

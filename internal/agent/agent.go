@@ -1,0 +1,351 @@
+// Package agent is a host's agent: it owns the host's runtime. It takes
+// the container groups placed on its host from the store, drives the
+// runtime to run them as they are desired, and writes what it observes
+// back into the store (store.Observed: the instanceView, addresses,
+// events, exit codes, restart counts and readiness). It also serves the
+// control plane's streams for its groups (hostapi.Host: logs, exec,
+// metrics, images).
+//
+// What the agent owns in the lifecycle (package lifecycle draws it all):
+//   - the runtime: create, recreate when a PUT changed the containers,
+//     stop, start, restart, delete;
+//   - store.Observed, which nobody else writes;
+//   - the removal of a Deleting record, once the runtime removed the
+//     group (Deleting → gone).
+//
+// Every change of a group (a write to its record, or a change the runtime
+// reports) puts the group's key on one work queue; a key is worked by one
+// worker at a time, and each pass reads the record as it is now, so a burst
+// of changes is one pass and a later PUT or DELETE always wins. Start
+// resyncs: every group placed here is worked once, and runtime groups
+// without a record are removed, so whatever a killed server left half done
+// is finished.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/hostapi"
+	"github.com/skiff-sh/skiff/internal/lifecycle"
+	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/store"
+)
+
+// DefaultName is the name of the embedded mode's one host.
+const DefaultName = "local"
+
+// Config configures an Agent.
+type Config struct {
+	// Name is the host's name: the agent runs the groups placed on it
+	// (store.ContainerGroup.Host). Default DefaultName.
+	Name  string
+	Store store.Store
+	Host  *runtime.Host
+	// Workers is how many groups are worked at once (default 64): a
+	// delete waits out its grace period, and others go on meanwhile.
+	Workers int
+	Logger  *slog.Logger
+}
+
+// Agent runs the groups placed on one host.
+type Agent struct {
+	cfg   Config
+	st    store.Store
+	rt    *runtime.Host
+	log   *slog.Logger
+	queue workqueue.TypedRateLimitingInterface[store.Change]
+
+	mu sync.Mutex
+	// keys maps the runtime ids of the groups the agent knows to their
+	// store keys, for the runtime's change reports.
+	keys map[string]store.Change
+}
+
+var _ hostapi.Host = (*Agent)(nil)
+
+// New returns an agent; Start starts it. Pass its OnRuntimeChange to the
+// runtime as its change callback.
+func New(cfg Config) *Agent {
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, st: cfg.Store, rt: cfg.Host, log: cfg.Logger, keys: map[string]store.Change{},
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[store.Change](50*time.Millisecond, 30*time.Second))}
+}
+
+// Name is the host's name.
+func (a *Agent) Name() string { return a.cfg.Name }
+
+// Start resyncs with the store (removing runtime groups that have no
+// record, and queueing every group placed here) and then works changes
+// until ctx ends.
+func (a *Agent) Start(ctx context.Context) error {
+	changes := a.st.Watch(ctx) // before the listing: nothing written after it is missed
+	known := map[string]bool{}
+	subs, err := a.st.ListSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		cgs, err := a.st.ListContainerGroups(ctx, s.ID, "")
+		if err != nil {
+			return err
+		}
+		for _, cg := range cgs {
+			known[cg.RuntimeID] = true
+			a.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+		}
+	}
+	for _, id := range a.rt.List() {
+		if !known[id] {
+			a.log.Info("removing runtime group without a record", "id", id)
+			if err := a.rt.Delete(ctx, id, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+				a.log.Warn("remove orphan group", "id", id, "err", err)
+			}
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		a.queue.ShutDown()
+	}()
+	go func() {
+		for c := range changes {
+			if c.Kind == store.ContainerGroupChange {
+				a.queue.Add(c)
+			}
+		}
+	}()
+	for range a.cfg.Workers {
+		go a.work(context.WithoutCancel(ctx))
+	}
+	return nil
+}
+
+// OnRuntimeChange is the runtime's change callback: the group is worked
+// again, which writes what the runtime reports now.
+func (a *Agent) OnRuntimeChange(id string) {
+	a.mu.Lock()
+	k, ok := a.keys[id]
+	a.mu.Unlock()
+	if ok {
+		a.queue.Add(k)
+	}
+}
+
+func (a *Agent) work(ctx context.Context) {
+	for {
+		k, quit := a.queue.Get()
+		if quit {
+			return
+		}
+		if err := a.reconcile(ctx, k); err != nil {
+			a.log.Warn("work group", "group", k.Name, "err", err)
+			a.queue.AddRateLimited(k)
+		} else {
+			a.queue.Forget(k)
+		}
+		a.queue.Done(k)
+	}
+}
+
+// reconcile makes the runtime run the group as its record says, and
+// writes what it observes.
+func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
+	id := store.RuntimeID(k.Subscription, k.ResourceGroup, k.Name)
+	cg, err := a.st.GetContainerGroup(ctx, k.Subscription, k.ResourceGroup, k.Name)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		a.forget(id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cg.Host != a.cfg.Name {
+		return nil // not placed here (yet)
+	}
+	a.mu.Lock()
+	a.keys[id] = k
+	a.mu.Unlock()
+	if lifecycle.Provisioning(cg.Resource.Properties.ProvisioningState) == lifecycle.Deleting {
+		return a.remove(ctx, cg)
+	}
+	obs := store.Observed{}
+	if cg.Observed != nil {
+		obs = *cg.Observed
+	}
+	_, statusErr := a.rt.Status(id)
+	inRuntime := statusErr == nil
+	switch {
+	case cg.Observed == nil || obs.Generation != cg.Generation || (!inRuntime && obs.Error == nil):
+		// A generation not run yet, or one the runtime lost: run it.
+		if err := a.run(ctx, cg, inRuntime); err != nil {
+			obs = store.Observed{State: string(lifecycle.GroupFailed), Error: errorBody(err, "ContainerGroupDeploymentFailed")}
+		} else {
+			obs = store.Observed{}
+		}
+		obs.Generation, obs.ActionSeq = cg.Generation, cg.Action.Seq
+	case cg.Action.Seq > obs.ActionSeq:
+		obs.ActionError = nil
+		if err := a.act(ctx, id, cg.Action.Kind); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			obs.ActionError = errorBody(err, "ContainerGroupOperationFailed")
+		}
+		obs.ActionSeq = cg.Action.Seq
+	}
+	return a.observe(ctx, cg, obs)
+}
+
+// run creates the group's current generation in the runtime; a group the
+// runtime holds with other containers is removed first, one with the
+// same containers (a PUT of tags, say) is left running.
+func (a *Agent) run(ctx context.Context, cg *store.ContainerGroup, inRuntime bool) error {
+	if inRuntime {
+		spec, err := a.rt.Spec(cg.RuntimeID)
+		if err == nil && api.SameContainers(&spec.Properties, &cg.Resource.Properties) {
+			return nil
+		}
+		if err := a.rt.Delete(ctx, cg.RuntimeID, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	spec := runtime.GroupSpec{Name: cg.Resource.Name, Properties: cg.Resource.Properties, Tenant: cg.Subscription}
+	spec.Properties.InstanceView = nil
+	spec.Properties.ProvisioningState = ""
+	if err := a.rt.Create(ctx, cg.RuntimeID, spec); err != nil && !errdefs.Is(err, errdefs.ErrAlreadyExists) {
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) act(ctx context.Context, id, kind string) error {
+	switch kind {
+	case store.ActionStop:
+		return a.rt.Stop(ctx, id)
+	case store.ActionStart:
+		return a.rt.Start(ctx, id)
+	case store.ActionRestart:
+		return a.rt.Restart(ctx, id)
+	}
+	return fmt.Errorf("unknown action %q: %w", kind, errdefs.ErrInvalidArgument)
+}
+
+// remove deletes a Deleting group from the runtime, then its record
+// (only the same Deleting record: a group created again meanwhile stays).
+func (a *Agent) remove(ctx context.Context, cg *store.ContainerGroup) error {
+	grace := time.Duration(-1)
+	if cg.DeleteGrace != nil {
+		grace = *cg.DeleteGrace
+	}
+	if err := a.rt.Delete(ctx, cg.RuntimeID, grace); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		a.log.Error("delete group", "group", cg.Resource.Name, "err", err)
+		obs := store.Observed{}
+		if cg.Observed != nil {
+			obs = *cg.Observed
+		}
+		obs.DeleteError = errorBody(err, "ContainerGroupDeletionFailed")
+		return a.observe(ctx, cg, obs) // the record stays Deleting; the next start tries again
+	}
+	if err := lifecycle.Transition(lifecycle.Deleting, lifecycle.None, lifecycle.Agent); err != nil {
+		return err
+	}
+	gen := cg.Generation
+	err := a.st.DeleteContainerGroupIf(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(cur *store.ContainerGroup) error {
+		if lifecycle.Provisioning(cur.Resource.Properties.ProvisioningState) != lifecycle.Deleting || cur.Generation != gen {
+			return errChanged
+		}
+		return nil
+	})
+	if errors.Is(err, errChanged) {
+		return nil // created again: the next pass runs the new one
+	}
+	if err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	a.forget(cg.RuntimeID)
+	return nil
+}
+
+var errChanged = errors.New("the record changed")
+
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	delete(a.keys, id)
+	a.mu.Unlock()
+}
+
+// observe writes obs, completed with what the runtime reports now, if it
+// differs from what is stored.
+func (a *Agent) observe(ctx context.Context, cg *store.ContainerGroup, obs store.Observed) error {
+	if st, err := a.rt.Status(cg.RuntimeID); err == nil {
+		fill(&obs, st, a.rt.Network.Config().PublicAddress)
+	} else if obs.State == "" {
+		obs.State = string(lifecycle.GroupPending)
+	}
+	if cg.Observed != nil && sameObserved(cg.Observed, &obs) {
+		return nil
+	}
+	obs.UpdatedAt = time.Now().UTC()
+	gen := cg.Generation
+	_, err := a.st.UpdateContainerGroup(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(cur *store.ContainerGroup) error {
+		if cur.Generation != gen || cur.Host != a.cfg.Name {
+			return errChanged // a newer PUT: the next pass observes that one
+		}
+		cur.Observed = &obs
+		return nil
+	})
+	if errors.Is(err, errChanged) || errdefs.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// fill copies the runtime's status into obs.
+func fill(obs *store.Observed, st *runtime.GroupStatus, publicIP string) {
+	obs.State, obs.Error = st.State, nil
+	if st.Error != nil {
+		obs.Error = &api.ErrorBody{Code: st.Error.Code, Message: st.Error.Message}
+	}
+	obs.IP, obs.PublicIP = st.IP, publicIP
+	obs.Events = append([]api.Event{}, st.Events...)
+	obs.Containers = make([]store.ObservedContainer, 0, len(st.Containers))
+	for _, cs := range st.Containers {
+		cur := cs.CurrentState
+		ready := cs.Ready && cur.State == api.ContainerRunning
+		v := api.ContainerInstanceView{RestartCount: cs.RestartCount, CurrentState: &cur, Events: append([]api.Event{}, cs.Events...), Ready: &ready}
+		if cs.PreviousState != nil {
+			p := *cs.PreviousState
+			v.PreviousState = &p
+		}
+		obs.Containers = append(obs.Containers, store.ObservedContainer{Name: cs.Name, Init: cs.Init, View: v})
+	}
+}
+
+func sameObserved(a, b *store.Observed) bool {
+	x, y := *a, *b
+	x.UpdatedAt, y.UpdatedAt = time.Time{}, time.Time{}
+	return reflect.DeepEqual(x, y)
+}
+
+func errorBody(err error, def string) *api.ErrorBody {
+	code := errdefs.CodeOf(err)
+	if code == "" {
+		code = def
+	}
+	return &api.ErrorBody{Code: code, Message: err.Error()}
+}
+
