@@ -8,8 +8,11 @@
 //
 // A group "runs" at once: it is observed Running with a private IP and
 // every container Running and ready, unless Fail says otherwise. Stop,
-// start and restart are observed at once; a delete removes the record.
-// Logs print one line per container; exec echoes its command.
+// start and restart are observed at once; a delete removes the record,
+// unless FailDelete says otherwise. Hold keeps the agent from working a
+// group at all. Like the real agent, Start works every group the store
+// holds once, so what a killed server left half done is finished. Logs
+// print one line per container; exec echoes its command.
 package fakeagent
 
 import (
@@ -35,8 +38,16 @@ type Agent struct {
 	st store.Store
 	// Fail, if set, decides that a group fails to start, and why.
 	Fail func(*store.ContainerGroup) *api.ErrorBody
-	// Hold, if set, keeps a group Pending (its create never finishes)
-	// until it returns false.
+	// FailDelete, if set, decides that removing a Deleting group fails,
+	// and why: the record stays Deleting with Observed.DeleteError, as the
+	// real agent leaves it, until Kick tries again.
+	FailDelete func(*store.ContainerGroup) *api.ErrorBody
+	// Hold, if set, keeps the agent from working a group while it returns
+	// true: a create never finishes (the group stays Pending or Creating),
+	// an action is never observed, a delete never ends. Kick works it again.
+	// It sees the record, so a test can hold one kind of work only.
+	// Set the hooks before the store holds a group they are about: the
+	// agent reads them from its own goroutine.
 	Hold func(*store.ContainerGroup) bool
 
 	mu     sync.Mutex
@@ -46,10 +57,18 @@ type Agent struct {
 
 var _ hostapi.Host = (*Agent)(nil)
 
-// Start starts the fake agent on st until ctx ends.
+// Start starts the fake agent on st until ctx ends. Before it returns, it
+// works every group the store holds once, as the real agent's resync does.
 func Start(ctx context.Context, st store.Store) *Agent {
 	a := &Agent{st: st, groups: map[string]bool{}}
-	changes := st.Watch(ctx)
+	changes := st.Watch(ctx) // before the listing: nothing written after it is missed
+	subs, _ := st.ListSubscriptions(ctx)
+	for _, s := range subs {
+		cgs, _ := st.ListContainerGroups(ctx, s.ID, "")
+		for _, cg := range cgs {
+			a.reconcile(ctx, store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+		}
+	}
 	go func() {
 		for c := range changes {
 			if c.Kind == store.ContainerGroupChange {
@@ -70,7 +89,16 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) {
 	if err != nil || cg.Host != Name {
 		return
 	}
+	if a.Hold != nil && a.Hold(cg) {
+		return
+	}
 	if lifecycle.Provisioning(cg.Resource.Properties.ProvisioningState) == lifecycle.Deleting {
+		if a.FailDelete != nil {
+			if e := a.FailDelete(cg); e != nil {
+				a.observeDeleteError(ctx, cg, e)
+				return
+			}
+		}
 		gen := cg.Generation
 		_ = a.st.DeleteContainerGroupIf(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(cur *store.ContainerGroup) error {
 			if cur.Generation != gen {
@@ -81,9 +109,6 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) {
 		a.mu.Lock()
 		delete(a.groups, cg.RuntimeID)
 		a.mu.Unlock()
-		return
-	}
-	if a.Hold != nil && a.Hold(cg) {
 		return
 	}
 	obs := store.Observed{Generation: cg.Generation, ActionSeq: cg.Action.Seq, State: string(lifecycle.GroupRunning),
@@ -118,6 +143,27 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) {
 		if cur.Generation != gen {
 			return errdefs.ErrConflict
 		}
+		cur.Observed = &obs
+		return nil
+	})
+}
+
+// observeDeleteError records a failed removal as the real agent does: the
+// last observed state with DeleteError set.
+func (a *Agent) observeDeleteError(ctx context.Context, cg *store.ContainerGroup, e *api.ErrorBody) {
+	if old := cg.Observed; old != nil && old.DeleteError != nil && old.DeleteError.Code == e.Code && old.DeleteError.Message == e.Message {
+		return // written already: writing again would wake every watcher for nothing
+	}
+	gen := cg.Generation
+	_, _ = a.st.UpdateContainerGroup(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(cur *store.ContainerGroup) error {
+		if cur.Generation != gen {
+			return errdefs.ErrConflict
+		}
+		obs := store.Observed{}
+		if cur.Observed != nil {
+			obs = *cur.Observed
+		}
+		obs.DeleteError, obs.UpdatedAt = e, time.Now().UTC()
 		cur.Observed = &obs
 		return nil
 	})
