@@ -75,6 +75,9 @@ type Options struct {
 	// containers, added capabilities and custom seccomp profiles are
 	// refused.
 	AllowPrivileged, AllowCustomSeccomp bool
+	// Quiet leaves out the banner on stderr (an embedded server, as in
+	// skiff run).
+	Quiet bool
 	// UsernsRemap is the host's user namespace mapping, as userns.Parse
 	// reads it ("default", "none", a /etc/subuid name or UID:GID:SIZE).
 	UsernsRemap string
@@ -217,67 +220,96 @@ func (o *Options) fillDefaults() {
 // Run runs the server until ctx ends. Containers keep running after it
 // returns; the next start re-attaches to them.
 func Run(ctx context.Context, o Options) error {
+	s, err := Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	return s.Wait()
+}
+
+// Running is a started server.
+type Running struct {
+	// Endpoint is the API's base URL, Token the admin token and
+	// Subscription the default subscription.
+	Endpoint, Token, Subscription string
+	done                          chan error
+}
+
+// Wait waits until the server stopped (its ctx ended) and returns why.
+func (r *Running) Wait() error { return <-r.done }
+
+// Start starts the server and returns once it listens; it runs until ctx
+// ends.
+func Start(ctx context.Context, o Options) (_ *Running, err error) {
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if o.PublicAddress == "" {
 		o.PublicAddress = PrimaryAddress()
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	gcPolicy := image.GCPolicy{HighPercent: o.ImageGCHigh, LowPercent: o.ImageGCLow}
 	if err := gcPolicy.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	o.fillDefaults()
 	switch {
 	case o.GroupPidsLimit <= 0:
-		return fmt.Errorf("--group-pids-limit must be positive, not %d", o.GroupPidsLimit)
+		return nil, fmt.Errorf("--group-pids-limit must be positive, not %d", o.GroupPidsLimit)
 	case o.ExecSessionsPerGroup <= 0:
-		return fmt.Errorf("--exec-sessions-per-group must be positive, not %d", o.ExecSessionsPerGroup)
+		return nil, fmt.Errorf("--exec-sessions-per-group must be positive, not %d", o.ExecSessionsPerGroup)
 	case o.GitRepoSizeLimit.Value() <= 0:
-		return fmt.Errorf("--gitrepo-size-limit must be positive, not %s", o.GitRepoSizeLimit.String())
+		return nil, fmt.Errorf("--gitrepo-size-limit must be positive, not %s", o.GitRepoSizeLimit.String())
 	case o.GitRepoTimeout <= 0:
-		return fmt.Errorf("--gitrepo-timeout must be positive, not %s", o.GitRepoTimeout)
+		return nil, fmt.Errorf("--gitrepo-timeout must be positive, not %s", o.GitRepoTimeout)
 	}
 	if o.RegistriesConfig == "" {
 		o.RegistriesConfig = filepath.Join(o.DataDir, "registries.yaml")
 	}
 	regs, err := image.LoadRegistries(o.RegistriesConfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, m := range o.RegistryMirrors {
 		if err := regs.AddMirrorFlag(m); err != nil {
-			return fmt.Errorf("--registry-mirror: %w", err)
+			return nil, fmt.Errorf("--registry-mirror: %w", err)
 		}
 	}
 	sealer, err := loadSealKey(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := store.OpenBolt(filepath.Join(o.DataDir, "skiff.db"), store.BoltOptions{Sealer: sealer})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer st.Close()
+	closers = append(closers, func() { st.Close() })
 	token, sub, err := server.EnsureIdentity(ctx, st, o.DataDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if o.MaxImageImportSize.Value() <= 0 {
-		return fmt.Errorf("--max-image-import-size must be positive, not %s", o.MaxImageImportSize.String())
+		return nil, fmt.Errorf("--max-image-import-size must be positive, not %s", o.MaxImageImportSize.String())
 	}
 	idmap, err := userns.Parse(o.UsernsRemap)
 	if err != nil {
-		return fmt.Errorf("--userns-remap: %w", err)
+		return nil, fmt.Errorf("--userns-remap: %w", err)
 	}
 	netPolicy, err := networkPolicy(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	security := api.SecurityPolicy{AllowPrivileged: o.AllowPrivileged, AllowCustomSeccomp: o.AllowCustomSeccomp}
 	var agp atomic.Pointer[agent.Agent]
@@ -293,25 +325,28 @@ func Run(ctx context.Context, o Options) error {
 		},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer host.Close()
+	closers = append(closers, func() { host.Close() })
 	if err := host.Images.SetRegistries(regs); err != nil {
-		return err
+		return nil, err
 	}
 	for reg, m := range regs.Mirrors {
 		log.Info("registry mirrors", "registry", reg, "endpoints", m.Endpoints, "disableOrigin", m.DisableOrigin)
 	}
 	// The embedded mode: the control plane and this host's agent in one
 	// process, meeting in the store (and the agent's streams in-process).
+	// They stop before the store and the runtime close.
+	ctx, cancel := context.WithCancel(ctx)
+	closers = append(closers, cancel)
 	ag := agent.New(agent.Config{Store: st, Host: host, Logger: log.With("component", "agent")})
 	agp.Store(ag)
 	if err := ag.Start(ctx); err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	ctl := controller.New(controller.Config{Store: st, Host: ag.Name(), Logger: log.With("component", "controller")})
 	if err := ctl.Start(ctx); err != nil {
-		return fmt.Errorf("controller: %w", err)
+		return nil, fmt.Errorf("controller: %w", err)
 	}
 	srv := server.New(server.Config{Store: st, Host: ag, Token: token,
 		Security: security, Location: o.Location, Logger: log.With("component", "server"),
@@ -319,7 +354,7 @@ func Run(ctx context.Context, o Options) error {
 	go ag.RunImageGC(ctx, gcPolicy, o.ImageGCInterval)
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// No ReadTimeout or WriteTimeout for the whole request: uploads, log
 	// streams and pulls take as long as they take. The router bounds how
@@ -327,18 +362,31 @@ func Run(ctx context.Context, o Options) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	log.Info("skiff server ready", "listen", ln.Addr().String(), "subscription", sub,
 		"token_file", filepath.Join(o.DataDir, "admin.token"), "public_address", o.PublicAddress, "location", o.Location, "userns", idmap.String())
-	fmt.Fprintf(os.Stderr, "skiff server listening on http://%s (subscription %s, token in %s)\n",
-		ln.Addr(), sub, filepath.Join(o.DataDir, "admin.token"))
+	if !o.Quiet {
+		fmt.Fprintf(os.Stderr, "skiff server listening on http://%s (subscription %s, token in %s)\n",
+			ln.Addr(), sub, filepath.Join(o.DataDir, "admin.token"))
+	}
+	run := &Running{Endpoint: "http://" + ln.Addr().String(), Token: token, Subscription: sub, done: make(chan error, 1)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return err
+	go func() {
+		var err error
+		select {
+		case err = <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+		case <-ctx.Done():
 		}
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	return hs.Shutdown(shutdown)
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if serr := hs.Shutdown(shutdown); err == nil {
+			err = serr
+		}
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		run.done <- err
+	}()
+	return run, nil
 }
