@@ -18,8 +18,32 @@
 //	  group's delete      └─ refuses every other transition (409
 //	                         ContainerGroupTransitioning)
 //
-// The runtime's group states (the instanceView, written by the agent as
-// store.Observed) map onto provisioning states so:
+// A group's own states (its instanceView state), which the host's runtime
+// moves and the agent reports as store.Observed; GroupTransition refuses
+// the arrows not drawn:
+//
+//	        Create / Start
+//	             │
+//	             ▼
+//	       ┌──────────┐  image, volume, network or init container failure
+//	       │ Pending  │──────────────────────────────────┐
+//	       └──────────┘                                  │
+//	             │ app containers started                │
+//	             ▼                                       ▼
+//	       ┌──────────┐  all exited, none to restart ┌─────────────────────┐
+//	       │ Running  │─────────────────────────────▶│ Succeeded / Failed  │
+//	       └──────────┘                              └─────────────────────┘
+//	Stop │   ▲ Restart (through Pending)        Stop │   │ Start, Restart
+//	     ▼   │                                       ▼   └──────▶ Pending
+//	       ┌──────────┐ ◀─────────────────────────────
+//	       │ Stopped  │ ── Start ──▶ Pending
+//	       └──────────┘
+//
+// Crash-looping containers (restart back-off) keep the group Running, as in
+// ACI. Restart in place goes Running → Pending → Running and keeps the
+// group's IP address and volumes.
+//
+// The group states map onto provisioning states so:
 //
 //	observed                         provisioning
 //	Pending                          (unchanged: Pending or Creating)
@@ -81,6 +105,27 @@ const (
 	ContainerRunning    ContainerState = "Running"
 	ContainerTerminated ContainerState = "Terminated"
 )
+
+// groupTransitions holds the arrows of the group states.
+var groupTransitions = map[GroupState][]GroupState{
+	"":             {GroupPending, GroupStopped},
+	GroupPending:   {GroupPending, GroupRunning, GroupFailed, GroupStopped},
+	GroupRunning:   {GroupSucceeded, GroupFailed, GroupStopped, GroupPending},
+	GroupSucceeded: {GroupStopped, GroupPending},
+	GroupFailed:    {GroupStopped, GroupPending},
+	GroupStopped:   {GroupPending, GroupStopped},
+}
+
+// GroupTransition checks an arrow of the group states (the runtime's,
+// the one owner of them); a refusal is an errdefs.ErrConflict.
+func GroupTransition(from, to GroupState) error {
+	for _, s := range groupTransitions[from] {
+		if s == to {
+			return nil
+		}
+	}
+	return fmt.Errorf("group cannot go from %q to %q: %w", from, to, errdefs.ErrConflict)
+}
 
 // Actor is who moves a state.
 type Actor string
@@ -160,5 +205,3 @@ func FromObserved(state GroupState, failed bool) (p Provisioning, ok bool) {
 
 // String is the state as ARM writes it.
 func (p Provisioning) String() string { return string(p) }
-
-var _ fmt.Stringer = Provisioning("")

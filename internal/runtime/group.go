@@ -12,50 +12,18 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/lifecycle"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
 )
 
-// The group lifecycle. States are ACI's; every change goes through
-// transition, which refuses the arrows not drawn here.
-//
-//	        Create / Start
-//	             │
-//	             ▼
-//	       ┌──────────┐  image, volume, network or init container failure
-//	       │ Pending  │──────────────────────────────────┐
-//	       └──────────┘                                  │
-//	             │ app containers started                │
-//	             ▼                                       ▼
-//	       ┌──────────┐  all exited, none to restart ┌─────────────────────┐
-//	       │ Running  │─────────────────────────────▶│ Succeeded / Failed  │
-//	       └──────────┘                              └─────────────────────┘
-//	Stop │   ▲ Restart (through Pending)        Stop │   │ Start, Restart
-//	     ▼   │                                       ▼   └──────▶ Pending
-//	       ┌──────────┐ ◀─────────────────────────────
-//	       │ Stopped  │ ── Start ──▶ Pending
-//	       └──────────┘
-//
-// Crash-looping containers (restart back-off) keep the group Running, as in
-// ACI. Restart in place goes Running → Pending → Running and keeps the
-// group's IP address and volumes.
-var transitions = map[string][]string{
-	"":                 {api.GroupPending, api.GroupStopped},
-	api.GroupPending:   {api.GroupPending, api.GroupRunning, api.GroupFailed, api.GroupStopped},
-	api.GroupRunning:   {api.GroupSucceeded, api.GroupFailed, api.GroupStopped, api.GroupPending},
-	api.GroupSucceeded: {api.GroupStopped, api.GroupPending},
-	api.GroupFailed:    {api.GroupStopped, api.GroupPending},
-	api.GroupStopped:   {api.GroupPending, api.GroupStopped},
-}
-
+// The group's states and the arrows between them are package lifecycle's
+// (lifecycle.GroupTransition, drawn there beside the provisioning states
+// they map onto); every change goes through transition, and the runtime is
+// the one owner of these states.
 func transition(from, to string) error {
-	for _, s := range transitions[from] {
-		if s == to {
-			return nil
-		}
-	}
-	return fmt.Errorf("group cannot go from %q to %q: %w", from, to, errdefs.ErrConflict)
+	return lifecycle.GroupTransition(lifecycle.GroupState(from), lifecycle.GroupState(to))
 }
 
 const (
