@@ -32,7 +32,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 

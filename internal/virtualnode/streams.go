@@ -20,7 +20,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 

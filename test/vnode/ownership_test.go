@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 	"github.com/skiff-sh/skiff/internal/virtualnode"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	"github.com/skiff-sh/skiff/internal/cli/output"
 )

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 )
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/cli/client"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )

@@ -1,7 +1,16 @@
-// Package client is the CLI's HTTP client of Skiff's ARM-compatible API: it
-// adds the bearer token and api-version, resolves the subscription, decodes
-// ARM errors into error classes, follows list pages and waits for
-// long-running operations.
+// Package client is the public Go client of Skiff's HTTP API (the ARM
+// Microsoft.ContainerInstance API, docs/api.md): the one the CLI, the
+// virtual node, the tests and the benchmarks use. Its typed methods take
+// and return the wire types of package api, wait for long-running
+// operations with a Poller, and stream logs, exec and attach sessions.
+// Below them, Do, Call, Get and List send any request on a path; they add
+// the bearer token and api-version, resolve the subscription, decode ARM
+// errors into the classes of errdefs and follow list pages.
+//
+// Skiff speaks ARM, so the real Azure SDK for Go
+// (armcontainerinstance) works against it too; this package is smaller,
+// knows Skiff's extensions (grace periods, image routes, pull progress)
+// and has no Azure dependency.
 package client
 
 import (
@@ -20,10 +29,10 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
-// APIVersion is the api-version the CLI sends.
+// APIVersion is the api-version the client sends.
 const APIVersion = "2023-05-01"
 
-// DefaultEndpoint is where the CLI looks for the server when nothing else is said.
+// DefaultEndpoint is where the client looks for the server when nothing else is said.
 const DefaultEndpoint = "http://127.0.0.1:7700"
 
 // Options configure a Client.
@@ -80,6 +89,12 @@ func (c *Client) Endpoint() string { return c.base.String() }
 
 // Token returns the bearer token the client sends.
 func (c *Client) Token() string { return c.token }
+
+// WithSubscription returns a client of the same server, with the same
+// token and HTTP client, that uses subscription sub.
+func (c *Client) WithSubscription(sub string) *Client {
+	return &Client{base: c.base, token: c.token, tokenHint: c.tokenHint, hc: c.hc, sub: sub}
+}
 
 // Request is one call of the API.
 type Request struct {
