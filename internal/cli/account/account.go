@@ -3,8 +3,11 @@
 package account
 
 import (
+	"encoding/json"
+
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 )
 
@@ -22,15 +25,15 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "Show the subscription in use (--subscription, $SKIFF_SUBSCRIPTION, else the server's first)",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			var v any
-			if err := c.Get(cmd.Context(), p.Subscription(), &v); err != nil {
+			var raw json.RawMessage
+			if _, err := c.GetSubscription(client.WithRawJSON(cmd.Context(), &raw)); err != nil {
 				return err
 			}
-			return f.Print(v, nil)
+			return f.PrintJSON(raw, nil)
 		},
 	}, &cobra.Command{
 		Use:   "list",
@@ -41,11 +44,11 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items, err := c.List(cmd.Context(), "/subscriptions", nil)
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.Subscriptions(client.WithRawJSON(cmd.Context(), &raw)); err != nil {
 				return err
 			}
-			return f.Print(items, nil)
+			return f.PrintJSON(raw, nil)
 		},
 	})
 	return cmd

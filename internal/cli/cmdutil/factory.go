@@ -5,7 +5,7 @@ package cmdutil
 
 import (
 	"bufio"
-	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -148,20 +148,12 @@ func (f *Factory) Confirm(yes bool, what string) error {
 	}
 }
 
-// Connect returns the client and the paths of the subscription in use.
-func (f *Factory) Connect(ctx context.Context) (*client.Client, client.Paths, error) {
-	c, err := f.Client()
-	if err != nil {
-		return nil, client.Paths{}, err
-	}
-	p, err := c.In(ctx)
-	return c, p, err
-}
-
-// PrintResponse prints the JSON body of a response.
-func (f *Factory) PrintResponse(r *client.Response, cols *output.Columns) error {
+// PrintJSON prints JSON as the server sent it (the body a typed method of
+// the client decoded, kept by client.WithRawJSON), so that the output has
+// every field the server sends.
+func (f *Factory) PrintJSON(raw json.RawMessage, cols *output.Columns) error {
 	var v any
-	if err := r.Decode(&v); err != nil {
+	if err := (&client.Response{Body: raw}).Decode(&v); err != nil {
 		return err
 	}
 	return f.Print(v, cols)

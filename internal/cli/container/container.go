@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	"github.com/skiff-sh/skiff/internal/cli/output"
@@ -58,9 +57,13 @@ func (t *target) check() error {
 }
 
 // get reads a container group as the server sends it.
-func get(ctx context.Context, c *client.Client, p client.Paths, t target) (map[string]any, error) {
+func get(ctx context.Context, c *client.Client, t target) (map[string]any, error) {
+	var raw json.RawMessage
+	if _, err := c.GetContainerGroup(client.WithRawJSON(ctx, &raw), t.rg, t.name); err != nil {
+		return nil, err
+	}
 	var v map[string]any
-	if err := c.Get(ctx, p.ContainerGroup(t.rg, t.name), &v); err != nil {
+	if err := (&client.Response{Body: raw}).Decode(&v); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -68,9 +71,9 @@ func get(ctx context.Context, c *client.Client, p client.Paths, t target) (map[s
 
 // firstContainer returns the name of the group's first container, the
 // default of --container-name.
-func firstContainer(ctx context.Context, c *client.Client, p client.Paths, t target) (string, error) {
-	var cg api.ContainerGroup
-	if err := c.Get(ctx, p.ContainerGroup(t.rg, t.name), &cg); err != nil {
+func firstContainer(ctx context.Context, c *client.Client, t target) (string, error) {
+	cg, err := c.GetContainerGroup(ctx, t.rg, t.name)
+	if err != nil {
 		return "", err
 	}
 	if len(cg.Properties.Containers) == 0 {
@@ -126,15 +129,15 @@ func hoist(m map[string]any) map[string]any {
 	return out
 }
 
-// flattenRaw decodes and flattens a list of raw container groups.
-func flattenRaw(items []json.RawMessage) ([]any, error) {
+// flattenRaw decodes and flattens a JSON array of container groups.
+func flattenRaw(raw json.RawMessage) ([]any, error) {
+	var items []any
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, err
+	}
 	out := make([]any, 0, len(items))
 	for _, it := range items {
-		var v any
-		if err := json.Unmarshal(it, &v); err != nil {
-			return nil, err
-		}
-		out = append(out, Flatten(v))
+		out = append(out, Flatten(it))
 	}
 	return out, nil
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
@@ -118,18 +116,14 @@ func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error 
 			return err
 		}
 	}
-	c, p, err := f.Connect(ctx)
+	c, err := f.Client()
 	if err != nil {
 		return err
 	}
-	if err := setLocation(ctx, c, p, o, body); err != nil {
+	if err := setLocation(ctx, c, o, body); err != nil {
 		return err
 	}
-	var q url.Values
-	if apiVersion != "" {
-		q = url.Values{"api-version": {apiVersion}}
-	}
-	r, err := c.Call(ctx, http.MethodPut, p.ContainerGroup(o.rg, o.name), q, body)
+	_, poller, err := c.PutContainerGroup(ctx, o.rg, o.name, body, apiVersion)
 	if err != nil || o.NoWait {
 		return err
 	}
@@ -137,10 +131,10 @@ func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error 
 	if f.IO.StderrTTY {
 		progress = func(ev api.Event) { fmt.Fprintf(f.IO.ErrOut, "%-8s %s\n", ev.Name, ev.Message) }
 	}
-	if err := c.Wait(ctx, r.Header, progress); err != nil {
+	if err := poller.Wait(ctx, progress); err != nil {
 		return err
 	}
-	v, err := get(ctx, c, p, o.target)
+	v, err := get(ctx, c, o.target)
 	if err != nil {
 		return err
 	}
@@ -149,7 +143,7 @@ func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error 
 
 // setLocation fills in the body's location: --location, else the resource
 // group's. A location in a --file YAML wins over both.
-func setLocation(ctx context.Context, c *client.Client, p client.Paths, o *createOptions, body any) error {
+func setLocation(ctx context.Context, c *client.Client, o *createOptions, body any) error {
 	doc, ok := body.(map[string]any)
 	if !ok {
 		return nil
@@ -159,8 +153,8 @@ func setLocation(ctx context.Context, c *client.Client, p client.Paths, o *creat
 	}
 	loc := o.Location
 	if loc == "" {
-		var rg api.ResourceGroup
-		if err := c.Get(ctx, p.ResourceGroup(o.rg), &rg); err != nil {
+		rg, err := c.GetResourceGroup(ctx, o.rg)
+		if err != nil {
 			return err
 		}
 		loc = rg.Location

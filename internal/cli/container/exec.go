@@ -2,24 +2,18 @@ package container
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
 	"os"
 	"os/signal"
-	"regexp"
-	"strconv"
-	"sync"
 	"syscall"
-	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
-	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
 type execOptions struct {
@@ -60,25 +54,21 @@ func newExecCmd(f *cmdutil.Factory) *cobra.Command {
 }
 
 func runExec(ctx context.Context, f *cmdutil.Factory, o *execOptions) error {
-	c, p, err := f.Connect(ctx)
+	c, err := f.Client()
 	if err != nil {
 		return err
 	}
 	if o.container == "" {
-		if o.container, err = firstContainer(ctx, c, p, o.target); err != nil {
+		if o.container, err = firstContainer(ctx, c, o.target); err != nil {
 			return err
 		}
 	}
 	req := api.ExecRequest{Command: o.command, TerminalSize: &api.TerminalSize{Rows: int32(o.rows), Cols: int32(o.cols)}}
-	r, err := c.Call(ctx, http.MethodPost, p.Container(o.rg, o.name, o.container)+"/exec", nil, req)
+	s, err := c.Exec(ctx, o.rg, o.name, o.container, req)
 	if err != nil {
 		return err
 	}
-	var ex api.ExecResponse
-	if err := r.Decode(&ex); err != nil {
-		return err
-	}
-	return session(ctx, f.IO, ex, true)
+	return session(ctx, f.IO, s, true)
 }
 
 func newAttachCmd(f *cmdutil.Factory) *cobra.Command {
@@ -93,24 +83,20 @@ func newAttachCmd(f *cmdutil.Factory) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			c, p, err := f.Connect(ctx)
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
 			if container == "" {
-				if container, err = firstContainer(ctx, c, p, t); err != nil {
+				if container, err = firstContainer(ctx, c, t); err != nil {
 					return err
 				}
 			}
-			r, err := c.Call(ctx, http.MethodPost, p.Container(t.rg, t.name, container)+"/attach", nil, nil)
+			s, err := c.Attach(ctx, t.rg, t.name, container)
 			if err != nil {
 				return err
 			}
-			var ex api.ExecResponse
-			if err := r.Decode(&ex); err != nil {
-				return err
-			}
-			err = session(ctx, f.IO, ex, false)
+			err = session(ctx, f.IO, s, false)
 			if errors.Is(err, context.Canceled) {
 				return nil // Ctrl-C detaches
 			}
@@ -122,59 +108,23 @@ func newAttachCmd(f *cmdutil.Factory) *cobra.Command {
 	return cmd
 }
 
-var exitCodeRE = regexp.MustCompile(`exit code (-?\d+)`)
-
-// session speaks the exec websocket protocol: the password as the first
-// text frame, stdin as binary frames (when interactive), output frames to
-// stdout, a {"rows","cols"} text frame when the terminal is resized. It
-// ends when the server closes the socket; a close text "exit code N" with
-// N ≠ 0 becomes an *cmdutil.ExitStatusError.
-func session(ctx context.Context, streams *cmdutil.IOStreams, ex api.ExecResponse, interactive bool) error {
-	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Proxy: http.ProxyFromEnvironment}
-	conn, resp, err := dialer.DialContext(ctx, ex.WebSocketURI, nil)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		detail := err.Error()
-		if resp != nil {
-			detail = resp.Status
-		}
-		return errdefs.WithCode(errdefs.ErrUnavailable, "", "connect to %s: %s", ex.WebSocketURI, detail)
-	}
-	defer conn.Close()
-
-	var wmu sync.Mutex
-	write := func(kind int, b []byte) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		return conn.WriteMessage(kind, b)
-	}
+// session connects the terminal to an exec or attach session (the
+// protocol is the client's): stdin goes in (when interactive), with a
+// resize when the terminal's size changes, and the output comes out until
+// the server closes the session. An exit code N ≠ 0 becomes an
+// *cmdutil.ExitStatusError.
+func session(ctx context.Context, streams *cmdutil.IOStreams, s *client.Session, interactive bool) error {
+	defer s.Close()
 	if interactive {
 		restore, err := streams.MakeRaw()
 		if err != nil {
 			return fmt.Errorf("put the terminal in raw mode: %w", err)
 		}
 		defer restore()
-	}
-	if err := write(websocket.TextMessage, []byte(ex.Password)); err != nil {
-		return errdefs.WithCode(errdefs.ErrUnavailable, "", "send the exec password: %v", err)
-	}
-
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = conn.Close()
-		case <-done:
-		}
-	}()
-
-	if interactive {
-		go pumpStdin(streams, write)
+		go pumpStdin(streams, s)
 		if streams.StdoutTTY {
+			done := make(chan struct{})
+			defer close(done)
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGWINCH)
 			defer signal.Stop(sig)
@@ -185,55 +135,36 @@ func session(ctx context.Context, streams *cmdutil.IOStreams, ex api.ExecRespons
 						return
 					case <-sig:
 						if rows, cols, ok := streams.TerminalSize(); ok {
-							b, _ := json.Marshal(api.TerminalSize{Rows: int32(rows), Cols: int32(cols)})
-							_ = write(websocket.TextMessage, b)
+							_ = s.Resize(rows, cols)
 						}
 					}
 				}
 			}()
 		}
 	}
-
-	for {
-		_, data, err := conn.ReadMessage()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				if m := exitCodeRE.FindStringSubmatch(ce.Text); m != nil {
-					if n, _ := strconv.Atoi(m[1]); n != 0 {
-						return &cmdutil.ExitStatusError{Code: n}
-					}
-					return nil
-				}
-				if ce.Code == websocket.CloseNormalClosure {
-					return nil
-				}
-			}
-			return errdefs.WithCode(errdefs.ErrUnavailable, "", "the session ended without an exit code: %v", err)
-		}
-		if _, err := streams.Out.Write(data); err != nil {
-			return err
-		}
+	if _, err := io.Copy(streams.Out, s); err != nil {
+		return err
 	}
+	if n := s.ExitCode(); n != 0 {
+		return &cmdutil.ExitStatusError{Code: n}
+	}
+	return nil
 }
 
-// pumpStdin sends stdin as binary frames. When a piped stdin ends it sends
+// pumpStdin sends stdin to the session. When a piped stdin ends it sends
 // ^D, which the remote terminal reads as end of input.
-func pumpStdin(streams *cmdutil.IOStreams, write func(int, []byte) error) {
+func pumpStdin(streams *cmdutil.IOStreams, s *client.Session) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := streams.In.Read(buf)
 		if n > 0 {
-			if write(websocket.BinaryMessage, buf[:n]) != nil {
+			if _, err := s.Write(buf[:n]); err != nil {
 				return
 			}
 		}
 		if err != nil {
 			if !streams.StdinTTY {
-				_ = write(websocket.BinaryMessage, []byte{0x04})
+				_, _ = s.Write([]byte{0x04})
 			}
 			return
 		}

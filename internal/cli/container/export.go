@@ -24,11 +24,11 @@ func newExportCmd(f *cmdutil.Factory) *cobra.Command {
 			if file == "" {
 				return cmdutil.FlagErrorf("the following arguments are required: --file/-f")
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			v, err := get(cmd.Context(), c, p, t)
+			v, err := get(cmd.Context(), c, t)
 			if err != nil {
 				return err
 			}

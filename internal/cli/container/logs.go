@@ -4,14 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 )
@@ -50,42 +45,36 @@ func newLogsCmd(f *cmdutil.Factory) *cobra.Command {
 }
 
 func runLogs(ctx context.Context, f *cmdutil.Factory, o *logsOptions) error {
-	c, p, err := f.Connect(ctx)
+	c, err := f.Client()
 	if err != nil {
 		return err
 	}
 	if o.container == "" {
-		if o.container, err = firstContainer(ctx, c, p, o.target); err != nil {
+		if o.container, err = firstContainer(ctx, c, o.target); err != nil {
 			return err
 		}
 	}
-	q := url.Values{}
+	lo := client.LogOptions{Follow: o.follow}
 	if o.tail >= 0 {
-		q.Set("tail", strconv.Itoa(o.tail))
+		lo.Tail = &o.tail
 	}
-	path := p.Container(o.rg, o.name, o.container) + "/logs"
-	if !o.follow {
-		r, err := c.Call(ctx, http.MethodGet, path, q, nil)
-		if err != nil {
-			return err
-		}
-		var l api.Logs
-		if err := r.Decode(&l); err != nil {
-			return err
-		}
-		if l.Content != "" && !strings.HasSuffix(l.Content, "\n") {
-			l.Content += "\n"
-		}
-		_, err = io.WriteString(f.IO.Out, l.Content)
-		return err
-	}
-	q.Set("follow", "true")
-	resp, err := c.Do(ctx, &client.Request{Method: http.MethodGet, Path: path, Query: q})
+	logs, err := c.Logs(ctx, o.rg, o.name, o.container, lo)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	_, err = io.Copy(f.IO.Out, resp.Body)
+	defer logs.Close()
+	if !o.follow {
+		b, err := io.ReadAll(logs)
+		if err != nil {
+			return err
+		}
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			b = append(b, '\n')
+		}
+		_, err = f.IO.Out.Write(b)
+		return err
+	}
+	_, err = io.Copy(f.IO.Out, logs)
 	if err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 		return nil // Ctrl-C ends a follow
 	}

@@ -1,11 +1,13 @@
 package container
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 )
 
@@ -19,11 +21,11 @@ func newShowCmd(f *cmdutil.Factory) *cobra.Command {
 			if err := t.check(); err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			v, err := get(cmd.Context(), c, p, t)
+			v, err := get(cmd.Context(), c, t)
 			if err != nil {
 				return err
 			}
@@ -41,12 +43,12 @@ func newListCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "List container groups, of one resource group or of all",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			raw, err := c.List(cmd.Context(), p.ContainerGroups(rg), nil)
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.ListContainerGroups(client.WithRawJSON(cmd.Context(), &raw), rg); err != nil {
 				return err
 			}
 			items, err := flattenRaw(raw)
@@ -74,17 +76,20 @@ func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 			if err := f.Confirm(yes, fmt.Sprintf("delete container group %q", t.name)); err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			r, err := c.Call(cmd.Context(), http.MethodDelete, p.ContainerGroup(t.rg, t.name), nil, nil)
+			var raw json.RawMessage
+			poller, err := c.DeleteContainerGroup(client.WithRawJSON(cmd.Context(), &raw), t.rg, t.name, client.DeleteOptions{})
 			if err != nil {
 				return err
 			}
-			if r.StatusCode == http.StatusOK && len(r.Body) > 0 {
+			// A delete done at once (ACI answers 200 with the group) is
+			// shown, as az does.
+			if poller.Done() && len(raw) > 0 {
 				var v any
-				if err := r.Decode(&v); err != nil {
+				if err := (&client.Response{Body: raw}).Decode(&v); err != nil {
 					return err
 				}
 				return f.Print(Flatten(v), Columns())
@@ -92,7 +97,7 @@ func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 			if noWait {
 				return nil
 			}
-			return c.Wait(cmd.Context(), r.Header, nil)
+			return poller.Wait(cmd.Context(), nil)
 		},
 	}
 	t.flags(cmd)
@@ -103,7 +108,7 @@ func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 
 // newActionCmd is restart, start and stop: a POST, then the operation's
 // end unless --no-wait (stop is synchronous).
-func newActionCmd(f *cmdutil.Factory, action, short string, lro bool) *cobra.Command {
+func newActionCmd(f *cmdutil.Factory, action, short string, lro bool, do func(*client.Client, context.Context, string, string) (*client.Poller, error)) *cobra.Command {
 	var t target
 	var noWait bool
 	cmd := &cobra.Command{
@@ -114,15 +119,15 @@ func newActionCmd(f *cmdutil.Factory, action, short string, lro bool) *cobra.Com
 			if err := t.check(); err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			r, err := c.Call(cmd.Context(), http.MethodPost, p.ContainerGroup(t.rg, t.name)+"/"+action, nil, nil)
+			poller, err := do(c, cmd.Context(), t.rg, t.name)
 			if err != nil || noWait {
 				return err
 			}
-			return c.Wait(cmd.Context(), r.Header, nil)
+			return poller.Wait(cmd.Context(), nil)
 		},
 	}
 	t.flags(cmd)
@@ -133,13 +138,13 @@ func newActionCmd(f *cmdutil.Factory, action, short string, lro bool) *cobra.Com
 }
 
 func newRestartCmd(f *cmdutil.Factory) *cobra.Command {
-	return newActionCmd(f, "restart", "Restart all containers of a container group in place", true)
+	return newActionCmd(f, "restart", "Restart all containers of a container group in place", true, (*client.Client).RestartContainerGroup)
 }
 
 func newStartCmd(f *cmdutil.Factory) *cobra.Command {
-	return newActionCmd(f, "start", "Start a stopped container group", true)
+	return newActionCmd(f, "start", "Start a stopped container group", true, (*client.Client).StartContainerGroup)
 }
 
 func newStopCmd(f *cmdutil.Factory) *cobra.Command {
-	return newActionCmd(f, "stop", "Stop all containers of a container group", false)
+	return newActionCmd(f, "stop", "Stop all containers of a container group", false, (*client.Client).StopContainerGroup)
 }

@@ -3,9 +3,8 @@
 package group
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"github.com/spf13/cobra"
 
@@ -78,15 +77,15 @@ func newCreateCmd(f *cmdutil.Factory) *cobra.Command {
 			if len(tags) > 0 {
 				body.Tags = tv
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			r, err := c.Call(cmd.Context(), http.MethodPut, p.ResourceGroup(name), nil, body)
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.CreateResourceGroup(client.WithRawJSON(cmd.Context(), &raw), name, body); err != nil {
 				return err
 			}
-			return f.PrintResponse(r, nil)
+			return f.PrintJSON(raw, nil)
 		},
 	}
 	nameFlags(cmd, &name)
@@ -102,15 +101,15 @@ func newListCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "List resource groups",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			items, err := c.List(cmd.Context(), p.ResourceGroups(), nil)
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.ListResourceGroups(client.WithRawJSON(cmd.Context(), &raw)); err != nil {
 				return err
 			}
-			return f.Print(items, Columns())
+			return f.PrintJSON(raw, Columns())
 		},
 	}
 }
@@ -125,15 +124,15 @@ func newShowCmd(f *cmdutil.Factory) *cobra.Command {
 			if err := needName(name); err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			r, err := c.Call(cmd.Context(), http.MethodGet, p.ResourceGroup(name), nil, nil)
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.GetResourceGroup(client.WithRawJSON(cmd.Context(), &raw), name); err != nil {
 				return err
 			}
-			return f.PrintResponse(r, Columns())
+			return f.PrintJSON(raw, Columns())
 		},
 	}
 	nameFlags(cmd, &name)
@@ -154,15 +153,15 @@ func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 			if err := f.Confirm(yes, fmt.Sprintf("delete resource group %q", name)); err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			r, err := c.Call(cmd.Context(), http.MethodDelete, p.ResourceGroup(name), nil, nil)
+			poller, err := c.DeleteResourceGroup(cmd.Context(), name)
 			if err != nil || noWait {
 				return err
 			}
-			return c.Wait(cmd.Context(), r.Header, nil)
+			return poller.Wait(cmd.Context(), nil)
 		},
 	}
 	nameFlags(cmd, &name)
@@ -181,20 +180,15 @@ func newExistsCmd(f *cmdutil.Factory) *cobra.Command {
 			if err := needName(name); err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			resp, err := c.Do(cmd.Context(), &client.Request{Method: http.MethodHead, Path: p.ResourceGroup(name)})
-			var ae *client.APIError
-			switch {
-			case err == nil:
-				resp.Body.Close()
-				return f.Print(true, nil)
-			case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
-				return f.Print(false, nil)
+			ok, err := c.ResourceGroupExists(cmd.Context(), name)
+			if err != nil {
+				return err
 			}
-			return err
+			return f.Print(ok, nil)
 		},
 	}
 	nameFlags(cmd, &name)

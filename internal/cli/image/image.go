@@ -4,10 +4,7 @@
 package image
 
 import (
-	"context"
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -54,23 +51,15 @@ func newImportCmd(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			resp, err := c.Do(cmd.Context(), &client.Request{
-				Method: http.MethodPost, Path: p.Location(loc) + "/images/import",
-				Body: file, ContentType: "application/x-tar", ContentLength: st.Size(),
-			})
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.ImportImage(client.WithRawJSON(cmd.Context(), &raw), loc, file, st.Size()); err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			var out api.List[json.RawMessage]
-			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-				return err
-			}
-			return f.Print(out.Value, nil)
+			return f.PrintJSON(raw, nil)
 		},
 	}
 	locationFlag(cmd, &loc)
@@ -84,25 +73,19 @@ func newListCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "List the images the server has",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			items, err := c.List(cmd.Context(), p.Location(loc)+"/cachedImages", nil)
-			if err != nil {
+			var raw json.RawMessage
+			if _, err := c.ListCachedImages(client.WithRawJSON(cmd.Context(), &raw), loc); err != nil {
 				return err
 			}
-			return f.Print(items, nil)
+			return f.PrintJSON(raw, nil)
 		},
 	}
 	locationFlag(cmd, &loc)
 	return cmd
-}
-
-// pullRequest is the body of the pull route.
-type pullRequest struct {
-	Image       string                        `json:"image"`
-	Credentials []api.ImageRegistryCredential `json:"credentials,omitempty"`
 }
 
 func newPullCmd(f *cmdutil.Factory) *cobra.Command {
@@ -113,7 +96,7 @@ func newPullCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "Pull an image into the server's cache, showing per-layer progress on stderr",
 		Args:  cmdutil.ExactArgs(1, "IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body := pullRequest{Image: args[0]}
+			body := client.PullRequest{Image: args[0]}
 			if (user == "") != (pass == "") {
 				return cmdutil.FlagErrorf("--registry-username and --registry-password go together")
 			}
@@ -127,10 +110,20 @@ func newPullCmd(f *cmdutil.Factory) *cobra.Command {
 				}
 				body.Credentials = []api.ImageRegistryCredential{{Server: server, Username: user, Password: pass}}
 			}
-			if quiet {
-				return call(cmd.Context(), f, http.MethodPost, loc, "/images/pull", nil, body, true)
+			c, err := f.Client()
+			if err != nil {
+				return err
 			}
-			return pullWithProgress(cmd.Context(), f, loc, body)
+			var progress func(api.PullEvent)
+			if !quiet {
+				pv := &progressView{w: f.IO.ErrOut, tty: f.IO.StderrTTY, lines: map[string]string{}}
+				progress = pv.event
+			}
+			var raw json.RawMessage
+			if _, err := c.PullImage(client.WithRawJSON(cmd.Context(), &raw), loc, body, progress); err != nil {
+				return err
+			}
+			return f.PrintJSON(raw, nil)
 		},
 	}
 	locationFlag(cmd, &loc)
@@ -149,21 +142,13 @@ func newRmCmd(f *cmdutil.Factory) *cobra.Command {
 		Short:   "Remove an image from the server's cache",
 		Args:    cmdutil.ExactArgs(1, "IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd.Context(), f, http.MethodDelete, loc, "/images", url.Values{"image": {args[0]}}, nil, false)
+			c, err := f.Client()
+			if err != nil {
+				return err
+			}
+			return c.RemoveImage(cmd.Context(), loc, args[0])
 		},
 	}
 	locationFlag(cmd, &loc)
 	return cmd
-}
-
-func call(ctx context.Context, f *cmdutil.Factory, method, loc, sub string, q url.Values, body any, print bool) error {
-	c, p, err := f.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	r, err := c.Call(ctx, method, p.Location(loc)+sub, q, body)
-	if err != nil || !print {
-		return err
-	}
-	return f.PrintResponse(r, nil)
 }

@@ -1,73 +1,17 @@
 package image
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/client"
-	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
-	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
 type pullEvent = api.PullEvent
 
-// pullWithProgress pulls through the streaming route, drawing per-layer
-// progress on stderr (redrawn in place on a terminal, one line per change
-// otherwise), and prints the result on stdout.
-func pullWithProgress(ctx context.Context, f *cmdutil.Factory, loc string, body pullRequest) error {
-	c, p, err := f.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(ctx, &client.Request{
-		Method: http.MethodPost, Path: p.Location(loc) + "/images/pull",
-		Query: url.Values{"progress": {"true"}}, JSON: body,
-	})
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson") {
-		// An older server: a plain JSON answer.
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		return f.PrintResponse(&client.Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: b}, nil)
-	}
-	pr := &progressView{w: f.IO.ErrOut, tty: f.IO.StderrTTY, lines: map[string]string{}}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e pullEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return errdefs.WithCode(errdefs.ErrUnavailable, "", "bad progress line from the server: %v", err)
-		}
-		switch {
-		case e.Error != nil:
-			return errdefs.WithCode(errdefs.ErrUnavailable, e.Error.Code, "%s", e.Error.Message)
-		case e.Status == "pulled":
-			return f.Print(map[string]string{"image": e.Image, "digest": e.Digest}, nil)
-		case e.Status == "backoff":
-			pr.note(fmt.Sprintf("back-off: attempt %d failed (%s), retrying in %s", e.Attempt, e.Message, e.Delay))
-		case e.Layer != "":
-			pr.layer(e)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return errdefs.WithCode(errdefs.ErrUnavailable, "", "pull progress stream: %v", err)
-	}
-	return errdefs.WithCode(errdefs.ErrUnavailable, "", "the server ended the pull without a result")
-}
-
-// progressView draws one line per layer.
+// progressView draws the progress of a pull on stderr: one line per layer,
+// redrawn in place on a terminal, one line per change otherwise.
 type progressView struct {
 	w     io.Writer
 	tty   bool
@@ -94,6 +38,16 @@ func human(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// event shows one event of the pull.
+func (v *progressView) event(e pullEvent) {
+	switch {
+	case e.Status == "backoff":
+		v.note(fmt.Sprintf("back-off: attempt %d failed (%s), retrying in %s", e.Attempt, e.Message, e.Delay))
+	case e.Layer != "":
+		v.layer(e)
+	}
 }
 
 func (v *progressView) layer(e pullEvent) {

@@ -4,6 +4,7 @@
 package monitor
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	"github.com/skiff-sh/skiff/internal/cli/output"
 )
@@ -58,19 +60,22 @@ Skiff extensions CpuUsageTotal (cumulative CPU seconds) and MemoryCgroupUsage (b
 			if err != nil {
 				return err
 			}
-			c, p, err := f.Connect(cmd.Context())
+			c, err := f.Client()
 			if err != nil {
 				return err
 			}
-			if !strings.HasPrefix(path, "/") {
-				path = p.ContainerGroup(o.resourceGroup, path)
+			var raw json.RawMessage
+			ctx := client.WithRawJSON(cmd.Context(), &raw)
+			if strings.HasPrefix(path, "/") {
+				_, err = c.MetricsOf(ctx, path, q)
+			} else {
+				_, err = c.Metrics(ctx, o.resourceGroup, path, q)
 			}
-			r, err := c.Call(cmd.Context(), "GET", path+"/providers/Microsoft.Insights/metrics", q, nil)
 			if err != nil {
 				return err
 			}
 			var v map[string]any
-			if err := r.Decode(&v); err != nil {
+			if err := (&client.Response{Body: raw}).Decode(&v); err != nil {
 				return err
 			}
 			if f.Output.Format == output.Table && f.Output.Query == "" {
