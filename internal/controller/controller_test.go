@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,33 +233,37 @@ func provisioning(cg *store.ContainerGroup) lifecycle.Provisioning {
 	return lifecycle.Provisioning(cg.Resource.Properties.ProvisioningState)
 }
 
-// held is a Hold hook: while on, the agent does not work the named
-// groups, except their deletes.
-type held struct {
-	on    atomic.Bool
-	names map[string]bool
-}
-
-func hold(names ...string) *held {
-	h := &held{names: map[string]bool{}}
-	for _, n := range names {
-		h.names[n] = true
+// holdCreates keeps the agent from working the named groups, except their
+// deletes, until the returned switch is off.
+func holdCreates(a *fakeagent.Agent, names ...string) *atomic.Bool {
+	on := &atomic.Bool{}
+	on.Store(true)
+	a.Hold = func(cg *store.ContainerGroup) bool {
+		return on.Load() && slices.Contains(names, cg.Resource.Name) && provisioning(cg) != lifecycle.Deleting
 	}
-	h.on.Store(true)
-	return h
+	return on
 }
 
-func (h *held) hook(cg *store.ContainerGroup) bool {
-	return h.on.Load() && h.names[cg.Resource.Name] && provisioning(cg) != lifecycle.Deleting
+// failDeletes makes the agent's removals fail, as a busy mount makes the
+// runtime's, until the returned switch is off.
+func failDeletes(a *fakeagent.Agent) *atomic.Bool {
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	a.FailDelete = func(*store.ContainerGroup) *api.ErrorBody {
+		if failing.Load() {
+			return &api.ErrorBody{Code: "ContainerGroupDeletionFailed", Message: "device or resource busy"}
+		}
+		return nil
+	}
+	return failing
 }
 
 // A PUT goes Pending → Creating (placed on the host) → Succeeded once the
 // agent runs it, and its operation ends Succeeded.
 func TestCreate(t *testing.T) {
 	e := newEnv(t)
-	h := hold("web")
 	a := e.start(t.Context())
-	a.Hold = h.hook
+	held := holdCreates(a, "web")
 
 	cg, op := e.put("rg", "web", "nginx")
 	if provisioning(cg) != lifecycle.Pending || cg.Host != "" {
@@ -272,7 +277,7 @@ func TestCreate(t *testing.T) {
 		t.Fatalf("create operation %s while the agent has not run the group", got)
 	}
 
-	h.on.Store(false)
+	held.Store(false)
 	a.Kick(t.Context(), sub, "rg", "web")
 	e.wantEnded(op, api.OperationSucceeded, "")
 	cg = e.group("rg", "web")
@@ -318,9 +323,8 @@ func TestCreateFails(t *testing.T) {
 // still under way ends Canceled.
 func TestDelete(t *testing.T) {
 	e := newEnv(t)
-	h := hold("slow")
 	a := e.start(t.Context())
-	a.Hold = h.hook
+	holdCreates(a, "slow")
 
 	_, op := e.put("rg", "web", "nginx")
 	e.wantEnded(op, api.OperationSucceeded, "")
@@ -347,15 +351,8 @@ func TestDelete(t *testing.T) {
 // host's next try removes it.
 func TestDeleteFails(t *testing.T) {
 	e := newEnv(t)
-	var failing atomic.Bool
-	failing.Store(true)
 	a := e.start(t.Context())
-	a.FailDelete = func(*store.ContainerGroup) *api.ErrorBody {
-		if failing.Load() {
-			return &api.ErrorBody{Code: "ContainerGroupDeletionFailed", Message: "device or resource busy"}
-		}
-		return nil
-	}
+	failing := failDeletes(a)
 
 	_, op := e.put("rg", "web", "nginx")
 	e.wantEnded(op, api.OperationSucceeded, "")
@@ -402,9 +399,8 @@ func TestDeleteNeverPlaced(t *testing.T) {
 func TestResourceGroupDelete(t *testing.T) {
 	e := newEnv(t)
 	e.resourceGroup("doomed")
-	h := hold("slow")
 	a := e.start(t.Context())
-	a.Hold = h.hook
+	holdCreates(a, "slow")
 
 	for _, name := range []string{"a", "b"} {
 		_, op := e.put("doomed", name, "nginx")
@@ -435,15 +431,8 @@ func TestResourceGroupDelete(t *testing.T) {
 func TestResourceGroupDeleteFails(t *testing.T) {
 	e := newEnv(t)
 	e.resourceGroup("doomed")
-	var failing atomic.Bool
-	failing.Store(true)
 	a := e.start(t.Context())
-	a.FailDelete = func(*store.ContainerGroup) *api.ErrorBody {
-		if failing.Load() {
-			return &api.ErrorBody{Code: "ContainerGroupDeletionFailed", Message: "device or resource busy"}
-		}
-		return nil
-	}
+	failing := failDeletes(a)
 	_, op := e.put("doomed", "web", "nginx")
 	e.wantEnded(op, api.OperationSucceeded, "")
 
