@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -386,5 +387,19 @@ func TestExecSession(t *testing.T) {
 	wsURL = "ws" + strings.TrimPrefix(c.Endpoint(), "http") + "/nows"
 	if _, err := c.Exec(ctx, "rg", "web", "app", api.ExecRequest{Command: "sh"}); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("dial of a missing socket: %v", err)
+	}
+}
+
+// A typed call whose answer is not the JSON expected fails with class
+// ErrUnavailable (a proxy's HTML page, say), and sends the query it is given.
+func TestTypedCallOfABodyThatIsNotJSON(t *testing.T) {
+	var query string
+	c := newTyped(t, func(w http.ResponseWriter, r *http.Request) {
+		query = r.URL.RawQuery
+		fmt.Fprint(w, "<html>")
+	})
+	_, err := c.Metrics(context.Background(), "rg", "web", url.Values{"metricnames": {"CpuUsage"}})
+	if !errors.Is(err, errdefs.ErrUnavailable) || query != "api-version=2023-05-01&metricnames=CpuUsage" {
+		t.Errorf("metrics of an HTML page: %v (query %q)", err, query)
 	}
 }

@@ -6,14 +6,11 @@ package virtualnode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -263,18 +260,14 @@ func (p *Provider) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node)) {
 func (p *Provider) Healthy(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := p.cfg.Client.Call(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
+	if err := p.cfg.Client.Healthz(ctx); err != nil {
 		return err
 	}
-	paths, err := p.cfg.Client.In(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = p.cfg.Client.Call(ctx, http.MethodGet, paths.ResourceGroup(p.cfg.ResourceGroup), nil, nil)
+	_, err := p.cfg.Client.GetResourceGroup(ctx, p.cfg.ResourceGroup)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		// The node's resource group is created on first use.
-		_, err = p.cfg.Client.Call(ctx, http.MethodPut, paths.ResourceGroup(p.cfg.ResourceGroup), nil,
-			map[string]any{"location": p.cfg.Region, "tags": map[string]string{TagNode: p.cfg.NodeName}})
+		_, err = p.cfg.Client.CreateResourceGroup(ctx, p.cfg.ResourceGroup,
+			api.ResourceGroup{Location: p.cfg.Region, Tags: map[string]string{TagNode: p.cfg.NodeName}})
 		if err == nil {
 			p.log.Info("created resource group", "resourceGroup", p.cfg.ResourceGroup)
 		}
@@ -339,10 +332,6 @@ func (p *Provider) NotifyPods(_ context.Context, cb func(*corev1.Pod)) {
 	p.mu.Unlock()
 }
 
-func (p *Provider) paths(ctx context.Context) (client.Paths, error) {
-	return p.cfg.Client.In(ctx)
-}
-
 // originalPod is the pod as Kubernetes stores it (before env resolution).
 func (p *Provider) originalPod(ns, name string) *corev1.Pod {
 	if p.cfg.Pods == nil {
@@ -366,16 +355,11 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	if g == nil || err != nil {
 		return err
 	}
-	paths, err := p.paths(ctx)
-	if err != nil {
-		return err
-	}
 	// A group left by an earlier pod of the same namespace and name
 	// (another UID: that pod is gone) goes first. A group of any other pod,
 	// or not the virtual node's, is never deleted or overwritten.
-	var old api.ContainerGroup
-	if err := p.cfg.Client.Get(ctx, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name), &old); err == nil && old.Tags[TagUID] != string(pod.UID) {
-		if !p.leftoverOf(&old, pod) {
+	if old, err := p.getGroup(ctx, g.Name); err == nil && old.Tags[TagUID] != string(pod.UID) {
+		if !p.leftoverOf(old, pod) {
 			p.refuse(pod, fmt.Sprintf("the container group name %s is taken by a container group that is not this pod's", g.Name))
 			return nil
 		}
@@ -383,8 +367,7 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 			return err
 		}
 	}
-	resp, err := p.cfg.Client.Call(ctx, http.MethodPut, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name), nil, g)
-	if err != nil {
+	if _, _, err := p.cfg.Client.CreateOrUpdateContainerGroup(ctx, p.cfg.ResourceGroup, g.Name, g); err != nil {
 		var ae *client.APIError
 		if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
 			p.refuse(pod, refusal(pod, ae))
@@ -392,7 +375,6 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		}
 		return fmt.Errorf("create container group %s: %w", g.Name, err)
 	}
-	_ = resp
 	p.mu.Lock()
 	t := &tracked{pod: pod.DeepCopy(), group: g.Name, seen: map[string]bool{}, started: now}
 	t.pod.Status = corev1.PodStatus{Phase: corev1.PodPending, HostIP: p.cfg.InternalIP, StartTime: &now,
@@ -500,10 +482,6 @@ func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 	if g == nil || err != nil {
 		return err
 	}
-	paths, err := p.paths(ctx)
-	if err != nil {
-		return err
-	}
 	cur, err := p.getGroup(ctx, name)
 	if err != nil {
 		return fmt.Errorf("update container group %s: %w", name, err)
@@ -512,7 +490,7 @@ func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 		p.log.Warn("not updating a container group of another pod", "pod", key(pod.Namespace, pod.Name), "group", name, "groupUID", cur.Tags[TagUID])
 		return nil
 	}
-	if _, err := p.cfg.Client.Call(ctx, http.MethodPut, paths.ContainerGroup(p.cfg.ResourceGroup, name), nil, g); err != nil {
+	if _, _, err := p.cfg.Client.CreateOrUpdateContainerGroup(ctx, p.cfg.ResourceGroup, name, g); err != nil {
 		return fmt.Errorf("update container group %s: %w", name, err)
 	}
 	p.log.Info("updated container group with new images", "pod", key(pod.Namespace, pod.Name), "group", name)
@@ -646,24 +624,18 @@ func gracePeriod(pod *corev1.Pod) *int64 {
 }
 
 // deleteGroup deletes a group and, with wait, waits until it is gone. A
-// non-nil grace is sent as the Skiff extension ?gracePeriodSeconds=.
+// non-nil grace (seconds) is the containers' grace period.
 func (p *Provider) deleteGroup(ctx context.Context, name string, wait bool, grace *int64) error {
-	paths, err := p.paths(ctx)
-	if err != nil {
-		return err
-	}
-	var q url.Values
+	var o client.DeleteOptions
 	if grace != nil {
-		q = url.Values{"gracePeriodSeconds": {strconv.FormatInt(max(*grace, 0), 10)}}
+		d := time.Duration(*grace) * time.Second
+		o.GracePeriod = &d
 	}
-	resp, err := p.cfg.Client.Call(ctx, http.MethodDelete, paths.ContainerGroup(p.cfg.ResourceGroup, name), q, nil)
-	if err != nil {
+	poller, err := p.cfg.Client.DeleteContainerGroup(ctx, p.cfg.ResourceGroup, name, o)
+	if err != nil || !wait {
 		return err
 	}
-	if wait && resp.StatusCode == http.StatusAccepted {
-		return p.cfg.Client.Wait(ctx, resp.Header, nil)
-	}
-	return nil
+	return poller.Wait(ctx, nil)
 }
 
 // GetPod returns the pod if the virtual node runs it.
@@ -719,15 +691,7 @@ func (p *Provider) adopt(orig *corev1.Pod, g *api.ContainerGroup) *tracked {
 }
 
 func (p *Provider) getGroup(ctx context.Context, name string) (*api.ContainerGroup, error) {
-	paths, err := p.paths(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var g api.ContainerGroup
-	if err := p.cfg.Client.Get(ctx, paths.ContainerGroup(p.cfg.ResourceGroup, name), &g); err != nil {
-		return nil, err
-	}
-	return &g, nil
+	return p.cfg.Client.GetContainerGroup(ctx, p.cfg.ResourceGroup, name)
 }
 
 // GetPodStatus returns the pod's last known status.
@@ -763,11 +727,7 @@ func (p *Provider) GetPods(ctx context.Context) ([]*corev1.Pod, error) {
 
 // listGroups lists the groups of this node (list views carry no instance view).
 func (p *Provider) listGroups(ctx context.Context) ([]api.ContainerGroup, error) {
-	paths, err := p.paths(ctx)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := p.cfg.Client.List(ctx, paths.ContainerGroups(p.cfg.ResourceGroup), nil)
+	all, err := p.cfg.Client.ListContainerGroups(ctx, p.cfg.ResourceGroup)
 	if err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
 			return nil, nil
@@ -775,9 +735,8 @@ func (p *Provider) listGroups(ctx context.Context) ([]api.ContainerGroup, error)
 		return nil, err
 	}
 	var out []api.ContainerGroup
-	for _, r := range raw {
-		var g api.ContainerGroup
-		if json.Unmarshal(r, &g) == nil && g.Tags[TagNode] == p.cfg.NodeName && g.Tags[TagPod] != "" {
+	for _, g := range all {
+		if g.Tags[TagNode] == p.cfg.NodeName && g.Tags[TagPod] != "" {
 			out = append(out, g)
 		}
 	}
@@ -1027,11 +986,7 @@ func (p *Provider) retryPull(ctx context.Context, t *tracked, g *api.ContainerGr
 	}
 	t.pullTries++
 	t.lastPull = time.Now()
-	paths, err := p.paths(ctx)
-	if err == nil {
-		_, err = p.cfg.Client.Call(ctx, http.MethodPost, paths.ContainerGroup(p.cfg.ResourceGroup, g.Name)+"/restart", nil, nil)
-	}
-	if err != nil {
+	if _, err := p.cfg.Client.RestartContainerGroup(ctx, p.cfg.ResourceGroup, g.Name); err != nil {
 		p.log.Warn("retrying a failed image pull", "group", g.Name, "err", err)
 		return
 	}

@@ -2,10 +2,7 @@ package virtualnode
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"sort"
 	"sync"
@@ -55,14 +52,10 @@ type podUsage struct {
 	Containers           []containerUsage
 }
 
-// parseUsage turns a metrics answer split by containerName into one sample
+// usageOf turns a metrics answer split by containerName into one sample
 // per container, sorted by name. A container with no CpuUsageTotal or
 // MemoryUsage point is left out.
-func parseUsage(body []byte) ([]containerUsage, error) {
-	var r api.MetricsResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("metrics answer: %v: %w", err, errdefs.ErrUnavailable)
-	}
+func usageOf(r *api.MetricsResponse) []containerUsage {
 	byName := map[string]*containerUsage{}
 	seen := map[string]map[string]bool{}
 	for _, m := range r.Value {
@@ -110,7 +103,7 @@ func parseUsage(body []byte) ([]containerUsage, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out
 }
 
 // statsTarget is a pod whose group is read.
@@ -126,8 +119,9 @@ type statsTarget struct {
 func (p *Provider) collectUsage(ctx context.Context) (pods []podUsage, failed int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
 	defer cancel()
-	paths, err := p.paths(ctx)
-	if err != nil {
+	// Without a subscription Skiff is not reachable: the summary fails
+	// rather than leaving every pod out.
+	if _, err := p.cfg.Client.Subscription(ctx); err != nil {
 		return nil, 0, err
 	}
 	var targets []statsTarget
@@ -166,11 +160,10 @@ func (p *Provider) collectUsage(ctx context.Context) (pods []podUsage, failed in
 				mu.Unlock()
 				return
 			}
-			path := paths.ContainerGroup(p.cfg.ResourceGroup, t.group) + "/providers/Microsoft.Insights/metrics"
 			var cs []containerUsage
-			r, err := p.cfg.Client.Call(ctx, http.MethodGet, path, q, nil)
+			r, err := p.cfg.Client.Metrics(ctx, p.cfg.ResourceGroup, t.group, q)
 			if err == nil {
-				cs, err = parseUsage(r.Body)
+				cs = usageOf(r)
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/gorilla/websocket"
 	vkerrdefs "github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vkapi "github.com/virtual-kubelet/virtual-kubelet/node/api"
 	utilexec "k8s.io/utils/exec"
@@ -24,18 +21,14 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
-func (p *Provider) containerPath(ctx context.Context, ns, pod, container string) (string, error) {
-	paths, err := p.paths(ctx)
-	if err != nil {
-		return "", err
-	}
-	name := GroupName(ns, pod)
+// groupOf is the name of the group of pod ns/pod.
+func (p *Provider) groupOf(ns, pod string) string {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if t := p.pods[key(ns, pod)]; t != nil && t.group != "" {
-		name = t.group
+		return t.group
 	}
-	p.mu.Unlock()
-	return paths.Container(p.cfg.ResourceGroup, name, container), nil
+	return GroupName(ns, pod)
 }
 
 func notFound(err error) error {
@@ -49,43 +42,19 @@ func notFound(err error) error {
 // timestamps, previous and follow are passed on; since and limitBytes are
 // applied here.
 func (p *Provider) GetContainerLogs(ctx context.Context, ns, pod, container string, opts vkapi.ContainerLogOpts) (io.ReadCloser, error) {
-	path, err := p.containerPath(ctx, ns, pod, container)
-	if err != nil {
-		return nil, err
-	}
-	q := url.Values{}
+	lo := client.LogOptions{Previous: opts.Previous, Follow: opts.Follow}
 	if opts.Tail > 0 {
-		q.Set("tail", strconv.Itoa(opts.Tail))
+		lo.Tail = &opts.Tail
 	}
 	since := opts.SinceTime
 	if opts.SinceSeconds > 0 {
 		since = time.Now().Add(-time.Duration(opts.SinceSeconds) * time.Second)
 	}
 	// since needs the timestamps to filter on; they are cut off again below.
-	if opts.Timestamps || !since.IsZero() {
-		q.Set("timestamps", "true")
-	}
-	if opts.Previous {
-		q.Set("previous", "true")
-	}
-	var body io.ReadCloser
-	if opts.Follow {
-		q.Set("follow", "true")
-		resp, err := p.cfg.Client.Do(ctx, &client.Request{Method: http.MethodGet, Path: path + "/logs", Query: q})
-		if err != nil {
-			return nil, notFound(err)
-		}
-		body = resp.Body
-	} else {
-		r, err := p.cfg.Client.Call(ctx, http.MethodGet, path+"/logs", q, nil)
-		if err != nil {
-			return nil, notFound(err)
-		}
-		var logs api.Logs
-		if err := r.Decode(&logs); err != nil {
-			return nil, err
-		}
-		body = io.NopCloser(strings.NewReader(logs.Content))
+	lo.Timestamps = opts.Timestamps || !since.IsZero()
+	body, err := p.cfg.Client.Logs(ctx, p.cfg.ResourceGroup, p.groupOf(ns, pod), container, lo)
+	if err != nil {
+		return nil, notFound(err)
 	}
 	if since.IsZero() && opts.LimitBytes <= 0 {
 		return body, nil
@@ -125,13 +94,9 @@ func (p *Provider) GetContainerLogs(ctx context.Context, ns, pod, container stri
 // RunInContainer runs cmd in a container through the Skiff exec websocket.
 // Skiff runs every exec on a terminal, so stdout and stderr arrive merged.
 func (p *Provider) RunInContainer(ctx context.Context, ns, pod, container string, cmd []string, attach vkapi.AttachIO) error {
-	path, err := p.containerPath(ctx, ns, pod, container)
-	if err != nil {
-		return err
-	}
 	argv, _ := json.Marshal(cmd)
 	req := api.ExecRequest{Command: string(argv), TerminalSize: &api.TerminalSize{Rows: 24, Cols: 80}}
-	return p.stream(ctx, path+"/exec", req, attach)
+	return p.stream(ctx, p.groupOf(ns, pod), container, req, attach)
 }
 
 // AttachToContainer streams a container's output from now on, as a
@@ -139,21 +104,17 @@ func (p *Provider) RunInContainer(ctx context.Context, ns, pod, container string
 // container attach does, so the followed log with tail=0 is used instead).
 // Stdin is not connected.
 func (p *Provider) AttachToContainer(ctx context.Context, ns, pod, container string, attach vkapi.AttachIO) error {
-	path, err := p.containerPath(ctx, ns, pod, container)
-	if err != nil {
-		return err
-	}
-	resp, err := p.cfg.Client.Do(ctx, &client.Request{Method: http.MethodGet, Path: path + "/logs",
-		Query: url.Values{"follow": {"true"}, "tail": {"0"}}})
+	tail := 0
+	logs, err := p.cfg.Client.Logs(ctx, p.cfg.ResourceGroup, p.groupOf(ns, pod), container, client.LogOptions{Tail: &tail, Follow: true})
 	if err != nil {
 		return notFound(err)
 	}
-	defer resp.Body.Close()
+	defer logs.Close()
 	go func() {
 		<-ctx.Done()
-		resp.Body.Close()
+		logs.Close()
 	}()
-	_, err = io.Copy(output(attach), resp.Body)
+	_, err = io.Copy(output(attach), logs)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -162,35 +123,14 @@ func (p *Provider) AttachToContainer(ctx context.Context, ns, pod, container str
 
 // stream runs an exec session over Skiff's websocket: stdin and terminal
 // resizes go in, the TTY output comes back.
-func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest, attach vkapi.AttachIO) error {
+func (p *Provider) stream(ctx context.Context, group, container string, req api.ExecRequest, attach vkapi.AttachIO) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r, err := p.cfg.Client.Call(ctx, http.MethodPost, path, nil, req)
+	s, err := p.cfg.Client.Exec(ctx, p.cfg.ResourceGroup, group, container, req)
 	if err != nil {
 		return notFound(err)
 	}
-	var er api.ExecResponse
-	if err := r.Decode(&er); err != nil {
-		return err
-	}
-	conn, _, err := websocket.DefaultDialer.DialContext(ctx, er.WebSocketURI, nil)
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", er.WebSocketURI, errdefs.ErrUnavailable)
-	}
-	defer conn.Close()
-	go func() {
-		<-ctx.Done()
-		conn.Close()
-	}()
-	var wmu = make(chan struct{}, 1)
-	write := func(typ int, b []byte) error {
-		wmu <- struct{}{}
-		defer func() { <-wmu }()
-		return conn.WriteMessage(typ, b)
-	}
-	if err := write(websocket.TextMessage, []byte(er.Password)); err != nil {
-		return fmt.Errorf("exec handshake: %w", errdefs.ErrUnavailable)
-	}
+	defer s.Close()
 	if resize := attach.Resize(); resize != nil && attach.TTY() {
 		go func() {
 			for {
@@ -201,8 +141,7 @@ func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest,
 					if !ok {
 						return
 					}
-					b, _ := json.Marshal(api.TerminalSize{Rows: int32(sz.Height), Cols: int32(sz.Width)})
-					_ = write(websocket.TextMessage, b)
+					_ = s.Resize(int(sz.Height), int(sz.Width))
 				}
 			}
 		}()
@@ -213,38 +152,37 @@ func (p *Provider) stream(ctx context.Context, path string, req api.ExecRequest,
 			for {
 				n, err := in.Read(buf)
 				if n > 0 {
-					if write(websocket.BinaryMessage, append([]byte(nil), buf[:n]...)) != nil {
+					if _, err := s.Write(buf[:n]); err != nil {
 						return
 					}
 				}
 				if err != nil {
 					// End of input on a terminal is ^D.
-					_ = write(websocket.BinaryMessage, []byte{4})
+					_, _ = s.Write([]byte{4})
 					return
 				}
 			}
 		}()
 	}
 	out := output(attach)
+	buf := make([]byte, 32<<10)
 	for {
-		typ, b, err := conn.ReadMessage()
-		if err != nil {
-			var ce *websocket.CloseError
-			if asClose(err, &ce) {
-				if code, ok := exitCode(ce.Text); ok && code != 0 {
-					return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
-				}
+		n, err := s.Read(buf)
+		if n > 0 {
+			if _, err := out.Write(bytes.ReplaceAll(buf[:n], []byte("\r\n"), []byte("\n"))); err != nil {
 				return nil
 			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("exec stream: %v: %w", err, errdefs.ErrUnavailable)
 		}
-		if typ == websocket.BinaryMessage {
-			if _, err := out.Write(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))); err != nil {
-				return nil
+		switch {
+		case err == io.EOF:
+			if code := s.ExitCode(); code != 0 {
+				return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
 			}
+			return nil
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return fmt.Errorf("exec stream: %w", err)
 		}
 	}
 }
@@ -259,23 +197,6 @@ func output(attach vkapi.AttachIO) io.Writer {
 		return w
 	}
 	return io.Discard
-}
-
-func asClose(err error, ce **websocket.CloseError) bool {
-	c, ok := err.(*websocket.CloseError)
-	if ok {
-		*ce = c
-	}
-	return ok
-}
-
-func exitCode(text string) (int, bool) {
-	s, ok := strings.CutPrefix(text, "exit code ")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	return n, err == nil
 }
 
 // PortForward connects stream to port on the pod's own address (the
