@@ -168,7 +168,12 @@ func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 	prov := lifecycle.Provisioning(cg.Resource.Properties.ProvisioningState)
 	if prov == lifecycle.Deleting {
 		if cg.Host != "" {
-			return nil // its agent removes it
+			// Its agent removes it; a resource group being deleted hears
+			// of a failure to.
+			if cg.Observed != nil && cg.Observed.DeleteError != nil {
+				c.queue.Add(rgChange(cg.Subscription, cg.ResourceGroup))
+			}
+			return nil
 		}
 		if err := lifecycle.Transition(lifecycle.Deleting, lifecycle.None, lifecycle.Controller); err != nil {
 			return err

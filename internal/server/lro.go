@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
@@ -38,7 +39,7 @@ func (s *Server) asyncHeaders(w http.ResponseWriter, r *http.Request, op *store.
 
 func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p params) error {
 	op, err := s.cfg.Store.GetOperation(r.Context(), p["op"])
-	if err != nil || op.Subscription != p["sub"] {
+	if err != nil || !strings.EqualFold(op.Subscription, p["sub"]) {
 		return errdefs.WithCode(errdefs.ErrNotFound, "OperationNotFound", "The operation '%s' could not be found.", p["op"])
 	}
 	out := api.OperationStatus{ID: op.ResourceID, Name: op.ID, Status: op.Status, StartTime: op.StartTime.Format(time.RFC3339Nano), Error: op.Error}
