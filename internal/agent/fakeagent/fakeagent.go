@@ -46,8 +46,8 @@ type Agent struct {
 	// true: a create never finishes (the group stays Pending or Creating),
 	// an action is never observed, a delete never ends. Kick works it again.
 	// It sees the record, so a test can hold one kind of work only.
-	// Set the hooks before the store holds a group they are about: the
-	// agent reads them from its own goroutine.
+	// Set the hooks before writing the groups they are about: the agent
+	// reads them from its own goroutine.
 	Hold func(*store.ContainerGroup) bool
 
 	mu     sync.Mutex
