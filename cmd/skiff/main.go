@@ -1,12 +1,28 @@
-// Command skiff is Skiff's single binary: server, CLI and helpers.
+// Command skiff is Skiff's single binary: server, CLI and helpers. It
+// composes them: the CLI's command tree (internal/cli), `skiff server`,
+// `skiff virtual-node` and the container shim.
 package main
 
 import (
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/skiff-sh/skiff/internal/cli"
+	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
+	"github.com/skiff-sh/skiff/internal/cli/servercmd"
+	virtualnodecmd "github.com/skiff-sh/skiff/internal/cmd/virtualnode"
+	"github.com/skiff-sh/skiff/internal/runtime/oci"
+	"github.com/skiff-sh/skiff/internal/runtime/shim"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:]))
+	// The shim is started once per container run; keep it off cobra's path.
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		os.Exit(shim.Main(os.Args[2:], oci.OOMKilled))
+	}
+	os.Exit(cli.Main(os.Args[1:],
+		func(*cmdutil.Factory) *cobra.Command { return servercmd.NewCmd() },
+		virtualnodecmd.NewCmd,
+	))
 }

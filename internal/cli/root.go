@@ -1,16 +1,17 @@
 // Package cli builds the skiff command tree and maps errors to exit codes.
 //
-// The API commands (group, container, account, image) are HTTP clients of a
-// Skiff server; each lives in its own package below this one and shares
-// cmdutil (streams, client, output flags). `skiff run` drives the host
-// runtime directly, without a server.
+// The API commands (group, container, account, image, monitor) are clients
+// of a Skiff server through package client; each lives in its own package
+// below this one and shares cmdutil (streams, client, output flags). The
+// commands that compose a server or a virtual node are given by
+// cmd/skiff, so that this tree holds commands only. `skiff run` drives the
+// host runtime directly, without a server.
 package cli
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skiff-sh/skiff/internal/cli/servercmd"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,10 +25,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/cli/group"
 	"github.com/skiff-sh/skiff/internal/cli/image"
 	"github.com/skiff-sh/skiff/internal/cli/monitor"
-	"github.com/skiff-sh/skiff/internal/cli/vnode"
 	"github.com/skiff-sh/skiff/internal/errdefs"
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
-	"github.com/skiff-sh/skiff/internal/runtime/shim"
 )
 
 // Exit codes.
@@ -42,21 +40,22 @@ const (
 	ExitInterrupt = 130
 )
 
-// Main runs the skiff command line and returns the exit code.
-func Main(args []string) int {
-	// The shim is started once per container run; keep it off cobra's path.
-	if len(args) > 0 && args[0] == "shim" {
-		return shim.Main(args[1:], oci.OOMKilled)
-	}
-	return Execute(context.Background(), args, cmdutil.New(cmdutil.System(), os.Getenv))
+// Command makes a command of the tree on the Factory; cmd/skiff passes
+// the commands that compose a server or a virtual node this way.
+type Command func(*cmdutil.Factory) *cobra.Command
+
+// Main runs the skiff command line, with the extra commands, on the
+// process's streams and environment and returns the exit code.
+func Main(args []string, extra ...Command) int {
+	return Execute(context.Background(), args, cmdutil.New(cmdutil.System(), os.Getenv), extra...)
 }
 
 // Execute runs the command line args with f's streams and environment,
 // prints an error as one line on stderr, and returns the exit code.
-func Execute(ctx context.Context, args []string, f *cmdutil.Factory) int {
+func Execute(ctx context.Context, args []string, f *cmdutil.Factory, extra ...Command) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := NewRootCmd(f)
+	root := NewRootCmd(f, extra...)
 	root.SetArgs(cmdutil.ExpandNargs(root, args))
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
@@ -78,8 +77,8 @@ func Execute(ctx context.Context, args []string, f *cmdutil.Factory) int {
 	return ExitCode(err)
 }
 
-// NewRootCmd returns the skiff command tree on f.
-func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
+// NewRootCmd returns the skiff command tree on f, with the extra commands.
+func NewRootCmd(f *cmdutil.Factory, extra ...Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "skiff",
 		Short:         "Skiff runs container groups the way Azure Container Instances does, on machines you own",
@@ -95,10 +94,9 @@ func NewRootCmd(f *cmdutil.Factory) *cobra.Command {
 		monitor.NewCmd(f),
 		newRunCmd(),
 	)
-	// ---- skiff server ----
-	root.AddCommand(servercmd.NewCmd())
-	// ---- end skiff server ----
-	root.AddCommand(vnode.NewCmd(f))
+	for _, c := range extra {
+		root.AddCommand(c(f))
+	}
 	return root
 }
 

@@ -1,7 +1,8 @@
-// Package vnode is `skiff virtual-node`: it registers a virtual node in a
-// Kubernetes cluster and runs the pods scheduled to it as Skiff container
-// groups through the Skiff HTTP API (see internal/virtualnode).
-package vnode
+// Package virtualnodecmd is `skiff virtual-node`: it wires the
+// virtual-kubelet provider (internal/virtualnode) to a Kubernetes cluster
+// and to a Skiff server's HTTP API, with the kubelet API's serving
+// certificate, and prints the manifests that deploy it.
+package virtualnodecmd
 
 import (
 	"context"
@@ -33,8 +34,8 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
-	"github.com/skiff-sh/skiff/internal/cli/servercmd"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/hostaddr"
 	"github.com/skiff-sh/skiff/internal/virtualnode"
 )
 
@@ -198,7 +199,7 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 		capacity[name] = q
 	}
 	if o.NodeIP == "" {
-		o.NodeIP = servercmd.PrimaryAddress()
+		o.NodeIP = hostaddr.PrimaryAddress()
 	}
 	if net.ParseIP(o.NodeIP) == nil {
 		return cmdutil.FlagErrorf("--node-ip %q is not an IP address", o.NodeIP)
