@@ -348,4 +348,3 @@ func errorBody(err error, def string) *api.ErrorBody {
 	}
 	return &api.ErrorBody{Code: code, Message: err.Error()}
 }
-

@@ -4,19 +4,19 @@
 //
 // Provisioning states (ARM's, as ACI uses them) and their owners:
 //
-//	                server            controller          controller
-//	  PUT ──────────▶ Pending ──────────▶ Creating ──────────▶ Succeeded ◀─┐
-//	                   ▲  │   (placed on      │   (observed:        │      │ controller
-//	  PUT that changes │  │    a host)        │    settled)         ▼      │ (ran again)
-//	  the containers ──┘  │                   └──────────────────▶ Failed ─┘
-//	  (server)            │                     controller (observed: failed for good)
-//	                      ▼
-//	  DELETE ─────────▶ Deleting ───────────▶ (record removed)
-//	  server, from any    │     agent: once the runtime removed the group;
-//	  state; controller   │     controller: a group never placed on a host
-//	  for a resource      │
-//	  group's delete      └─ refuses every other transition (409
-//	                         ContainerGroupTransitioning)
+//	              server            controller          controller
+//	PUT ──────────▶ Pending ──────────▶ Creating ──────────▶ Succeeded ◀─┐
+//	                 ▲  │   (placed on      │   (observed:        │      │ controller
+//	PUT that changes │  │    a host)        │    settled)         ▼      │ (ran again)
+//	the containers ──┘  │                   └──────────────────▶ Failed ─┘
+//	(server)            │                     controller (observed: failed for good)
+//	                    ▼
+//	DELETE ─────────▶ Deleting ───────────▶ (record removed)
+//	server, from any    │     agent: once the runtime removed the group;
+//	state; controller   │     controller: a group never placed on a host
+//	for a resource      │
+//	group's delete      └─ refuses every other transition (409
+//	                       ContainerGroupTransitioning)
 //
 // A group's own states (its instanceView state), which the host's runtime
 // moves and the agent reports as store.Observed; GroupTransition refuses
