@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
@@ -36,19 +38,19 @@ func container0(p map[string]any) map[string]any {
 func TestBadInputsAreRejectedWithoutStateChange(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/bad", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, body)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/bad", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
-	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/bad/providers/Microsoft.ContainerInstance/containerGroups/"
+	cgPath := "/subscriptions/" + s.Subscription + "/resourceGroups/bad/providers/Microsoft.ContainerInstance/containerGroups/"
 	cases := []struct {
 		name, method, path string
 		body               any
-		hdr                map[string]string
+		token              *string // nil: the admin token
 		status             int
 		code               string
 	}{
-		{"no token", "GET", "/subscriptions", nil, map[string]string{"Authorization": ""}, 401, "AuthenticationFailed"},
-		{"wrong token", "GET", "/subscriptions", nil, map[string]string{"Authorization": "Bearer nope"}, 401, "AuthenticationFailed"},
+		{"no token", "GET", "/subscriptions", nil, new(""), 401, "AuthenticationFailed"},
+		{"wrong token", "GET", "/subscriptions", nil, new("nope"), 401, "AuthenticationFailed"},
 		{"wrong api-version", "GET", "/subscriptions?api-version=2017-01-01", nil, nil, 400, "InvalidApiVersionParameter"},
 		{"malformed JSON", "PUT", cgPath + "g1", `{"location": "local", "properties": {`, nil, 400, "InvalidRequestContent"},
 		{"bad name", "PUT", cgPath + "Bad_Name", groupBody(image, nil), nil, 400, ""},
@@ -92,54 +94,48 @@ func TestBadInputsAreRejectedWithoutStateChange(t *testing.T) {
 			container0(p)["volumeMounts"] = []map[string]any{{"name": "nope", "mountPath": "/x"}}
 		}), nil, 400, ""},
 		{"windows", "PUT", cgPath + "g8", groupBody(image, func(p map[string]any) { p["osType"] = "Windows" }), nil, 400, ""},
-		{"missing resource group", "PUT", "/subscriptions/" + s.sub + "/resourceGroups/nope/providers/Microsoft.ContainerInstance/containerGroups/g9", groupBody(image, nil), nil, 404, "ResourceGroupNotFound"},
+		{"missing resource group", "PUT", "/subscriptions/" + s.Subscription + "/resourceGroups/nope/providers/Microsoft.ContainerInstance/containerGroups/g9", groupBody(image, nil), nil, 404, "ResourceGroupNotFound"},
 		{"missing group", "GET", cgPath + "absent", nil, nil, 404, "ResourceNotFound"},
 		{"unknown subscription", "GET", "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups", nil, nil, 404, "SubscriptionNotFound"},
 	}
 	for _, c := range cases {
-		code, hdr, body := s.request(c.method, c.path, c.body, c.hdr)
+		token := s.Token
+		if c.token != nil {
+			token = *c.token
+		}
+		r := s.sendAs(token, c.method, c.path, c.body)
 		var env struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		if err := json.Unmarshal(body, &env); err != nil || env.Error.Code == "" || env.Error.Message == "" {
-			t.Errorf("%s: no ARM error envelope: %d %s", c.name, code, body)
+		if err := json.Unmarshal(r.Body, &env); err != nil || env.Error.Code == "" || env.Error.Message == "" {
+			t.Errorf("%s: no ARM error envelope: %d %s", c.name, r.Status, r)
 			continue
 		}
-		if code != c.status || (c.code != "" && env.Error.Code != c.code) {
-			t.Errorf("%s: got %d %s (%s), want %d %s", c.name, code, env.Error.Code, env.Error.Message, c.status, c.code)
+		if r.Status != c.status || (c.code != "" && env.Error.Code != c.code) {
+			t.Errorf("%s: got %d %s (%s), want %d %s", c.name, r.Status, env.Error.Code, env.Error.Message, c.status, c.code)
 		}
-		if hdr.Get("x-ms-error-code") != env.Error.Code {
-			t.Errorf("%s: x-ms-error-code %q vs body %q", c.name, hdr.Get("x-ms-error-code"), env.Error.Code)
+		if r.Header.Get("x-ms-error-code") != env.Error.Code {
+			t.Errorf("%s: x-ms-error-code %q vs body %q", c.name, r.Header.Get("x-ms-error-code"), env.Error.Code)
 		}
 	}
-	var list struct {
-		Value []any `json:"value"`
-	}
-	s.do("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/containerGroups", &list)
-	if len(list.Value) != 0 {
-		t.Errorf("rejected requests left %d container groups", len(list.Value))
+	if list, err := s.Client.ListContainerGroups(t.Context(), ""); err != nil || len(list) != 0 {
+		t.Errorf("rejected requests left %d container groups (%v)", len(list), err)
 	}
 
 	// An update that needs a recreate is refused, and the group is untouched.
-	if code, _, body := s.request("PUT", cgPath+"good", groupBody(image, nil), nil); code != 201 {
-		t.Fatalf("create: %d %s", code, body)
+	if r := s.send("PUT", cgPath+"good", groupBody(image, nil)); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r)
 	}
-	code, _, body := s.request("PUT", cgPath+"good", groupBody(image, func(p map[string]any) {
+	r := s.send("PUT", cgPath+"good", groupBody(image, func(p map[string]any) {
 		container0(p)["resources"] = map[string]any{"requests": map[string]any{"cpu": 2, "memoryInGB": 1}}
-	}), nil)
-	if code != 400 || !strings.Contains(string(body), "InvalidContainerGroupUpdate") {
-		t.Errorf("cpu update: %d %s", code, body)
+	}))
+	if r.Status != 400 || !strings.Contains(r.String(), "InvalidContainerGroupUpdate") {
+		t.Errorf("cpu update: %d %s", r.Status, r)
 	}
-	var got struct {
-		Properties struct {
-			Containers []struct {
-				Properties struct {
-					Resources struct{ Requests struct{ CPU float64 } }
-				}
-			}
-		}
+	got, err := s.Client.GetContainerGroup(t.Context(), "bad", "good")
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.do("GET", cgPath+"good", &got)
 	if got.Properties.Containers[0].Properties.Resources.Requests.CPU != 1 {
 		t.Errorf("refused update changed the group: %+v", got)
 	}
@@ -147,11 +143,11 @@ func TestBadInputsAreRejectedWithoutStateChange(t *testing.T) {
 	withPort := func(p map[string]any) {
 		p["ipAddress"] = map[string]any{"type": "Public", "ports": []map[string]any{{"port": 80}}}
 	}
-	if code, _, body := s.request("PUT", cgPath+"web1", groupBody(image, withPort), nil); code != 201 {
-		t.Fatalf("web1: %d %s", code, body)
+	if r := s.send("PUT", cgPath+"web1", groupBody(image, withPort)); r.Status != 201 {
+		t.Fatalf("web1: %d %s", r.Status, r)
 	}
-	if code, _, body := s.request("PUT", cgPath+"web2", groupBody(image, withPort), nil); code != 409 || !strings.Contains(string(body), "PortAlreadyInUse") {
-		t.Errorf("second group on port 80: %d %s", code, body)
+	if r := s.send("PUT", cgPath+"web2", groupBody(image, withPort)); r.Status != 409 || !strings.Contains(r.String(), "PortAlreadyInUse") {
+		t.Errorf("second group on port 80: %d %s", r.Status, r)
 	}
 	// The CLI: one line, non-zero exit.
 	_, errOut, exit := s.skiff("container", "show", "-g", "bad", "-n", "absent")
@@ -165,8 +161,8 @@ func TestBadInputsAreRejectedWithoutStateChange(t *testing.T) {
 func TestServerKill9DuringCreateBurst(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/burst", `{"location":"local"}`, nil)
-	path := "/subscriptions/" + s.sub + "/resourceGroups/burst/providers/Microsoft.ContainerInstance/containerGroups/"
+	s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/burst", `{"location":"local"}`)
+	path := "/subscriptions/" + s.Subscription + "/resourceGroups/burst/providers/Microsoft.ContainerInstance/containerGroups/"
 	var mu sync.Mutex
 	accepted := map[string]bool{}
 	var wg sync.WaitGroup
@@ -176,8 +172,7 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 6; i++ {
 				name := fmt.Sprintf("b%d-%d", w, i)
-				code, _, _, err := tryRequest(s, "PUT", path+name, groupBody(image, func(p map[string]any) { delete(container0(p), "ports") }))
-				if err == nil && code == 201 {
+				if r := s.send("PUT", path+name, groupBody(image, func(p map[string]any) { delete(container0(p), "ports") })); r.Status == 201 {
 					mu.Lock()
 					accepted[name] = true
 					mu.Unlock()
@@ -186,52 +181,46 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	s.stop(syscall.SIGKILL)
+	s.Stop(syscall.SIGKILL)
 	wg.Wait()
 	if len(accepted) == 0 {
 		t.Fatalf("no create was accepted before the kill")
 	}
-	s.start()
+	s.Start()
 	deadline := time.Now().Add(120 * time.Second)
 	for name := range accepted {
 		for {
-			var cg struct {
-				Properties struct {
-					ProvisioningState string
-					InstanceView      *struct{ State string }
-				}
-			}
-			code := s.do("GET", path+name, &cg)
-			if code == 200 && (cg.Properties.ProvisioningState == "Succeeded" || cg.Properties.ProvisioningState == "Failed") {
+			cg, err := s.Client.GetContainerGroup(t.Context(), "burst", name)
+			if err == nil && (cg.Properties.ProvisioningState == "Succeeded" || cg.Properties.ProvisioningState == "Failed") {
 				if cg.Properties.InstanceView == nil || cg.Properties.InstanceView.State != "Running" {
 					t.Errorf("%s: provisioning %s, state %+v", name, cg.Properties.ProvisioningState, cg.Properties.InstanceView)
 				}
 				break
 			}
-			if code == 404 {
+			if errors.Is(err, errdefs.ErrNotFound) {
 				t.Errorf("accepted group %s is gone after the restart", name)
 				break
 			}
 			if time.Now().After(deadline) {
-				_, _, raw := s.request("GET", path+name, nil, nil)
-				s.cmd.Process.Signal(syscall.SIGQUIT)
+				raw := s.send("GET", path+name, nil)
+				s.Process().Signal(syscall.SIGQUIT)
 				time.Sleep(time.Second)
 				var shimLogs strings.Builder
-				files, _ := filepath.Glob(filepath.Join(s.dataDir, "runtime/groups/*/containers/*/*.log"))
-				more, _ := filepath.Glob(filepath.Join(s.dataDir, "runtime/groups/*/containers/*/bundle/runtime.log"))
+				files, _ := filepath.Glob(filepath.Join(s.DataDir, "runtime/groups/*/containers/*/*.log"))
+				more, _ := filepath.Glob(filepath.Join(s.DataDir, "runtime/groups/*/containers/*/bundle/runtime.log"))
 				for _, f := range append(files, more...) {
 					if data, _ := os.ReadFile(f); len(data) > 0 && !strings.Contains(f, "current.log") {
 						fmt.Fprintf(&shimLogs, "%s: %s\n", f, data)
 					}
 				}
 				out, _ := exec.Command("sh", "-c", "ps -eo pid,ppid,etime,args | grep -E 'runc|shim' | grep -v grep").Output()
-				t.Fatalf("%s never settled: %d %s\nshim logs:\n%s\nprocesses:\n%s\nserver log:\n%s", name, code, raw, shimLogs.String(), out, s.goroutines())
+				t.Fatalf("%s never settled: %d %s\nshim logs:\n%s\nprocesses:\n%s\nserver log:\n%s", name, testenv.StatusOf(err), raw, shimLogs.String(), out, s.goroutines())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	// Exactly one runc container per group: none twice.
-	out := runcList(t, s.dataDir)
+	out := runcList(t, s.DataDir)
 	seen := map[string]int{}
 	for _, id := range out {
 		seen[id]++
@@ -241,23 +230,18 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 			t.Errorf("container %s runs %d times", id, n)
 		}
 	}
-	var list struct{ Value []any }
-	s.do("GET", path[:len(path)-1], &list)
-	if len(list.Value) < len(accepted) || len(out) != len(list.Value) {
-		t.Errorf("%d accepted, %d listed, %d runc containers", len(accepted), len(list.Value), len(out))
+	list, _ := s.Client.ListContainerGroups(t.Context(), "burst")
+	if len(list) < len(accepted) || len(out) != len(list) {
+		t.Errorf("%d accepted, %d listed, %d runc containers", len(accepted), len(list), len(out))
 		for name := range accepted {
-			_, _, raw := s.request("GET", path+name, nil, nil)
-			var cg struct {
-				Properties struct {
-					Containers []struct {
-						Properties struct{ InstanceView any } `json:"properties"`
-					} `json:"containers"`
-				} `json:"properties"`
+			cg, err := s.Client.GetContainerGroup(t.Context(), "burst", name)
+			if err != nil {
+				t.Logf("%s: %v", name, err)
+				continue
 			}
-			json.Unmarshal(raw, &cg)
 			iv, _ := json.Marshal(cg.Properties.Containers[0].Properties.InstanceView)
 			t.Logf("%s: %s", name, iv)
 		}
-		t.Logf("runc: %v\nserver log:\n%s", out, s.logTail())
+		t.Logf("runc: %v\nserver log:\n%s", out, s.LogTail(20))
 	}
 }

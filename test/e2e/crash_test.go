@@ -8,8 +8,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,13 +21,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/store"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 func (s *server) cgURL(rg, name string) string {
-	return "/subscriptions/" + s.sub + "/resourceGroups/" + rg + "/providers/Microsoft.ContainerInstance/containerGroups/" + name
+	return "/subscriptions/" + s.Subscription + "/resourceGroups/" + rg + "/providers/Microsoft.ContainerInstance/containerGroups/" + name
 }
 
 // hostGroup is what the host holds for one group's runtime id.
@@ -38,13 +42,13 @@ func (h hostGroup) empty() bool { return !h.dir && !h.netns && len(h.containers)
 
 func (s *server) hostGroup(t *testing.T, id string) hostGroup {
 	t.Helper()
-	_, netDir, _, _, rtDir := runtime.HostLayout(s.dataDir)
+	_, netDir, _, _, rtDir := runtime.HostLayout(s.DataDir)
 	var h hostGroup
 	_, err := os.Stat(filepath.Join(rtDir, "groups", id))
 	h.dir = err == nil
 	_, err = os.Stat(filepath.Join(netDir, "netns", id))
 	h.netns = err == nil
-	for _, c := range runcList(t, s.dataDir) {
+	for _, c := range runcList(t, s.DataDir) {
 		if strings.HasPrefix(c, id+"_") {
 			h.containers = append(h.containers, c)
 		}
@@ -52,43 +56,24 @@ func (s *server) hostGroup(t *testing.T, id string) hostGroup {
 	return h
 }
 
-// groupView is the part of a GET the crash tests read.
-type groupView struct {
-	Properties struct {
-		ProvisioningState string `json:"provisioningState"`
-		Containers        []struct {
-			Properties struct {
-				InstanceView *struct {
-					RestartCount int `json:"restartCount"`
-				} `json:"instanceView"`
-			} `json:"properties"`
-		} `json:"containers"`
-		InstanceView *struct {
-			State  string       `json:"state"`
-			Events []groupEvent `json:"events"`
-		} `json:"instanceView"`
-	} `json:"properties"`
-}
-
 // settle polls a group until it is gone (false) or its provisioning state
 // is final (true, with the group).
-func (s *server) settle(t *testing.T, rg, name string, timeout time.Duration) (bool, groupView) {
+func (s *server) settle(t *testing.T, rg, name string, timeout time.Duration) (bool, *api.ContainerGroup) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		var g groupView
-		code, _, raw := s.request("GET", s.cgURL(rg, name), nil, nil)
-		if code == 404 {
-			return false, g
+		g, err := s.Client.GetContainerGroup(t.Context(), rg, name)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return false, &api.ContainerGroup{}
 		}
-		if code == 200 && json.Unmarshal(raw, &g) == nil {
+		if err == nil {
 			switch g.Properties.ProvisioningState {
 			case "Succeeded", "Failed":
 				return true, g
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s/%s never settled: %d %s\nserver log:\n%s", rg, name, code, raw, s.logTail())
+			t.Fatalf("%s/%s never settled: %v %+v\nserver log:\n%s", rg, name, err, g, s.LogTail(20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -98,22 +83,20 @@ func (s *server) settle(t *testing.T, rg, name string, timeout time.Duration) (b
 // ends and returns its status and error code.
 func (s *server) waitOperation(t *testing.T, url string, timeout time.Duration) (status, code string) {
 	t.Helper()
-	path := strings.TrimPrefix(url, s.endpoint)
+	h := http.Header{}
+	h.Set("Azure-AsyncOperation", url)
+	p := s.Client.Poller(h)
 	deadline := time.Now().Add(timeout)
 	for {
-		var op struct {
-			Status string
-			Error  *struct{ Code string }
-		}
-		c, _, raw := s.request("GET", path, nil, nil)
-		if c == 200 && json.Unmarshal(raw, &op) == nil && op.Status != "InProgress" {
+		op, err := p.Operation(t.Context())
+		if err == nil && op.Status != "InProgress" {
 			if op.Error != nil {
 				code = op.Error.Code
 			}
 			return op.Status, code
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("operation %s never ended: %d %s\nserver log:\n%s", path, c, raw, s.logTail())
+			t.Fatalf("operation %s never ended: %v %+v\nserver log:\n%s", url, err, op, s.LogTail(20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -132,12 +115,12 @@ func armCode(raw []byte) string {
 func TestCrashPutRacingDelete(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, raw := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/race", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, raw)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/race", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
 	const name = "g"
 	path := s.cgURL("race", name)
-	id := store.RuntimeID(s.sub, "race", name)
+	id := store.RuntimeID(s.Subscription, "race", name)
 	spec := func(v string) map[string]any {
 		return groupBody(image, func(p map[string]any) {
 			delete(container0(p), "ports")
@@ -149,9 +132,9 @@ func TestCrashPutRacingDelete(t *testing.T) {
 		variant := round % 4
 		// Start: absent (variant 0) or running.
 		if variant == 0 {
-			s.request("DELETE", path+"?gracePeriodSeconds=0", nil, nil)
-		} else if code, _, raw := s.request("PUT", path, spec("base"), nil); code != 200 && code != 201 {
-			t.Fatalf("round %d: setup PUT: %d %s", round, code, raw)
+			s.send("DELETE", path+"?gracePeriodSeconds=0", nil)
+		} else if r := s.send("PUT", path, spec("base")); r.Status != 200 && r.Status != 201 {
+			t.Fatalf("round %d: setup PUT: %d %s", round, r.Status, r)
 		}
 		if present, _ := s.settle(t, "race", name, 60*time.Second); present != (variant != 0) {
 			t.Fatalf("round %d: setup left the group present=%v", round, present)
@@ -184,26 +167,26 @@ func TestCrashPutRacingDelete(t *testing.T) {
 			} else {
 				time.Sleep(rand.N(10 * time.Millisecond))
 			}
-			code, hdr, raw := s.request(method, p, body, nil)
+			r := s.send(method, p, body)
 			// In the fourth variant one PUT is a client that tries again
 			// while the group is being deleted: it creates the group anew,
 			// under the same runtime id, once the delete is done.
-			for retry := retries; code == 409 && retry > 0; retry-- {
+			for retry := retries; r.Status == 409 && retry > 0; retry-- {
 				time.Sleep(50 * time.Millisecond)
-				code, hdr, raw = s.request(method, p, body, nil)
+				r = s.send(method, p, body)
 			}
 			switch {
-			case slices.Contains(want, code):
-			case code == 409 && method == "PUT" && armCode(raw) == "ContainerGroupTransitioning":
+			case slices.Contains(want, r.Status):
+			case r.Status == 409 && method == "PUT" && armCode(r.Body) == "ContainerGroupTransitioning":
 				mu.Lock()
 				outcomes["PUT refused"]++
 				mu.Unlock()
 				return // refused: the group is being deleted
 			default:
-				t.Errorf("round %d: %s: %d %s", round, method, code, raw)
+				t.Errorf("round %d: %s: %d %s", round, method, r.Status, r)
 				return
 			}
-			if u := hdr.Get("Azure-AsyncOperation"); u != "" {
+			if u := r.Header.Get("Azure-AsyncOperation"); u != "" {
 				mu.Lock()
 				ops = append(ops, method+" "+u)
 				mu.Unlock()
@@ -221,8 +204,8 @@ func TestCrashPutRacingDelete(t *testing.T) {
 		go send("DELETE", path+"?gracePeriodSeconds=0", nil, 0, 202, 204)
 		wg.Wait()
 		if round >= 20 {
-			s.stop(syscall.SIGKILL)
-			s.start()
+			s.Stop(syscall.SIGKILL)
+			s.Start()
 		}
 
 		for _, op := range ops {
@@ -253,12 +236,12 @@ func TestCrashPutRacingDelete(t *testing.T) {
 			}
 		}
 		if t.Failed() {
-			t.Fatalf("stopping after round %d; server log:\n%s", round, s.logTail())
+			t.Fatalf("stopping after round %d; server log:\n%s", round, s.LogTail(20))
 		}
 	}
 	t.Logf("outcomes: %v", outcomes)
 	// Nothing but this one group, if any, ever ran.
-	if n := len(runcList(t, s.dataDir)); n > 1 {
+	if n := len(runcList(t, s.DataDir)); n > 1 {
 		t.Errorf("%d runc containers for one group", n)
 	}
 }
@@ -269,17 +252,17 @@ func TestCrashPutRacingDelete(t *testing.T) {
 func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, raw := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/doomed", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, raw)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/doomed", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
 	noPorts := func(p map[string]any) { delete(container0(p), "ports") }
 	var ids []string
 	for i := range 3 {
 		name := fmt.Sprint("d", i)
-		if code, _, raw := s.request("PUT", s.cgURL("doomed", name), groupBody(image, noPorts), nil); code != 201 {
-			t.Fatalf("%s: %d %s", name, code, raw)
+		if r := s.send("PUT", s.cgURL("doomed", name), groupBody(image, noPorts)); r.Status != 201 {
+			t.Fatalf("%s: %d %s", name, r.Status, r)
 		}
-		ids = append(ids, store.RuntimeID(s.sub, "doomed", name))
+		ids = append(ids, store.RuntimeID(s.Subscription, "doomed", name))
 	}
 	for i := range 3 {
 		if _, g := s.settle(t, "doomed", fmt.Sprint("d", i), 60*time.Second); g.Properties.InstanceView == nil || g.Properties.InstanceView.State != "Running" {
@@ -287,23 +270,20 @@ func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 		}
 	}
 
-	code, hdr, raw := s.request("DELETE", "/subscriptions/"+s.sub+"/resourcegroups/doomed", nil, nil)
-	opURL := hdr.Get("Azure-AsyncOperation")
-	if code != 202 || opURL == "" {
-		t.Fatalf("delete: %d %s (operation %q)", code, raw, opURL)
+	r := s.send("DELETE", "/subscriptions/"+s.Subscription+"/resourcegroups/doomed", nil)
+	opURL := r.Header.Get("Azure-AsyncOperation")
+	if r.Status != 202 || opURL == "" {
+		t.Fatalf("delete: %d %s (operation %q)", r.Status, r, opURL)
 	}
 	// While it is deleted, the resource group takes no new group, as ARM.
-	code, _, raw = s.request("PUT", s.cgURL("doomed", "late"), groupBody(image, noPorts), nil)
-	if code != 409 || armCode(raw) != "ResourceGroupBeingDeleted" {
-		t.Errorf("PUT into a resource group being deleted: %d %s, want 409 ResourceGroupBeingDeleted", code, raw)
+	r = s.send("PUT", s.cgURL("doomed", "late"), groupBody(image, noPorts))
+	if r.Status != 409 || armCode(r.Body) != "ResourceGroupBeingDeleted" {
+		t.Errorf("PUT into a resource group being deleted: %d %s, want 409 ResourceGroupBeingDeleted", r.Status, r)
 	}
-	var rg struct {
-		Properties struct{ ProvisioningState string }
+	if rg, err := s.Client.GetResourceGroup(t.Context(), "doomed"); err != nil || rg.Properties.ProvisioningState != "Deleting" {
+		t.Errorf("resource group being deleted shows provisioningState %+v (%v)", rg, err)
 	}
-	if s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups/doomed", &rg); rg.Properties.ProvisioningState != "Deleting" {
-		t.Errorf("resource group being deleted shows provisioningState %q", rg.Properties.ProvisioningState)
-	}
-	s.stop(syscall.SIGKILL)
+	s.Stop(syscall.SIGKILL)
 	left := 0
 	for _, id := range ids {
 		if h := s.hostGroup(t, id); h.dir {
@@ -315,24 +295,24 @@ func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 	}
 	t.Logf("%d of 3 groups still on the host at the kill", left)
 
-	s.start()
+	s.Start()
 	if status, code := s.waitOperation(t, opURL, 90*time.Second); status != "Succeeded" {
 		t.Errorf("resource group delete ended %s (%s) after the restart", status, code)
 	}
-	if code, _, raw := s.request("GET", "/subscriptions/"+s.sub+"/resourcegroups/doomed", nil, nil); code != 404 {
-		t.Errorf("resource group after its delete: %d %s", code, raw)
+	if r := s.send("GET", "/subscriptions/"+s.Subscription+"/resourcegroups/doomed", nil); r.Status != 404 {
+		t.Errorf("resource group after its delete: %d %s", r.Status, r)
 	}
 	for _, id := range ids {
 		if h := s.hostGroup(t, id); !h.empty() {
 			t.Errorf("group %s left on the host: %+v", id, h)
 		}
 	}
-	if out := runcList(t, s.dataDir); len(out) != 0 {
+	if out := runcList(t, s.DataDir); len(out) != 0 {
 		t.Errorf("runc containers left: %v", out)
 	}
 	// The name is free again.
-	if code, _, raw := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/doomed", `{"location":"local"}`, nil); code != 201 {
-		t.Errorf("recreate the resource group: %d %s", code, raw)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/doomed", `{"location":"local"}`); r.Status != 201 {
+		t.Errorf("recreate the resource group: %d %s", r.Status, r)
 	}
 }
 
@@ -341,35 +321,35 @@ func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 func TestCrashGroupDeleteResumes(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, raw := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/one", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, raw)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/one", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
 	body := groupBody(image, func(p map[string]any) { delete(container0(p), "ports") })
-	if code, _, raw := s.request("PUT", s.cgURL("one", "victim"), body, nil); code != 201 {
-		t.Fatalf("create: %d %s", code, raw)
+	if r := s.send("PUT", s.cgURL("one", "victim"), body); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r)
 	}
 	s.settle(t, "one", "victim", 60*time.Second)
-	id := store.RuntimeID(s.sub, "one", "victim")
+	id := store.RuntimeID(s.Subscription, "one", "victim")
 
-	code, hdr, raw := s.request("DELETE", s.cgURL("one", "victim"), nil, nil)
-	opURL := hdr.Get("Azure-AsyncOperation")
-	if code != 202 || opURL == "" {
-		t.Fatalf("delete: %d %s (operation %q)", code, raw, opURL)
+	r := s.send("DELETE", s.cgURL("one", "victim"), nil)
+	opURL := r.Header.Get("Azure-AsyncOperation")
+	if r.Status != 202 || opURL == "" {
+		t.Fatalf("delete: %d %s (operation %q)", r.Status, r, opURL)
 	}
-	if code, _, raw := s.request("PUT", s.cgURL("one", "victim"), body, nil); code != 409 || armCode(raw) != "ContainerGroupTransitioning" {
-		t.Errorf("PUT of a group being deleted: %d %s, want 409 ContainerGroupTransitioning", code, raw)
+	if r := s.send("PUT", s.cgURL("one", "victim"), body); r.Status != 409 || armCode(r.Body) != "ContainerGroupTransitioning" {
+		t.Errorf("PUT of a group being deleted: %d %s, want 409 ContainerGroupTransitioning", r.Status, r)
 	}
-	s.stop(syscall.SIGKILL)
+	s.Stop(syscall.SIGKILL)
 	if h := s.hostGroup(t, id); !h.dir || len(h.containers) == 0 {
 		t.Fatalf("the group was gone before the kill (%+v): the test did not kill a delete in flight", h)
 	}
 
-	s.start()
+	s.Start()
 	if status, code := s.waitOperation(t, opURL, 60*time.Second); status != "Succeeded" {
 		t.Errorf("group delete ended %s (%s) after the restart", status, code)
 	}
-	if code, _, raw := s.request("GET", s.cgURL("one", "victim"), nil, nil); code != 404 {
-		t.Errorf("group after its delete: %d %s", code, raw)
+	if r := s.send("GET", s.cgURL("one", "victim"), nil); r.Status != 404 {
+		t.Errorf("group after its delete: %d %s", r.Status, r)
 	}
 	if h := s.hostGroup(t, id); !h.empty() {
 		t.Errorf("group left on the host: %+v", h)
@@ -381,10 +361,10 @@ func TestCrashGroupDeleteResumes(t *testing.T) {
 // went), run and are stopped: no group fails, no container loses a file of
 // its image, and the images of running and stopped groups stay listed.
 func TestCrashImageGCWhileGroupsStart(t *testing.T) {
-	s := startServerWith(t, "--image-gc-high-threshold", "0", "--image-gc-low-threshold", "0", "--image-gc-interval", "100ms")
+	s := startServer(t, "--image-gc-high-threshold", "0", "--image-gc-low-threshold", "0", "--image-gc-interval", "100ms")
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, raw := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/gc", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, raw)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/gc", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
 	// The container reads a file of its image's top layer ten times a
 	// second, and exits 3 if it is gone.
@@ -412,14 +392,17 @@ func TestCrashImageGCWhileGroupsStart(t *testing.T) {
 	running := func(phase int, name string) {
 		_, g := s.settle(t, "gc", name, 90*time.Second)
 		if g.Properties.ProvisioningState != "Succeeded" || g.Properties.InstanceView == nil || g.Properties.InstanceView.State != "Running" {
-			t.Fatalf("phase %d: %s: %+v\nserver log:\n%s", phase, name, g.Properties, s.logTail())
+			t.Fatalf("phase %d: %s: %+v\nserver log:\n%s", phase, name, g.Properties, s.LogTail(20))
 		}
 	}
 	// intact checks that a group still runs and never restarted: its
 	// container would have exited had a file of its image gone.
 	intact := func(phase int, name string) {
-		var g groupView
-		s.do("GET", s.cgURL("gc", name), &g)
+		g, err := s.Client.GetContainerGroup(t.Context(), "gc", name)
+		if err != nil {
+			t.Errorf("phase %d: %s is not running any more: %v", phase, name, err)
+			return
+		}
 		if g.Properties.InstanceView == nil || g.Properties.InstanceView.State != "Running" {
 			t.Errorf("phase %d: %s is not running any more: %+v", phase, name, g.Properties)
 		}
@@ -440,8 +423,8 @@ func TestCrashImageGCWhileGroupsStart(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				name := fmt.Sprintf("p%d-w%d", phase, w)
-				if code, _, raw := s.request("PUT", s.cgURL("gc", name), body, nil); code != 201 {
-					t.Errorf("%s: %d %s", name, code, raw)
+				if r := s.send("PUT", s.cgURL("gc", name), body); r.Status != 201 {
+					t.Errorf("%s: %d %s", name, r.Status, r)
 				}
 			}()
 		}
@@ -461,8 +444,8 @@ func TestCrashImageGCWhileGroupsStart(t *testing.T) {
 		if phase < 2 {
 			for w := range workers {
 				name := fmt.Sprintf("p%d-w%d", phase, w)
-				if code, _, raw := s.request("DELETE", s.cgURL("gc", name)+"?gracePeriodSeconds=0", nil, nil); code != 202 {
-					t.Fatalf("delete %s: %d %s", name, code, raw)
+				if r := s.send("DELETE", s.cgURL("gc", name)+"?gracePeriodSeconds=0", nil); r.Status != 202 {
+					t.Fatalf("delete %s: %d %s", name, r.Status, r)
 				}
 				if present, _ := s.settle(t, "gc", name, 60*time.Second); present {
 					t.Fatalf("%s not deleted", name)
@@ -472,12 +455,12 @@ func TestCrashImageGCWhileGroupsStart(t *testing.T) {
 	}
 	// A stopped group keeps its image too, and starts again from it.
 	stopped := "p2-w0"
-	if code, _, raw := s.request("POST", s.cgURL("gc", stopped)+"/stop", nil, nil); code != 204 {
-		t.Fatalf("stop: %d %s", code, raw)
+	if r := s.send("POST", s.cgURL("gc", stopped)+"/stop", nil); r.Status != 204 {
+		t.Fatalf("stop: %d %s", r.Status, r)
 	}
 	for _, name := range []string{"p2-w1", "p2-w2"} {
-		if code, _, raw := s.request("DELETE", s.cgURL("gc", name)+"?gracePeriodSeconds=0", nil, nil); code != 202 {
-			t.Fatalf("delete %s: %d %s", name, code, raw)
+		if r := s.send("DELETE", s.cgURL("gc", name)+"?gracePeriodSeconds=0", nil); r.Status != 202 {
+			t.Fatalf("delete %s: %d %s", name, r.Status, r)
 		}
 		s.settle(t, "gc", name, 60*time.Second)
 	}
@@ -485,11 +468,11 @@ func TestCrashImageGCWhileGroupsStart(t *testing.T) {
 	if !listed() {
 		t.Errorf("the image of a stopped group was removed")
 	}
-	code, hdr, raw := s.request("POST", s.cgURL("gc", stopped)+"/start", nil, nil)
-	if code != 202 {
-		t.Fatalf("start: %d %s", code, raw)
+	r := s.send("POST", s.cgURL("gc", stopped)+"/start", nil)
+	if r.Status != 202 {
+		t.Fatalf("start: %d %s", r.Status, r)
 	}
-	if status, code := s.waitOperation(t, hdr.Get("Azure-AsyncOperation"), 60*time.Second); status != "Succeeded" {
+	if status, code := s.waitOperation(t, r.Header.Get("Azure-AsyncOperation"), 60*time.Second); status != "Succeeded" {
 		t.Errorf("start of the stopped group ended %s (%s)", status, code)
 	}
 	running(3, stopped)

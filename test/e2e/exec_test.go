@@ -41,7 +41,7 @@ func TestCLIImportExecAttachFollow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, skiffBin, "container", "logs", "-g", "air", "-n", "ticker", "--follow")
-	cmd.Env = append(cmd.Environ(), "SKIFF_ENDPOINT="+s.endpoint, "SKIFF_DATA_DIR="+s.dataDir)
+	cmd.Env = append(cmd.Environ(), "SKIFF_ENDPOINT="+s.Endpoint, "SKIFF_DATA_DIR="+s.DataDir)
 	var followed bytes.Buffer
 	cmd.Stdout = &followed
 	cmd.Run()
@@ -61,12 +61,10 @@ func TestCLIImportExecAttachFollow(t *testing.T) {
 	}
 
 	// The image is in use: cachedImages lists it; metrics count the group.
-	var cached struct{ Value []struct{ Image string } }
-	s.do("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/locations/local/cachedImages", &cached)
-	if len(cached.Value) == 0 {
-		t.Errorf("cachedImages is empty")
+	if cached, err := s.Client.ListCachedImages(t.Context(), "local"); len(cached) == 0 {
+		t.Errorf("cachedImages is empty (%v)", err)
 	}
-	resp, err := http.Get(s.endpoint + "/metrics")
+	resp, err := http.Get(s.Endpoint + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

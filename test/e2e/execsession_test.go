@@ -52,13 +52,13 @@ func waitProcs(t *testing.T, want int, timeout time.Duration, argv ...string) {
 func TestExecSessionsEndAndAreBounded(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/ex", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, body)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/ex", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
-	cgPath := "/subscriptions/" + s.sub + "/resourcegroups/ex/providers/Microsoft.ContainerInstance/containerGroups/shell"
+	cgPath := "/subscriptions/" + s.Subscription + "/resourcegroups/ex/providers/Microsoft.ContainerInstance/containerGroups/shell"
 	body := groupBody(image, func(p map[string]any) { delete(container0(p), "ports") })
-	if code, _, out := s.request("PUT", cgPath, body, nil); code != 201 {
-		t.Fatalf("create: %d %s", code, out)
+	if r := s.send("PUT", cgPath, body); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r)
 	}
 	s.waitRunning("ex", "shell")
 
@@ -68,11 +68,11 @@ func TestExecSessionsEndAndAreBounded(t *testing.T) {
 	}
 	exec := func(cmd string) (int, session, []byte) {
 		t.Helper()
-		code, _, out := s.request("POST", cgPath+"/containers/app/exec",
-			map[string]any{"command": cmd, "terminalSize": map[string]int{"rows": 24, "cols": 80}}, nil)
+		r := s.send("POST", cgPath+"/containers/app/exec",
+			map[string]any{"command": cmd, "terminalSize": map[string]int{"rows": 24, "cols": 80}})
 		var sess session
-		json.Unmarshal(out, &sess)
-		return code, sess, out
+		json.Unmarshal(r.Body, &sess)
+		return r.Status, sess, r.Body
 	}
 	open := func(sess session) *websocket.Conn {
 		t.Helper()

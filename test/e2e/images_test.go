@@ -2,81 +2,33 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
-// startImageServer is startServer with extra server flags and a
-// registries.yaml written into the data dir before the server starts.
+// startImageServer is startServer with a registries.yaml written into
+// the data dir before the server starts, and the debug log (it records
+// pulls).
 func startImageServer(t *testing.T, registriesYAML string, extra ...string) *server {
 	t.Helper()
-	testenv.RequireRoot(t)
-	s := &server{t: t, dataDir: t.TempDir(), listen: freePort(t)}
-	s.endpoint = "http://" + s.listen
+	dir := t.TempDir()
 	if registriesYAML != "" {
-		if err := os.WriteFile(filepath.Join(s.dataDir, "registries.yaml"), []byte(registriesYAML), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "registries.yaml"), []byte(registriesYAML), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	args := append([]string{"server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1", "--log-level", "debug", "--stop-grace", "2s",
-		"--bridge", "ske2e0", "--subnet", "10.215.0.0/16"}, extra...)
-	s.cmd = exec.Command(skiffBin, args...)
-	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.endpoint + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) || s.cmd.ProcessState != nil {
-			data, _ := os.ReadFile(filepath.Join(s.dataDir, "server.log"))
-			t.Fatalf("server did not come up: %s", data)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.token = strings.TrimSpace(string(tok))
-	var subs struct {
-		Value []struct {
-			SubscriptionID string `json:"subscriptionId"`
-		} `json:"value"`
-	}
-	if code := s.do("GET", "/subscriptions", &subs); code != 200 || len(subs.Value) != 1 {
-		t.Fatalf("GET /subscriptions: %d %+v", code, subs)
-	}
-	s.sub = subs.Value[0].SubscriptionID
-	t.Cleanup(func() {
-		for _, rg := range s.listRGs() {
-			s.do("DELETE", "/subscriptions/"+s.sub+"/resourcegroups/"+rg, nil)
-		}
-		deadline := time.Now().Add(120 * time.Second)
-		for time.Now().Before(deadline) && len(s.listRGs()) > 0 {
-			time.Sleep(200 * time.Millisecond)
-		}
-		s.stop(syscall.SIGTERM)
-	})
-	return s
+	return newServer(t, testenv.SkiffServerOptions{DataDir: dir, LogLevel: "debug", Flags: extra})
 }
 
 // deadAddr is a loopback address nothing listens on.
@@ -100,13 +52,21 @@ type cachedImg struct {
 	Reference string `json:"reference"`
 }
 
+// cachedImages lists the image cache with the fields of Skiff's entries
+// (api.CachedImage has ACI's only).
 func (s *server) cachedImages() []cachedImg {
 	s.t.Helper()
-	var out struct{ Value []cachedImg }
-	if code := s.do("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/locations/local/cachedImages", &out); code != 200 {
-		s.t.Fatalf("cachedImages: %d", code)
+	raw, err := s.Client.List(s.t.Context(), client.LocationPath(s.Subscription, "local")+"/cachedImages", nil)
+	if err != nil {
+		s.t.Fatalf("cachedImages: %v", err)
 	}
-	return out.Value
+	out := make([]cachedImg, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return out
 }
 
 type groupEvent struct {
@@ -117,7 +77,7 @@ type groupEvent struct {
 // groupState returns the first container's state and events.
 func (s *server) groupState(rg, name string) (string, []groupEvent, []byte) {
 	s.t.Helper()
-	_, _, body := s.request("GET", "/subscriptions/"+s.sub+"/resourceGroups/"+rg+"/providers/Microsoft.ContainerInstance/containerGroups/"+name, nil, nil)
+	body := s.send("GET", "/subscriptions/"+s.Subscription+"/resourceGroups/"+rg+"/providers/Microsoft.ContainerInstance/containerGroups/"+name, nil).Body
 	var cg struct {
 		Properties struct {
 			Containers []struct {
@@ -147,7 +107,7 @@ func (s *server) waitRunning(rg, name string) []groupEvent {
 			return events
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s/%s never ran: %s\nserver log: %s", rg, name, body, s.logTail())
+			s.t.Fatalf("%s/%s never ran: %s\nserver log: %s", rg, name, body, s.LogTail(20))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -202,8 +162,8 @@ func TestImagesShortNameThroughMirror(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut+out, "ImageInUse") {
 		t.Errorf("image rm of an image in use: exit %d, %s %s", code, out, errOut)
 	}
-	if st, _, _ := s.request("DELETE", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/locations/local/images?image=busybox", nil, nil); st != http.StatusConflict {
-		t.Errorf("DELETE image in use: %d, want 409", st)
+	if err := s.Client.RemoveImage(t.Context(), "local", "busybox"); testenv.StatusOf(err) != http.StatusConflict {
+		t.Errorf("DELETE image in use: %v, want 409", err)
 	}
 
 	// Pre-pull with progress (stderr is not a terminal: a line per state).
@@ -277,12 +237,11 @@ func TestImagesPrivateMirrorCredentials(t *testing.T) {
 
 	var reads []string
 	for _, p := range []string{
-		"/subscriptions/" + s.sub + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/priv",
-		"/subscriptions/" + s.sub + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups",
-		"/subscriptions/" + s.sub + "/providers/Microsoft.ContainerInstance/locations/local/cachedImages",
+		"/subscriptions/" + s.Subscription + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/priv",
+		"/subscriptions/" + s.Subscription + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups",
+		"/subscriptions/" + s.Subscription + "/providers/Microsoft.ContainerInstance/locations/local/cachedImages",
 	} {
-		_, _, b := s.request("GET", p, nil, nil)
-		reads = append(reads, string(b))
+		reads = append(reads, string(s.send("GET", p, nil).Body))
 	}
 	reads = append(reads, s.mustSkiff("container", "show", "-g", "rg", "-n", "priv"), s.mustSkiff("image", "list"))
 	// A failing pull's error names the mirror but not the password.
@@ -296,16 +255,11 @@ func TestImagesPrivateMirrorCredentials(t *testing.T) {
 	if !strings.Contains(reads[2], `"busybox:latest"`) {
 		t.Errorf("cachedImages: %s", reads[2])
 	}
-	f, err := os.Open(filepath.Join(s.dataDir, "server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged, _ := io.ReadAll(f)
-	f.Close()
-	if !strings.Contains(string(logged), "image pulled") {
+	logged := s.Log()
+	if !strings.Contains(logged, "image pulled") {
 		t.Errorf("the debug log should record the pull:\n%s", logged)
 	}
-	if strings.Contains(string(logged), pass) {
+	if strings.Contains(logged, pass) {
 		t.Errorf("the registry password is in the server log")
 	}
 }
@@ -341,15 +295,10 @@ func TestImagesGCKeepsImagesInUse(t *testing.T) {
 	if imgs := s.cachedImages(); len(imgs) != 1 || imgs[0].Image != refs[0] {
 		t.Errorf("after more GC rounds: %+v", imgs)
 	}
-	if !strings.Contains(s.logTail()+readLog(t, s), "image gc: image removed") {
+	if !strings.Contains(s.Log(), "image gc: image removed") {
 		t.Errorf("server log does not record the GC")
 	}
 	if state, _, _ := s.groupState("rg", "keep"); state != "Running" {
 		t.Errorf("the group using the kept image is %q", state)
 	}
-}
-
-func readLog(t *testing.T, s *server) string {
-	b, _ := os.ReadFile(filepath.Join(s.dataDir, "server.log"))
-	return string(b)
 }

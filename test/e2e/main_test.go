@@ -4,203 +4,111 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 // skiffBin is the binary built once for the whole package.
 var skiffBin string
 
-func TestMain(m *testing.M) {
-	bin, dir, err := testenv.BuildSkiff()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	skiffBin = bin
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithSkiff(m, &skiffBin)) }
 
-// server is a running `skiff server`.
+// server is a running `skiff server` (testenv's), with the CLI pointed at
+// it.
 type server struct {
-	t        *testing.T
-	dataDir  string
-	endpoint string
-	token    string
-	sub      string
-	cmd      *exec.Cmd
-	listen   string
-	// flags are extra skiff server flags (startServerWith).
-	flags []string
+	*testenv.SkiffServer
+	t *testing.T
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// startServer starts skiff server with extra flags on a fresh data dir;
+// it is stopped and everything it ran is deleted when the test ends.
+func startServer(t *testing.T, flags ...string) *server {
+	t.Helper()
+	return newServer(t, testenv.SkiffServerOptions{Flags: flags})
+}
+
+// newServer starts a server of o on the package's container network
+// (ske2e0, e2eSubnet), with a stop grace short enough for the tests.
+func newServer(t *testing.T, o testenv.SkiffServerOptions) *server {
+	t.Helper()
+	o.Binary, o.Bridge, o.Subnet, o.StopGrace = skiffBin, "ske2e0", e2eSubnet, 2*time.Second
+	return &server{SkiffServer: testenv.StartSkiffServer(t, o), t: t}
+}
+
+// reply is an answer of the server as it came on the wire: its status,
+// headers and body, an ARM error's too. Err is what the client made of
+// it: an *client.APIError for a status of 400 or more, or the transport's
+// error when the server did not answer (Status 0: it may be dying).
+type reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Err    error
+}
+
+// String is the body, or the error when there is no body, for messages.
+func (r reply) String() string {
+	if len(r.Body) == 0 && r.Err != nil {
+		return r.Err.Error()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return string(r.Body)
 }
 
-// startServer starts skiff server on a fresh data dir; it is stopped and
-// everything it ran is deleted when the test ends.
-func startServer(t *testing.T) *server {
-	t.Helper()
-	return startServerWith(t)
+// send sends a request through the client, with the admin token, and
+// returns the answer as it came (the tests check statuses, headers and
+// error envelopes that the client's typed methods hide). A string body is
+// sent as it is, so that a test can send malformed JSON; any other is
+// sent as JSON. It never fails the test, so goroutines may call it.
+func (s *server) send(method, path string, body any) reply {
+	return s.sendAs(s.Token, method, path, body)
 }
 
-// startServerWith is startServer with extra skiff server flags.
-func startServerWith(t *testing.T, flags ...string) *server {
-	t.Helper()
-	testenv.RequireRoot(t)
-	s := &server{t: t, dataDir: t.TempDir(), listen: freePort(t), flags: flags}
-	s.endpoint = "http://" + s.listen
-	s.start()
-	t.Cleanup(func() {
-		// Delete every group through the API so the host is left clean.
-		for _, rg := range s.listRGs() {
-			s.do("DELETE", "/subscriptions/"+s.sub+"/resourcegroups/"+rg, nil)
+// sendAs is send with another token; "" sends none.
+func (s *server) sendAs(token, method, path string, body any) reply {
+	var r reply
+	// The transport keeps the answer before the client reads it.
+	keep := roundTrip(func(req *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			return nil, err
 		}
-		deadline := time.Now().Add(120 * time.Second)
-		for time.Now().Before(deadline) && len(s.listRGs()) > 0 {
-			time.Sleep(200 * time.Millisecond)
-		}
-		s.stop(syscall.SIGTERM)
+		r.Status, r.Header = resp.StatusCode, resp.Header
+		r.Body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(r.Body))
+		return resp, nil
 	})
-	return s
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	s.cmd = exec.Command(skiffBin, "server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1", "--log-level", "warn", "--stop-grace", "2s",
-		"--bridge", "ske2e0", "--subnet", e2eSubnet)
-	s.cmd.Args = append(s.cmd.Args, s.flags...)
-	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.endpoint + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(filepath.Join(s.dataDir, "server.log"))
-			s.t.Fatalf("server did not come up: %s", data)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
+	c, err := client.New(client.Options{Endpoint: s.Endpoint, Token: token, Subscription: s.Subscription, HTTPClient: &http.Client{Transport: keep}})
 	if err != nil {
-		s.t.Fatal(err)
+		return reply{Err: err}
 	}
-	s.token = strings.TrimSpace(string(tok))
-	var subs struct {
-		Value []struct {
-			SubscriptionID string `json:"subscriptionId"`
-		} `json:"value"`
+	req := &client.Request{Method: method, Path: path}
+	if raw, ok := body.(string); ok {
+		req.Body, req.ContentType = strings.NewReader(raw), "application/json"
+	} else if body != nil {
+		req.JSON = body
 	}
-	if code := s.do("GET", "/subscriptions", &subs); code != 200 || len(subs.Value) != 1 {
-		s.t.Fatalf("GET /subscriptions: %d %+v", code, subs)
+	resp, err := c.Do(s.t.Context(), req)
+	if err == nil {
+		resp.Body.Close()
 	}
-	s.sub = subs.Value[0].SubscriptionID
+	r.Err = err
+	return r
 }
 
-func (s *server) stop(sig syscall.Signal) {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	s.cmd.Process.Signal(sig)
-	s.cmd.Wait()
-	s.cmd = nil
-}
+type roundTrip func(*http.Request) (*http.Response, error)
 
-func (s *server) listRGs() []string {
-	var out struct {
-		Value []struct{ Name string } `json:"value"`
-	}
-	if s.cmd == nil {
-		return nil
-	}
-	s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups", &out)
-	var names []string
-	for _, v := range out.Value {
-		names = append(names, v.Name)
-	}
-	return names
-}
-
-// request sends an authenticated API request and returns status, headers
-// and body.
-func (s *server) request(method, path string, body any, hdr map[string]string) (int, http.Header, []byte) {
-	s.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, _ := json.Marshal(b)
-		rd = bytes.NewReader(data)
-	}
-	u := s.endpoint + path
-	if !strings.Contains(path, "api-version=") {
-		if strings.Contains(path, "?") {
-			u += "&api-version=2023-05-01"
-		} else {
-			u += "?api-version=2023-05-01"
-		}
-	}
-	req, _ := http.NewRequest(method, u, rd)
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range hdr {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, data
-}
-
-func (s *server) do(method, path string, out any) int {
-	s.t.Helper()
-	code, _, data := s.request(method, path, nil, nil)
-	if out != nil && len(data) > 0 {
-		json.Unmarshal(data, out)
-	}
-	return code
-}
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // skiff runs the CLI against the server and returns stdout, stderr and the
 // exit code.
@@ -214,7 +122,7 @@ func (s *server) skiffIn(stdin io.Reader, args ...string) (string, string, int) 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, skiffBin, args...)
-	cmd.Env = append(os.Environ(), "SKIFF_ENDPOINT="+s.endpoint, "SKIFF_DATA_DIR="+s.dataDir)
+	cmd.Env = append(os.Environ(), "SKIFF_ENDPOINT="+s.Endpoint, "SKIFF_DATA_DIR="+s.DataDir)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, stdin
 	err := cmd.Run()
@@ -232,26 +140,9 @@ func (s *server) mustSkiff(args ...string) string {
 	s.t.Helper()
 	out, errOut, code := s.skiff(args...)
 	if code != 0 {
-		s.t.Fatalf("skiff %s: exit %d\nstdout: %s\nstderr: %s\nserver log: %s", strings.Join(args, " "), code, out, errOut, s.logTail())
+		s.t.Fatalf("skiff %s: exit %d\nstdout: %s\nstderr: %s\nserver log: %s", strings.Join(args, " "), code, out, errOut, s.LogTail(20))
 	}
 	return out
-}
-
-func (s *server) logTail() string {
-	f, err := os.Open(filepath.Join(s.dataDir, "server.log"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // registry starts a registry with a busybox image and returns the image

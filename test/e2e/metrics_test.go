@@ -65,10 +65,10 @@ func (s *server) metrics(rg, group string, q url.Values) (int, []byte) {
 	if q.Get("api-version") == "" {
 		q.Set("api-version", "2018-01-01") // what az monitor metrics list sends
 	}
-	path := "/subscriptions/" + s.sub + "/resourceGroups/" + rg + "/providers/Microsoft.ContainerInstance/containerGroups/" + group +
+	path := "/subscriptions/" + s.Subscription + "/resourceGroups/" + rg + "/providers/Microsoft.ContainerInstance/containerGroups/" + group +
 		"/providers/Microsoft.Insights/metrics?" + q.Encode()
-	code, _, body := s.request("GET", path, nil, nil)
-	return code, body
+	r := s.send("GET", path, nil)
+	return r.Status, r.Body
 }
 
 func (s *server) mustMetrics(rg, group string, q url.Values) *metricsResp {
@@ -92,19 +92,19 @@ func (s *server) mustMetrics(rg, group string, q url.Values) *metricsResp {
 func TestMetricsCPUAndMemory(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	rgPath := "/subscriptions/" + s.sub + "/resourcegroups/metrics"
-	if code, _, body := s.request("PUT", rgPath, `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, body)
+	rgPath := "/subscriptions/" + s.Subscription + "/resourcegroups/metrics"
+	if r := s.send("PUT", rgPath, `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
-	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/metrics/providers/Microsoft.ContainerInstance/containerGroups/"
+	cgPath := "/subscriptions/" + s.Subscription + "/resourceGroups/metrics/providers/Microsoft.ContainerInstance/containerGroups/"
 	burn := groupBody(image, func(p map[string]any) {
 		container0(p)["command"] = []string{"sh", "-c", "while :; do :; done"}
 		delete(container0(p), "ports")
 	})
 	idle := groupBody(image, func(p map[string]any) { delete(container0(p), "ports") })
 	for name, body := range map[string]any{"burn": burn, "idle": idle} {
-		if code, _, resp := s.request("PUT", cgPath+name, body, nil); code != 201 {
-			t.Fatalf("create %s: %d %s", name, code, resp)
+		if r := s.send("PUT", cgPath+name, body); r.Status != 201 {
+			t.Fatalf("create %s: %d %s", name, r.Status, r)
 		}
 	}
 	s.waitRunning("metrics", "burn")
@@ -138,7 +138,7 @@ func TestMetricsCPUAndMemory(t *testing.T) {
 			t.Errorf("second query took %v: the kept sample was not used", took)
 		}
 		if v := b.Value[0]; v.Type != "Microsoft.Insights/metrics" || v.Unit != "Count" || v.Name.LocalizedValue == "" ||
-			v.ID != "/subscriptions/"+s.sub+"/resourceGroups/metrics/providers/Microsoft.ContainerInstance/containerGroups/burn/providers/Microsoft.Insights/metrics/CpuUsage" {
+			v.ID != "/subscriptions/"+s.Subscription+"/resourceGroups/metrics/providers/Microsoft.ContainerInstance/containerGroups/burn/providers/Microsoft.Insights/metrics/CpuUsage" {
 			t.Errorf("CpuUsage metric header = %+v", v)
 		}
 		if b.Value[1].Unit != "Bytes" || b.Value[2].Unit != "Seconds" {
@@ -148,7 +148,7 @@ func TestMetricsCPUAndMemory(t *testing.T) {
 	}
 
 	// The CLI, in az's grammar.
-	id := "/subscriptions/" + s.sub + "/resourceGroups/metrics/providers/Microsoft.ContainerInstance/containerGroups/burn"
+	id := "/subscriptions/" + s.Subscription + "/resourceGroups/metrics/providers/Microsoft.ContainerInstance/containerGroups/burn"
 	var cli metricsResp
 	if err := json.Unmarshal([]byte(s.mustSkiff("monitor", "metrics", "list", "--resource", id, "--metric", "CpuUsage")), &cli); err != nil {
 		t.Fatal(err)
@@ -176,8 +176,8 @@ func TestMetricsCPUAndMemory(t *testing.T) {
 	}
 
 	// A stopped group has no data points.
-	if code, _, body := s.request("POST", cgPath+"idle/stop", nil, nil); code != 204 {
-		t.Fatalf("stop: %d %s", code, body)
+	if r := s.send("POST", cgPath+"idle/stop", nil); r.Status != 204 {
+		t.Fatalf("stop: %d %s", r.Status, r)
 	}
 	if stopped := s.mustMetrics("metrics", "idle", perContainer); len(stopped.Value) != 3 || len(stopped.Value[0].Timeseries) != 0 {
 		t.Errorf("stopped group: %+v, want three metrics without timeseries", stopped)

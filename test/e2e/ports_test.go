@@ -18,11 +18,11 @@ import (
 // ARM error, and nothing is stored; the host's listener keeps answering.
 func TestPublishedPortsCannotHijackTheHost(t *testing.T) {
 	s := startImageServer(t, "", "--published-ports", "1024-65535")
-	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/ports", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, body)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/ports", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
 	hostPort := testenv.HostListener(t, "127.0.0.1:0")
-	_, apiPortS, _ := net.SplitHostPort(s.listen)
+	_, apiPortS, _ := net.SplitHostPort(s.Addr)
 	apiPort, _ := strconv.Atoi(apiPortS)
 
 	publishing := func(port int) map[string]any {
@@ -31,7 +31,7 @@ func TestPublishedPortsCannotHijackTheHost(t *testing.T) {
 			p["ipAddress"] = map[string]any{"type": "Public", "ports": []map[string]any{{"port": port, "protocol": "TCP"}}}
 		})
 	}
-	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/ports/providers/Microsoft.ContainerInstance/containerGroups/"
+	cgPath := "/subscriptions/" + s.Subscription + "/resourceGroups/ports/providers/Microsoft.ContainerInstance/containerGroups/"
 	for _, tc := range []struct {
 		name   string
 		port   int
@@ -43,16 +43,16 @@ func TestPublishedPortsCannotHijackTheHost(t *testing.T) {
 		{"the API's own port", apiPort, 409, "PortAlreadyInUse", "Skiff server itself"},
 		{"outside --published-ports", 80, 400, "PortNotAllowed", "1024-65535"},
 	} {
-		code, hdr, body := s.request("PUT", cgPath+"hijack", publishing(tc.port), nil)
+		r := s.send("PUT", cgPath+"hijack", publishing(tc.port))
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		_ = json.Unmarshal(body, &e)
-		if code != tc.status || e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.inMsg) || hdr.Get("x-ms-error-code") != tc.code {
-			t.Errorf("%s: PUT = %d %s, want %d %s mentioning %q", tc.name, code, body, tc.status, tc.code, tc.inMsg)
+		_ = json.Unmarshal(r.Body, &e)
+		if r.Status != tc.status || e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.inMsg) || r.Header.Get("x-ms-error-code") != tc.code {
+			t.Errorf("%s: PUT = %d %s, want %d %s mentioning %q", tc.name, r.Status, r, tc.status, tc.code, tc.inMsg)
 		}
-		if code, _, body := s.request("GET", cgPath+"hijack", nil, nil); code != 404 {
-			t.Errorf("%s: the refused group was stored: GET = %d %s", tc.name, code, body)
+		if r := s.send("GET", cgPath+"hijack", nil); r.Status != 404 {
+			t.Errorf("%s: the refused group was stored: GET = %d %s", tc.name, r.Status, r)
 		}
 	}
 	c, err := net.DialTimeout("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)), 2*time.Second)

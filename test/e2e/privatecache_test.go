@@ -50,16 +50,12 @@ func TestPrivateImageNotSharedFromCache(t *testing.T) {
 			t.Errorf("%s state %q", name, state)
 		}
 	}
-	var cached struct {
-		Value []struct {
-			Image string `json:"image"`
-		} `json:"value"`
-	}
-	if code := s.do("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/locations/local/cachedImages", &cached); code != 200 {
-		t.Fatalf("cachedImages: %d", code)
+	cached, err := s.Client.ListCachedImages(t.Context(), "local")
+	if err != nil {
+		t.Fatalf("cachedImages: %v", err)
 	}
 	var names []string
-	for _, c := range cached.Value {
+	for _, c := range cached {
 		names = append(names, c.Image)
 	}
 	list := strings.Join(names, " ")

@@ -43,17 +43,17 @@ func sdkOptions(endpoint string) *arm.ClientOptions {
 func TestAzureSDKForGo(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/sdk", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("create resource group: %d %s", code, body)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/sdk", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("create resource group: %d %s", r.Status, r)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cred := staticToken(s.token)
-	groups, err := armcontainerinstance.NewContainerGroupsClient(s.sub, cred, sdkOptions(s.endpoint))
+	cred := staticToken(s.Token)
+	groups, err := armcontainerinstance.NewContainerGroupsClient(s.Subscription, cred, sdkOptions(s.Endpoint))
 	if err != nil {
 		t.Fatal(err)
 	}
-	containers, err := armcontainerinstance.NewContainersClient(s.sub, cred, sdkOptions(s.endpoint))
+	containers, err := armcontainerinstance.NewContainersClient(s.Subscription, cred, sdkOptions(s.Endpoint))
 	if err != nil {
 		t.Fatal(err)
 	}

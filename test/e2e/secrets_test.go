@@ -45,14 +45,14 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 		}
 		p["imageRegistryCredentials"] = []map[string]any{{"server": reg.Addr, "username": "alice", "password": regSecret}}
 	})
-	path := "/subscriptions/" + s.sub + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/vault"
-	if code, _, resp := s.request("PUT", path, body, nil); code != 201 && code != 200 {
-		t.Fatalf("PUT: %d %s", code, resp)
-	} else if found := contains(string(resp), needles); len(found) > 0 {
-		t.Fatalf("PUT answer holds %v: %s", found, resp)
+	path := "/subscriptions/" + s.Subscription + "/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/vault"
+	if r := s.send("PUT", path, body); r.Status != 201 && r.Status != 200 {
+		t.Fatalf("PUT: %d %s", r.Status, r)
+	} else if found := contains(r.String(), needles); len(found) > 0 {
+		t.Fatalf("PUT answer holds %v: %s", found, r)
 	}
 
-	_, _, _, _, rtDir := runtime.HostLayout(s.dataDir)
+	_, _, _, _, rtDir := runtime.HostLayout(s.DataDir)
 	check := func(when string) {
 		t.Helper()
 		s.waitRunning("rg", "vault")
@@ -62,22 +62,22 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 		if want := envSecret + " plain\n" + fileSecret + "\nshare-ok\n"; !strings.HasSuffix(out, want) {
 			t.Fatalf("%s: the container sees %q, want %q", when, out, want)
 		}
-		_, _, get := s.request("GET", path, nil, nil)
-		_, _, list := s.request("GET", "/subscriptions/"+s.sub+"/providers/Microsoft.ContainerInstance/containerGroups", nil, nil)
+		get := s.send("GET", path, nil).Body
+		list := s.send("GET", "/subscriptions/"+s.Subscription+"/providers/Microsoft.ContainerInstance/containerGroups", nil).Body
 		if found := contains(string(get)+string(list), needles); len(found) > 0 {
 			t.Fatalf("%s: a read returns %v", when, found)
 		}
 		if !strings.Contains(string(get), `"name":"TOKEN"`) || !strings.Contains(string(get), `"secret":{}`) {
 			t.Fatalf("%s: GET lost the variable or the volume: %s", when, get)
 		}
-		if found := testenv.FindPlain(t, needles, s.dataDir, runtime.RunDir(rtDir)); len(found) > 0 {
+		if found := testenv.FindPlain(t, needles, s.DataDir, runtime.RunDir(rtDir)); len(found) > 0 {
 			t.Fatalf("%s: plain secrets in files:\n%s", when, strings.Join(found, "\n"))
 		}
 		records, _ := filepath.Glob(filepath.Join(rtDir, "groups", "*", "group.json"))
 		if len(records) != 1 {
 			t.Fatalf("%s: %d group records, want 1", when, len(records))
 		}
-		for _, f := range append(records, filepath.Join(s.dataDir, "skiff.db")) {
+		for _, f := range append(records, filepath.Join(s.DataDir, "skiff.db")) {
 			data, err := os.ReadFile(f)
 			if err != nil || !strings.Contains(string(data), "skiff-sealed:v1:") {
 				t.Fatalf("%s: %s holds no sealed value (%v)", when, f, err)
@@ -86,11 +86,11 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	}
 	check("running")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		s.stop(sig)
-		s.start()
+		s.Stop(sig)
+		s.Start()
 		check("after the server was stopped with " + sig.String())
 	}
-	if fi, err := os.Stat(filepath.Join(s.dataDir, "seal.key")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
+	if fi, err := os.Stat(filepath.Join(s.DataDir, "seal.key")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
 		t.Fatalf("seal.key: %v, %v", fi, err)
 	}
 }

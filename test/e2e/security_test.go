@@ -23,10 +23,10 @@ func withSecurity(sc map[string]any) func(map[string]any) {
 func TestSecurityContextPolicy(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/sec", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, body)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/sec", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
-	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/sec/providers/Microsoft.ContainerInstance/containerGroups/"
+	cgPath := "/subscriptions/" + s.Subscription + "/resourceGroups/sec/providers/Microsoft.ContainerInstance/containerGroups/"
 	profile := base64.StdEncoding.EncodeToString([]byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`))
 	initPrivileged := func(p map[string]any) {
 		p["initContainers"] = []any{map[string]any{"name": "setup", "properties": map[string]any{
@@ -44,41 +44,31 @@ func TestSecurityContextPolicy(t *testing.T) {
 			withSecurity(map[string]any{"capabilities": map[string]any{"add": []string{"ALL"}}})},
 		{"custom seccomp", "p5", "CustomSeccompProfileNotAllowed", "securityContext.seccompProfile", withSecurity(map[string]any{"seccompProfile": profile})},
 	} {
-		code, _, body := s.request("PUT", cgPath+tc.group, groupBody(image, tc.mutate), nil)
+		r := s.send("PUT", cgPath+tc.group, groupBody(image, tc.mutate))
 		var env struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		_ = json.Unmarshal(body, &env)
-		if code != 400 || env.Error.Code != tc.code || !strings.Contains(env.Error.Message, tc.field) {
-			t.Errorf("%s: %d %s, want 400 %s naming %s", tc.name, code, body, tc.code, tc.field)
+		_ = json.Unmarshal(r.Body, &env)
+		if r.Status != 400 || env.Error.Code != tc.code || !strings.Contains(env.Error.Message, tc.field) {
+			t.Errorf("%s: %d %s, want 400 %s naming %s", tc.name, r.Status, r, tc.code, tc.field)
 		}
-		if code := s.do("GET", cgPath+tc.group, nil); code != 404 {
-			t.Errorf("%s: the refused group is there (GET %d)", tc.name, code)
+		if _, err := s.Client.GetContainerGroup(t.Context(), "sec", tc.group); testenv.StatusOf(err) != 404 {
+			t.Errorf("%s: the refused group is there (GET %d)", tc.name, testenv.StatusOf(err))
 		}
 	}
 
 	// A refused update changes nothing: the stored group keeps its spec and
 	// keeps running.
-	if code, _, body := s.request("PUT", cgPath+"keep", groupBody(image, nil), nil); code != 201 {
-		t.Fatalf("create keep: %d %s", code, body)
+	if r := s.send("PUT", cgPath+"keep", groupBody(image, nil)); r.Status != 201 {
+		t.Fatalf("create keep: %d %s", r.Status, r)
 	}
 	s.waitRunning("sec", "keep")
-	if code, _, body := s.request("PUT", cgPath+"keep", groupBody(image, withSecurity(map[string]any{"privileged": true})), nil); code != 400 {
-		t.Errorf("privileged update: %d %s, want 400", code, body)
+	if r := s.send("PUT", cgPath+"keep", groupBody(image, withSecurity(map[string]any{"privileged": true}))); r.Status != 400 {
+		t.Errorf("privileged update: %d %s, want 400", r.Status, r)
 	}
-	var got struct {
-		Properties struct {
-			ProvisioningState string `json:"provisioningState"`
-			Containers        []struct {
-				Properties struct {
-					SecurityContext map[string]any `json:"securityContext"`
-				} `json:"properties"`
-			} `json:"containers"`
-		} `json:"properties"`
-	}
-	if code := s.do("GET", cgPath+"keep", &got); code != 200 || got.Properties.Containers[0].Properties.SecurityContext != nil ||
+	if got, err := s.Client.GetContainerGroup(t.Context(), "sec", "keep"); err != nil || got.Properties.Containers[0].Properties.SecurityContext != nil ||
 		got.Properties.ProvisioningState != "Succeeded" {
-		t.Errorf("after the refused update: %d %+v", code, got)
+		t.Errorf("after the refused update: %v %+v", err, got)
 	}
 	if state, _, body := s.groupState("sec", "keep"); state != "Running" {
 		t.Errorf("the group stopped running after a refused update: %s", body)
@@ -86,8 +76,8 @@ func TestSecurityContextPolicy(t *testing.T) {
 
 	// Dropping capabilities (and adding a default one back) is allowed.
 	drop := withSecurity(map[string]any{"capabilities": map[string]any{"drop": []string{"ALL"}, "add": []string{"NET_BIND_SERVICE"}}})
-	if code, _, body := s.request("PUT", cgPath+"dropper", groupBody(image, drop), nil); code != 201 {
-		t.Errorf("drop ALL add NET_BIND_SERVICE: %d %s, want 201", code, body)
+	if r := s.send("PUT", cgPath+"dropper", groupBody(image, drop)); r.Status != 201 {
+		t.Errorf("drop ALL add NET_BIND_SERVICE: %d %s, want 201", r.Status, r)
 	}
 }
 
@@ -95,17 +85,17 @@ func TestSecurityContextPolicy(t *testing.T) {
 // group runs and can do what only privilege allows (mount a tmpfs), while a
 // custom seccomp profile still needs its own flag.
 func TestSecurityContextAllowPrivileged(t *testing.T) {
-	s := startServerWith(t, "--allow-privileged")
+	s := startServer(t, "--allow-privileged")
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
 	s.mustSkiff("group", "create", "-n", "priv", "-l", "local")
-	cgPath := "/subscriptions/" + s.sub + "/resourceGroups/priv/providers/Microsoft.ContainerInstance/containerGroups/"
+	cgPath := "/subscriptions/" + s.Subscription + "/resourceGroups/priv/providers/Microsoft.ContainerInstance/containerGroups/"
 	body := groupBody(image, func(p map[string]any) {
 		c := container0(p)
 		c["command"] = []string{"sh", "-c", "mkdir -p /tmp/m; if mount -t tmpfs none /tmp/m; then echo MOUNT-OK; else echo MOUNT-DENIED; fi; exec sleep 3600"}
 		c["securityContext"] = map[string]any{"privileged": true}
 	})
-	if code, _, raw := s.request("PUT", cgPath+"root", body, nil); code != 201 {
-		t.Fatalf("privileged group with --allow-privileged: %d %s", code, raw)
+	if r := s.send("PUT", cgPath+"root", body); r.Status != 201 {
+		t.Fatalf("privileged group with --allow-privileged: %d %s", r.Status, r)
 	}
 	s.waitRunning("priv", "root")
 	deadline := time.Now().Add(30 * time.Second)
@@ -120,8 +110,8 @@ func TestSecurityContextAllowPrivileged(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	profile := base64.StdEncoding.EncodeToString([]byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`))
-	if code, _, raw := s.request("PUT", cgPath+"seccomp", groupBody(image, withSecurity(map[string]any{"seccompProfile": profile})), nil); code != 400 ||
-		!strings.Contains(string(raw), "CustomSeccompProfileNotAllowed") {
-		t.Errorf("custom seccomp with only --allow-privileged: %d %s", code, raw)
+	if r := s.send("PUT", cgPath+"seccomp", groupBody(image, withSecurity(map[string]any{"seccompProfile": profile}))); r.Status != 400 ||
+		!strings.Contains(r.String(), "CustomSeccompProfileNotAllowed") {
+		t.Errorf("custom seccomp with only --allow-privileged: %d %s", r.Status, r)
 	}
 }

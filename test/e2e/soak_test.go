@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
@@ -82,10 +83,10 @@ func serverRSS(t *testing.T, pid int) int64 {
 func TestSoakCreateDeleteCycles(t *testing.T) {
 	s := startServer(t)
 	_, image := busyboxRegistry(t, testenv.RegistryOptions{})
-	s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/soak", `{"location":"local"}`, nil)
-	path := "/subscriptions/" + s.sub + "/resourceGroups/soak/providers/Microsoft.ContainerInstance/containerGroups/"
-	before := countHost(t, s.dataDir)
-	pid := s.cmd.Process.Pid
+	s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/soak", `{"location":"local"}`)
+	path := "/subscriptions/" + s.Subscription + "/resourceGroups/soak/providers/Microsoft.ContainerInstance/containerGroups/"
+	before := countHost(t, s.DataDir)
+	pid := s.Process().Pid
 
 	var done, failed atomic.Int64
 	var rssWarm atomic.Int64
@@ -115,18 +116,18 @@ func TestSoakCreateDeleteCycles(t *testing.T) {
 					c["volumeMounts"] = []map[string]any{{"name": "scratch", "mountPath": "/scratch"}}
 					p["volumes"] = []map[string]any{{"name": "scratch", "emptyDir": map[string]any{}}}
 				})
-				if code, _, raw, err := tryRequest(s, "PUT", path+name, body); err != nil || code != 201 {
-					fail("PUT %s: %d %v %s", name, code, err, raw)
+				if r := s.send("PUT", path+name, body); r.Status != 201 {
+					fail("PUT %s: %d %s", name, r.Status, r)
 					continue
 				}
-				if state := waitProvisioned(s, path+name, 60*time.Second); state != "Succeeded" {
+				if state := waitProvisioned(s, name, 60*time.Second); state != "Succeeded" {
 					fail("%s: provisioning %s", name, state)
 				}
-				if code, _, raw, err := tryRequest(s, "DELETE", path+name+"?gracePeriodSeconds=0", nil); err != nil || (code != 200 && code != 202 && code != 204) {
-					fail("DELETE %s: %d %v %s", name, code, err, raw)
+				if r := s.send("DELETE", path+name+"?gracePeriodSeconds=0", nil); r.Status != 200 && r.Status != 202 && r.Status != 204 {
+					fail("DELETE %s: %d %s", name, r.Status, r)
 					continue
 				}
-				if !waitGone(s, path+name, 60*time.Second) {
+				if !waitGone(s, name, 60*time.Second) {
 					fail("%s: still there 60 s after DELETE", name)
 				}
 				if n := done.Add(1); n == soakCycles/10 {
@@ -138,7 +139,7 @@ func TestSoakCreateDeleteCycles(t *testing.T) {
 	wg.Wait()
 	took := time.Since(start)
 	rssEnd := serverRSS(t, pid)
-	after := countHost(t, s.dataDir)
+	after := countHost(t, s.DataDir)
 	growth := rssEnd - rssWarm.Load()
 	t.Logf("soak: %d cycles by %d clients in %s (%.1f cycles/s), %d failed; server RSS %d MiB after warm-up, %d MiB at the end (growth %+d KiB)",
 		done.Load(), soakClients, took.Round(time.Millisecond), float64(done.Load())/took.Seconds(), failed.Load(),
@@ -159,16 +160,12 @@ func TestSoakCreateDeleteCycles(t *testing.T) {
 	}
 }
 
-// waitProvisioned polls a group until its provisioning state is final and
-// returns it ("" on timeout).
-func waitProvisioned(s *server, path string, timeout time.Duration) string {
+// waitProvisioned polls a group of the soak until its provisioning state
+// is final and returns it ("" on timeout).
+func waitProvisioned(s *server, name string, timeout time.Duration) string {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		var cg struct {
-			Properties struct{ ProvisioningState string }
-		}
-		code, _, raw, err := tryRequest(s, "GET", path, nil)
-		if err == nil && code == 200 && jsonInto(raw, &cg) == nil {
+		if cg, err := s.Client.GetContainerGroup(s.t.Context(), "soak", name); err == nil {
 			switch cg.Properties.ProvisioningState {
 			case "Succeeded", "Failed":
 				return cg.Properties.ProvisioningState
@@ -179,16 +176,14 @@ func waitProvisioned(s *server, path string, timeout time.Duration) string {
 	return ""
 }
 
-// waitGone polls until a GET answers 404.
-func waitGone(s *server, path string, timeout time.Duration) bool {
+// waitGone polls until a GET of a group of the soak answers 404.
+func waitGone(s *server, name string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if code, _, _, err := tryRequest(s, "GET", path, nil); err == nil && code == 404 {
+		if _, err := s.Client.GetContainerGroup(s.t.Context(), "soak", name); errors.Is(err, errdefs.ErrNotFound) {
 			return true
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	return false
 }
-
-func jsonInto(raw []byte, v any) error { return json.Unmarshal(raw, v) }

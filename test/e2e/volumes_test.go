@@ -10,8 +10,8 @@ import (
 // bad sizeLimit, are refused with a 400 at PUT, and nothing is stored.
 func TestBadVolumesAreRefusedAtPut(t *testing.T) {
 	s := startServer(t)
-	if code, _, body := s.request("PUT", "/subscriptions/"+s.sub+"/resourcegroups/vol", `{"location":"local"}`, nil); code != 201 {
-		t.Fatalf("rg: %d %s", code, body)
+	if r := s.send("PUT", "/subscriptions/"+s.Subscription+"/resourcegroups/vol", `{"location":"local"}`); r.Status != 201 {
+		t.Fatalf("rg: %d %s", r.Status, r)
 	}
 	for _, c := range []struct {
 		name, code string
@@ -22,21 +22,21 @@ func TestBadVolumesAreRefusedAtPut(t *testing.T) {
 		{"ssh", "InvalidGitRepoVolume", map[string]any{"name": "src", "gitRepo": map[string]any{"repository": "git@127.0.0.1:r.git"}}},
 		{"size", "InvalidEmptyDirVolume", map[string]any{"name": "src", "emptyDir": map[string]any{"sizeLimit": "lots"}}},
 	} {
-		path := "/subscriptions/" + s.sub + "/resourcegroups/vol/providers/Microsoft.ContainerInstance/containerGroups/" + c.name
+		path := "/subscriptions/" + s.Subscription + "/resourcegroups/vol/providers/Microsoft.ContainerInstance/containerGroups/" + c.name
 		body := groupBody("busybox", func(p map[string]any) {
 			p["volumes"] = []any{c.vol}
 			container0(p)["volumeMounts"] = []any{map[string]any{"name": "src", "mountPath": "/src"}}
 		})
-		code, _, out := s.request("PUT", path, body, nil)
+		r := s.send("PUT", path, body)
 		var env struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		json.Unmarshal(out, &env)
-		if code != 400 || env.Error.Code != c.code || !strings.Contains(env.Error.Message, "'src'") {
-			t.Errorf("%s: %d %s, want 400 %s naming the volume", c.name, code, out, c.code)
+		json.Unmarshal(r.Body, &env)
+		if r.Status != 400 || env.Error.Code != c.code || !strings.Contains(env.Error.Message, "'src'") {
+			t.Errorf("%s: %d %s, want 400 %s naming the volume", c.name, r.Status, r, c.code)
 		}
-		if code, _, _ := s.request("GET", path, nil, nil); code != 404 {
-			t.Errorf("%s: GET after a refused PUT: %d, want 404", c.name, code)
+		if r := s.send("GET", path, nil); r.Status != 404 {
+			t.Errorf("%s: GET after a refused PUT: %d, want 404", c.name, r.Status)
 		}
 	}
 }
