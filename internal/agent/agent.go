@@ -69,6 +69,9 @@ type Agent struct {
 	// keys maps the runtime ids of the groups the agent knows to their
 	// store keys, for the runtime's change reports.
 	keys map[string]store.Change
+	// removing holds the groups whose removal this agent tried since it
+	// started.
+	removing map[string]bool
 }
 
 var _ hostapi.Host = (*Agent)(nil)
@@ -85,7 +88,7 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, st: cfg.Store, rt: cfg.Host, log: cfg.Logger, keys: map[string]store.Change{},
+	return &Agent{cfg: cfg, st: cfg.Store, rt: cfg.Host, log: cfg.Logger, keys: map[string]store.Change{}, removing: map[string]bool{},
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[store.Change](50*time.Millisecond, 30*time.Second))}
 }
 
@@ -207,7 +210,7 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 		}
 		obs.ActionSeq = cg.Action.Seq
 	}
-	return a.observe(ctx, cg, obs)
+	return a.write(ctx, cg, obs, false)
 }
 
 // run creates the group's current generation in the runtime; a group the
@@ -247,6 +250,12 @@ func (a *Agent) act(ctx context.Context, id, kind string) error {
 // remove deletes a Deleting group from the runtime, then its record
 // (only the same Deleting record: a group created again meanwhile stays).
 func (a *Agent) remove(ctx context.Context, cg *store.ContainerGroup) error {
+	// A removal that failed is tried again when a DELETE came after it
+	// (the record's UpdatedAt), or once after a start; not on the agent's
+	// own write of the failure.
+	if o := cg.Observed; o != nil && o.DeleteError != nil && cg.UpdatedAt.Before(o.UpdatedAt) && a.triedRemove(cg.RuntimeID) {
+		return nil
+	}
 	grace := time.Duration(-1)
 	if cg.DeleteGrace != nil {
 		grace = *cg.DeleteGrace
@@ -258,7 +267,10 @@ func (a *Agent) remove(ctx context.Context, cg *store.ContainerGroup) error {
 			obs = *cg.Observed
 		}
 		obs.DeleteError = errorBody(err, "ContainerGroupDeletionFailed")
-		return a.observe(ctx, cg, obs) // the record stays Deleting; the next start tries again
+		// Written even when it failed the same way before: the time says
+		// which DELETE this attempt answers. The record stays Deleting;
+		// the next DELETE or start tries again.
+		return a.write(ctx, cg, obs, true)
 	}
 	if err := lifecycle.Transition(lifecycle.Deleting, lifecycle.None, lifecycle.Agent); err != nil {
 		return err
@@ -282,21 +294,34 @@ func (a *Agent) remove(ctx context.Context, cg *store.ContainerGroup) error {
 
 var errChanged = errors.New("the record changed")
 
+// triedRemove reports whether this agent tried to remove the group since
+// it started, and notes that it does now.
+func (a *Agent) triedRemove(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.removing[id] {
+		return true
+	}
+	a.removing[id] = true
+	return false
+}
+
 func (a *Agent) forget(id string) {
 	a.mu.Lock()
 	delete(a.keys, id)
+	delete(a.removing, id)
 	a.mu.Unlock()
 }
 
-// observe writes obs, completed with what the runtime reports now, if it
-// differs from what is stored.
-func (a *Agent) observe(ctx context.Context, cg *store.ContainerGroup, obs store.Observed) error {
+// write stores obs, completed with what the runtime reports now, if it
+// differs from what is stored (or always, if force).
+func (a *Agent) write(ctx context.Context, cg *store.ContainerGroup, obs store.Observed, force bool) error {
 	if st, err := a.rt.Status(cg.RuntimeID); err == nil {
 		fill(&obs, st, a.rt.Network.Config().PublicAddress)
 	} else if obs.State == "" {
 		obs.State = string(lifecycle.GroupPending)
 	}
-	if cg.Observed != nil && sameObserved(cg.Observed, &obs) {
+	if !force && cg.Observed != nil && sameObserved(cg.Observed, &obs) {
 		return nil
 	}
 	obs.UpdatedAt = time.Now().UTC()

@@ -24,7 +24,11 @@ func markDeleting(ctx context.Context, st store.Store, sub, rg, name string, gra
 	return st.UpdateContainerGroup(ctx, sub, rg, name, func(c *store.ContainerGroup) error {
 		from := lifecycle.Provisioning(c.Resource.Properties.ProvisioningState)
 		if from == lifecycle.Deleting {
-			return nil // asked twice: the first delete goes on
+			// Asked again: the delete goes on, and if the agent's last
+			// attempt failed it tries once more (UpdatedAt says a DELETE
+			// came after that attempt).
+			c.UpdatedAt = time.Now().UTC()
+			return nil
 		}
 		if err := lifecycle.Transition(from, lifecycle.Deleting, by); err != nil {
 			return err

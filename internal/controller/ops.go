@@ -121,7 +121,9 @@ func outcome(op store.Operation, cg *store.ContainerGroup) (status string, e *ap
 		switch {
 		case cg == nil, prov != lifecycle.Deleting && cg.Generation > op.Target:
 			return api.OperationSucceeded, nil, true // gone, or created again since
-		case prov == lifecycle.Deleting && obs != nil && obs.DeleteError != nil:
+		case prov == lifecycle.Deleting && obs != nil && obs.DeleteError != nil && !obs.UpdatedAt.Before(op.StartTime):
+			// A failure seen since this delete was asked; a DELETE after
+			// a failed one waits for the agent's new attempt.
 			return api.OperationFailed, obs.DeleteError, true
 		}
 	case KindCreate, KindUpdate:
