@@ -77,12 +77,9 @@ spec:
 `, benchReplicas, e.image)
 
 	countGroups := func() int {
-		var list struct {
-			Value []group `json:"value"`
-		}
-		e.skiff.do("GET", "/subscriptions/"+e.skiff.sub+"/resourceGroups/"+resourceGroup+"/providers/Microsoft.ContainerInstance/containerGroups", &list)
+		list, _ := e.skiff.Client.ListContainerGroups(b.Context(), resourceGroup)
 		n := 0
-		for _, g := range list.Value {
+		for _, g := range list {
 			if strings.HasPrefix(g.Tags["k8s-pod"], "bench100-") {
 				n++
 			}

@@ -451,7 +451,7 @@ func testHelmLifecycle(t *testing.T, h *helmCmd) {
 		node1   = "helm-vnode-a"
 		node2   = "helm-vnode-b"
 	)
-	token, endpoint := sk.token, sk.endpoint
+	token, endpoint := sk.Token, sk.Endpoint
 	_, kport, _ := net.SplitHostPort(freePort(t))
 	hk := &helmCmd{bin: h.bin, env: append(slices.Clone(h.env), "KUBECONFIG="+cp.Kubeconfig)}
 	t.Cleanup(func() {
@@ -507,11 +507,8 @@ func testHelmLifecycle(t *testing.T, h *helmCmd) {
 	// and turns Ready (the token from the Secret opens the Skiff API), and
 	// the pods' resource group appears in Skiff.
 	runAsPod(t, cp, ns, dep, node1)
-	var rgJSON struct {
-		Tags map[string]string `json:"tags"`
-	}
-	if code := sk.do("GET", "/subscriptions/"+sk.sub+"/resourcegroups/"+rg, &rgJSON); code != 200 {
-		t.Fatalf("Skiff has no resource group %s (GET: %d)", rg, code)
+	if _, err := sk.Client.GetResourceGroup(t.Context(), rg); err != nil {
+		t.Fatalf("Skiff has no resource group %s (GET: %v)", rg, err)
 	}
 
 	// Upgrade to another node name: a new revision and command line.

@@ -4,7 +4,7 @@
 package vnode
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/testenv"
 	k8senv "github.com/skiff-sh/skiff/internal/testenv/k8s"
 	"github.com/skiff-sh/skiff/internal/virtualnode"
@@ -26,17 +27,7 @@ import (
 // skiffBin is the binary built once for the whole package.
 var skiffBin string
 
-func TestMain(m *testing.M) {
-	bin, dir, err := testenv.BuildSkiff()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	skiffBin = bin
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithSkiff(m, &skiffBin)) }
 
 const (
 	nodeName      = "skiff-virtual-node"
@@ -53,142 +44,19 @@ func freePort(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// skiffServer is a running `skiff server`.
-type skiffServer struct {
-	t        testing.TB
-	dataDir  string
-	listen   string
-	endpoint string
-	token    string
-	sub      string
-	cmd      *exec.Cmd
-}
-
 // startSkiff starts a `skiff server` on the package's container network
 // (skvn0, vnodeSubnet).
-func startSkiff(t testing.TB, extra ...string) *skiffServer {
+func startSkiff(t testing.TB, extra ...string) *testenv.SkiffServer {
 	t.Helper()
 	return startSkiffOn(t, "skvn0", vnodeSubnet, extra...)
 }
 
 // startSkiffOn starts a `skiff server` whose containers use bridge and
 // subnet, and removes its resource groups and the bridge when t ends.
-func startSkiffOn(t testing.TB, bridge, subnet string, extra ...string) *skiffServer {
+func startSkiffOn(t testing.TB, bridge, subnet string, extra ...string) *testenv.SkiffServer {
 	t.Helper()
-	testenv.RequireRoot(t)
-	s := &skiffServer{t: t, dataDir: t.TempDir(), listen: freePort(t)}
-	s.endpoint = "http://" + s.listen
-	args := append([]string{"server", "--listen", s.listen, "--data-dir", s.dataDir, "--public-address", "127.0.0.1",
-		"--log-level", "warn", "--stop-grace", "2s", "--bridge", bridge, "--subnet", subnet}, extra...)
-	s.cmd = exec.Command(skiffBin, args...)
-	logf, _ := os.Create(filepath.Join(s.dataDir, "server.log"))
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.endpoint + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(filepath.Join(s.dataDir, "server.log"))
-			t.Fatalf("skiff server did not come up: %s", data)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.token = strings.TrimSpace(string(tok))
-	var subs struct {
-		Value []struct {
-			SubscriptionID string `json:"subscriptionId"`
-		} `json:"value"`
-	}
-	if code := s.do("GET", "/subscriptions", &subs); code != 200 || len(subs.Value) == 0 {
-		t.Fatalf("GET /subscriptions: %d", code)
-	}
-	s.sub = subs.Value[0].SubscriptionID
-	t.Cleanup(func() {
-		// Delete every resource group so no container stays behind.
-		var rgs struct {
-			Value []struct{ Name string } `json:"value"`
-		}
-		s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups", &rgs)
-		for _, rg := range rgs.Value {
-			s.do("DELETE", "/subscriptions/"+s.sub+"/resourcegroups/"+rg.Name, nil)
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			var left struct {
-				Value []json.RawMessage `json:"value"`
-			}
-			s.do("GET", "/subscriptions/"+s.sub+"/resourcegroups", &left)
-			if len(left.Value) == 0 {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		s.cmd.Wait()
-		// The server leaves its bridge behind; remove it.
-		exec.Command("ip", "link", "del", bridge).Run()
-	})
-	return s
-}
-
-func (s *skiffServer) do(method, path string, out any) int {
-	u := s.endpoint + path
-	if strings.Contains(u, "?") {
-		u += "&api-version=2023-05-01"
-	} else {
-		u += "?api-version=2023-05-01"
-	}
-	req, _ := http.NewRequest(method, u, nil)
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Logf("%s %s: %v", method, path, err)
-		return 0
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		json.Unmarshal(data, out)
-	}
-	return resp.StatusCode
-}
-
-func (s *skiffServer) groupPath(name string) string {
-	return "/subscriptions/" + s.sub + "/resourceGroups/" + resourceGroup + "/providers/Microsoft.ContainerInstance/containerGroups/" + name
-}
-
-// group is the part of a container group the tests read.
-type group struct {
-	Name       string            `json:"name"`
-	Tags       map[string]string `json:"tags"`
-	Properties struct {
-		Containers []struct {
-			Name       string `json:"name"`
-			Properties struct {
-				Command              []string `json:"command"`
-				EnvironmentVariables []struct {
-					Name        string `json:"name"`
-					Value       string `json:"value"`
-					SecureValue string `json:"secureValue"`
-				} `json:"environmentVariables"`
-			} `json:"properties"`
-		} `json:"containers"`
-		IPAddress *struct {
-			Type      string `json:"type"`
-			IP        string `json:"ip"`
-			PrivateIP string `json:"privateIp"`
-		} `json:"ipAddress"`
-	} `json:"properties"`
+	return testenv.StartSkiffServer(t, testenv.SkiffServerOptions{Binary: skiffBin, Bridge: bridge, Subnet: subnet, RemoveBridge: true,
+		StopGrace: 2 * time.Second, Flags: extra})
 }
 
 // vnodeProc is a running `skiff virtual-node`.
@@ -204,7 +72,7 @@ const vnodeSubnet = "10.216.0.0/16"
 // and a registered, Ready virtual node.
 type env struct {
 	cp      *k8senv.ControlPlane
-	skiff   *skiffServer
+	skiff   *testenv.SkiffServer
 	reg     *testenv.Registry
 	image   string
 	kubelet string // port of the kubelet API
@@ -245,14 +113,14 @@ func (e *env) startVirtualNode(t testing.TB, approve bool) {
 	}
 	cmd := exec.Command(skiffBin, "virtual-node",
 		"--kubeconfig", e.cp.Kubeconfig,
-		"--endpoint", e.skiff.endpoint,
+		"--endpoint", e.skiff.Endpoint,
 		"--node-ip", "127.0.0.1",
 		"--kubelet-port", e.kubelet,
 		"--client-ca-file", e.cp.CAFile,
 		"--serving-cert", "csr",
 		"--sync-interval", "1s",
 		"--log-level", "debug")
-	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.token, "ACI_RESOURCE_GROUP="+resourceGroup, "ACI_REGION=local")
+	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.Token, "ACI_RESOURCE_GROUP="+resourceGroup, "ACI_REGION=local")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -394,10 +262,14 @@ func (e *env) events(t *testing.T, ns, name string) string {
 	return out
 }
 
-func (e *env) getGroup(ns, pod string) (*group, int) {
-	var g group
-	code := e.skiff.do("GET", e.skiff.groupPath(virtualnode.GroupName(ns, pod)), &g)
-	return &g, code
+// getGroup reads the group of a pod, and the status of the read: 200, or
+// the ARM error's (the group is empty then).
+func (e *env) getGroup(ns, pod string) (*api.ContainerGroup, int) {
+	g, err := e.skiff.Client.GetContainerGroup(context.Background(), resourceGroup, virtualnode.GroupName(ns, pod))
+	if err != nil {
+		return &api.ContainerGroup{}, testenv.StatusOf(err)
+	}
+	return g, 200
 }
 
 func jsonHas(raw json.RawMessage, key string) bool {
@@ -413,8 +285,6 @@ func mustContain(t *testing.T, what, s string, subs ...string) {
 		}
 	}
 }
-
-var _ = bytes.NewReader
 
 // httpGet returns the body of url, with a short timeout.
 func httpGet(url string) (string, error) {

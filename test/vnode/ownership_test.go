@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 	"github.com/skiff-sh/skiff/internal/virtualnode"
 )
@@ -30,10 +29,7 @@ func TestProviderGroupOwnership(t *testing.T) {
 	s := startSkiff(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	image := testenv.Push(t, reg, "vnode/busybox:own", testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}}))
-	c, err := client.New(client.Options{Endpoint: s.endpoint, Token: s.token})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := s.Client
 	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	p, err := virtualnode.New(virtualnode.Config{Client: c, ResourceGroup: resourceGroup, NodeName: nodeName, InternalIP: "127.0.0.1",
 		Pods: corev1listers.NewPodLister(pods), SyncInterval: 300 * time.Millisecond, HealthInterval: 300 * time.Millisecond,
@@ -55,9 +51,11 @@ func TestProviderGroupOwnership(t *testing.T) {
 				Containers: []corev1.Container{{Name: "app", Image: image, Command: []string{"sleep", "3600"}}}}}
 	}
 	uidOf := func(name string) (string, int) {
-		var g group
-		code := s.do("GET", s.groupPath(name), &g)
-		return g.Tags[virtualnode.TagUID], code
+		g, err := s.Client.GetContainerGroup(ctx, resourceGroup, name)
+		if err != nil {
+			return "", testenv.StatusOf(err)
+		}
+		return g.Tags[virtualnode.TagUID], 200
 	}
 
 	// Pod c in namespace a-b and pod b-c in namespace a: two groups.

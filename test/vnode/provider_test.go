@@ -64,10 +64,7 @@ func TestProviderAgainstSkiff(t *testing.T) {
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	image := testenv.Push(t, reg, "vnode/busybox:1", testenv.BusyboxImage(t, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}}))
 
-	c, err := client.New(client.Options{Endpoint: s.endpoint, Token: s.token})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := s.Client
 	p, err := virtualnode.New(virtualnode.Config{Client: c, ResourceGroup: resourceGroup, NodeName: nodeName, InternalIP: "127.0.0.1", SyncInterval: 300 * time.Millisecond, HealthInterval: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -173,8 +170,8 @@ func TestProviderAgainstSkiff(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"web", "crash"} {
-		if code := s.do("GET", s.groupPath(virtualnode.GroupName("default", name)), nil); code != 404 {
-			t.Errorf("group of %s after DeletePod: %d", name, code)
+		if _, err := s.Client.GetContainerGroup(ctx, resourceGroup, virtualnode.GroupName("default", name)); testenv.StatusOf(err) != 404 {
+			t.Errorf("group of %s after DeletePod: %d", name, testenv.StatusOf(err))
 		}
 	}
 	waitPod(t, n, "web", 5*time.Second, func(p *corev1.Pod) bool {

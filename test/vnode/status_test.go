@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 	"github.com/skiff-sh/skiff/internal/virtualnode"
 )
@@ -255,8 +256,8 @@ func testSkiffDownAtStart(t *testing.T, e *env) {
 	defer logf.Close()
 	cmd := exec.Command(skiffBin, "virtual-node", "--kubeconfig", e.cp.Kubeconfig, "--endpoint", "http://"+addr,
 		"--node-name", node, "--node-ip", "127.0.0.1", "--kubelet-port", kport, "--serving-cert", "self-signed",
-		"--client-ca-file", e.cp.CAFile, "--subscription", e.skiff.sub, "--sync-interval", "1s")
-	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.token, "ACI_RESOURCE_GROUP=down-rg", "ACI_REGION=local")
+		"--client-ca-file", e.cp.CAFile, "--subscription", e.skiff.Subscription, "--sync-interval", "1s")
+	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.Token, "ACI_RESOURCE_GROUP=down-rg", "ACI_REGION=local")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func testSkiffDownAtStart(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, _ := url.Parse(e.skiff.endpoint)
+	target, _ := url.Parse(e.skiff.Endpoint)
 	srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target)}
 	go srv.Serve(l)
 	defer srv.Close()
@@ -450,9 +451,10 @@ spec:
 		b, _ := json.Marshal(p.Status)
 		return p.Status.Phase == "Pending" && (strings.Contains(string(b), "ErrImagePull") || strings.Contains(string(b), "ImagePullBackOff")), string(b)
 	})
+	// The read as the server sent it, every field included.
 	var raw json.RawMessage
-	if code := e.skiff.do("GET", e.skiff.groupPath(virtualnode.GroupName("default", "private")), &raw); code != 200 {
-		t.Fatalf("GET group: %d", code)
+	if _, err := e.skiff.Client.GetContainerGroup(client.WithRawJSON(t.Context(), &raw), resourceGroup, virtualnode.GroupName("default", "private")); err != nil {
+		t.Fatalf("GET group: %v", err)
 	}
 	if strings.Contains(string(raw), "pull-s3cret") || !strings.Contains(string(raw), "puller") {
 		t.Errorf("group read: the password shows, or the credential is missing: %s", raw)

@@ -499,12 +499,9 @@ spec:
 			}
 		}
 		countGroups := func() int {
-			var list struct {
-				Value []group `json:"value"`
-			}
-			e.skiff.do("GET", "/subscriptions/"+e.skiff.sub+"/resourceGroups/"+resourceGroup+"/providers/Microsoft.ContainerInstance/containerGroups", &list)
+			list, _ := e.skiff.Client.ListContainerGroups(t.Context(), resourceGroup)
 			n := 0
-			for _, g := range list.Value {
+			for _, g := range list {
 				if strings.HasPrefix(g.Tags["k8s-pod"], "fleet-") {
 					n++
 				}
