@@ -187,6 +187,11 @@ func openBolt(path string, opts BoltOptions, migs []migration) (*Bolt, error) {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
 	}
+	// Writes that arrive together (many groups starting at once, each
+	// written by the server, the controller and the agent) wait at most
+	// this long to share a commit; while a commit runs, the next batch
+	// gathers anyway.
+	db.MaxBatchDelay = 200 * time.Microsecond
 	return &Bolt{db: db, seal: opts.Sealer}, nil
 }
 
@@ -320,10 +325,15 @@ func (b *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return b.db.Update(fn)
 }
 
-// write is update for a write that watchers hear of: once it committed, c
-// is published.
+// write is a write of a record that watchers hear of: once it committed, c
+// is published. Concurrent writes share one transaction and one fsync
+// (bbolt's Batch), so fn may run more than once and must only change the
+// transaction and what it returns.
 func (b *Bolt) write(ctx context.Context, c Change, fn func(tx *bolt.Tx) error) error {
-	if err := b.update(ctx, fn); err != nil {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.db.Batch(fn); err != nil {
 		return err
 	}
 	b.hub.publish(c)
@@ -787,6 +797,7 @@ func putGroup(bk *bolt.Bucket, k string, cg ContainerGroup, s *seal.Sealer) erro
 // getGroup reads a container group and opens its secrets; false if bk or
 // k is missing.
 func getGroup(bk *bolt.Bucket, k string, cg *ContainerGroup, s *seal.Sealer) (bool, error) {
+	*cg = ContainerGroup{} // a batched write may run its function twice
 	ok, err := getJSON(bk, k, cg)
 	if err != nil || !ok {
 		return ok, err
