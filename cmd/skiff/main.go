@@ -1,6 +1,6 @@
 // Command skiff is Skiff's single binary: server, CLI and helpers. It
-// composes them: the CLI's command tree (internal/cli), `skiff server`,
-// `skiff virtual-node` and the container shim.
+// composes them: the CLI's command tree (internal/cli), `skiff run`,
+// `skiff server`, `skiff virtual-node` and the container shim.
 package main
 
 import (
@@ -10,7 +10,8 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/cli"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
-	"github.com/skiff-sh/skiff/internal/cli/servercmd"
+	runcmd "github.com/skiff-sh/skiff/internal/cmd/run"
+	servercmd "github.com/skiff-sh/skiff/internal/cmd/server"
 	virtualnodecmd "github.com/skiff-sh/skiff/internal/cmd/virtualnode"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
@@ -22,6 +23,7 @@ func main() {
 		os.Exit(shim.Main(os.Args[2:], oci.OOMKilled))
 	}
 	os.Exit(cli.Main(os.Args[1:],
+		func(*cmdutil.Factory) *cobra.Command { return runcmd.NewCmd() },
 		func(*cmdutil.Factory) *cobra.Command { return servercmd.NewCmd() },
 		virtualnodecmd.NewCmd,
 	))

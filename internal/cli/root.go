@@ -92,7 +92,6 @@ func NewRootCmd(f *cmdutil.Factory, extra ...Command) *cobra.Command {
 		account.NewCmd(f),
 		image.NewCmd(f),
 		monitor.NewCmd(f),
-		newRunCmd(),
 	)
 	for _, c := range extra {
 		root.AddCommand(c(f))

@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/hostaddr"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/image"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
@@ -156,47 +157,6 @@ func networkPolicy(o Options) (network.Policy, error) {
 	return pol, nil
 }
 
-// PrimaryAddress is the IPv4 address of the interface holding the default
-// route, or 127.0.0.1.
-func PrimaryAddress() string {
-	data, err := os.ReadFile("/proc/net/route")
-	if err == nil {
-		var iface string
-		for i, line := range splitLines(string(data)) {
-			var name, dest string
-			if i == 0 || len(line) == 0 {
-				continue
-			}
-			fmt.Sscanf(line, "%s %s", &name, &dest)
-			if dest == "00000000" {
-				iface = name
-				break
-			}
-		}
-		if ifc, err := net.InterfaceByName(iface); err == nil {
-			addrs, _ := ifc.Addrs()
-			for _, a := range addrs {
-				if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-					return ipn.IP.String()
-				}
-			}
-		}
-	}
-	return "127.0.0.1"
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
-}
-
 // fillDefaults gives zero Options fields (a caller of Run that is not the
 // command line, such as a benchmark) the flags' defaults.
 func (o *Options) fillDefaults() {
@@ -255,7 +215,7 @@ func Start(ctx context.Context, o Options) (_ *Running, err error) {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if o.PublicAddress == "" {
-		o.PublicAddress = PrimaryAddress()
+		o.PublicAddress = hostaddr.PrimaryAddress()
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, err
