@@ -210,12 +210,15 @@ func (s *SkiffServer) DeleteResourceGroups(ctx context.Context) error {
 	}
 	for {
 		rgs, err := s.Client.ListResourceGroups(ctx)
-		if err == nil && len(rgs) == 0 {
+		switch {
+		case err != nil:
+			return err
+		case len(rgs) == 0:
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("resource groups left: %+v", rgs), err, ctx.Err())
+			return fmt.Errorf("resource groups left: %+v: %w", rgs, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
