@@ -106,6 +106,7 @@ func (s *server) sendAs(token, method, path string, body any) reply {
 	return r
 }
 
+// roundTrip is an http.RoundTripper of a function.
 type roundTrip func(*http.Request) (*http.Response, error)
 
 func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
