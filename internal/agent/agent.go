@@ -197,10 +197,16 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 	switch {
 	case cg.Observed == nil || obs.Generation != cg.Generation || (!inRuntime && obs.Error == nil):
 		// A generation not run yet, or one the runtime lost: run it.
+		stopAsked := cg.Action.Kind == store.ActionStop && cg.Action.Seq > obs.ActionSeq
 		if err := a.run(ctx, cg, inRuntime); err != nil {
 			obs = store.Observed{State: string(lifecycle.GroupFailed), Error: errorBody(err, "ContainerGroupDeploymentFailed")}
 		} else {
 			obs = store.Observed{}
+			if stopAsked { // a stop asked while it was being created
+				if err := a.act(ctx, cg.RuntimeID, store.ActionStop); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+					obs.ActionError = errorBody(err, "ContainerGroupOperationFailed")
+				}
+			}
 		}
 		obs.Generation, obs.ActionSeq = cg.Generation, cg.Action.Seq
 	case cg.Action.Seq > obs.ActionSeq:

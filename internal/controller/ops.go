@@ -130,11 +130,18 @@ func outcome(op store.Operation, cg *store.ContainerGroup) (status string, e *ap
 		switch {
 		case cg == nil || prov == lifecycle.Deleting:
 			return canceled()
-		case cg.Generation >= op.Target && prov.Final() && obs != nil && obs.Generation == cg.Generation:
-			if prov == lifecycle.Failed {
+		case cg.Generation < op.Target || obs == nil || obs.Generation != cg.Generation:
+			// The agent has not run this generation yet.
+		default:
+			// Settled at this generation, and the controller wrote so.
+			p, ok := lifecycle.FromObserved(lifecycle.GroupState(obs.State), obs.Error != nil)
+			switch {
+			case !ok || p != prov:
+			case p == lifecycle.Failed:
 				return api.OperationFailed, cg.Error, true
+			default:
+				return api.OperationSucceeded, nil, true
 			}
-			return api.OperationSucceeded, nil, true
 		}
 	case KindStart, KindRestart:
 		switch {
