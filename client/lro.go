@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -188,7 +189,7 @@ func (c *Client) GetOperation(ctx context.Context, location, id string) (*api.Op
 		return nil, err
 	}
 	var op api.OperationStatus
-	if _, err := c.call(ctx, http.MethodGet, p.Location(location)+"/operations/"+pathEscape(id), nil, nil, &op); err != nil {
+	if _, err := c.call(ctx, http.MethodGet, p.Location(location)+"/operations/"+url.PathEscape(id), nil, nil, &op); err != nil {
 		return nil, err
 	}
 	return &op, nil

@@ -63,9 +63,6 @@ func listOf[T any](ctx context.Context, c *Client, path string, q url.Values) ([
 	return out, nil
 }
 
-// pathEscape escapes one segment of a path.
-func pathEscape(s string) string { return url.PathEscape(s) }
-
 // Healthz checks that the server answers (GET /healthz).
 func (c *Client) Healthz(ctx context.Context) error {
 	_, err := c.Call(ctx, http.MethodGet, "/healthz", nil, nil)
