@@ -11,6 +11,18 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
+// The error classes an *APIError unwraps to, by its HTTP status, for
+// errors.Is outside this module: errors.Is(err, client.ErrNotFound) holds
+// for a 404.
+var (
+	ErrInvalidArgument = errdefs.ErrInvalidArgument // 400
+	ErrUnauthorized    = errdefs.ErrUnauthorized    // 401, 403
+	ErrNotFound        = errdefs.ErrNotFound        // 404
+	ErrConflict        = errdefs.ErrConflict        // 409
+	ErrTooLarge        = errdefs.ErrTooLarge        // 413
+	ErrUnavailable     = errdefs.ErrUnavailable     // 5xx, or the server not reachable
+)
+
 // APIError is an ARM error returned by the server, or the error of a failed
 // long-running operation (StatusCode 0).
 type APIError struct {
