@@ -1,12 +1,11 @@
 package container
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/client"
+	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 )
 
@@ -36,7 +35,7 @@ func newExportCmd(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(file, b, 0o600)
+			return atomicfile.WriteFile(file, b, 0o600) // never a half-written file
 		},
 	}
 	t.flags(cmd)
