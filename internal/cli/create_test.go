@@ -1,14 +1,17 @@
 package cli_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/cli/clitest"
+	"github.com/skiff-sh/skiff/internal/agent/fakeagent"
+	"github.com/skiff-sh/skiff/internal/store"
 )
 
 // body wraps the properties of a one-container group named web in eastus.
@@ -19,6 +22,7 @@ func body(container, group string) string {
 }
 
 func TestCreateRequestBodies(t *testing.T) {
+	t.Parallel()
 	base := []string{"container", "create", "-g", "rg", "-n", "web", "--image", "nginx", "-o", "none"}
 	cases := []struct {
 		name string
@@ -31,9 +35,9 @@ func TestCreateRequestBodies(t *testing.T) {
 			body(`"ports":[{"protocol":"UDP","port":80},{"protocol":"UDP","port":443}],`,
 				`"ipAddress":{"type":"Public","ports":[{"protocol":"UDP","port":80},{"protocol":"UDP","port":443}]},`)},
 		{"a DNS name label alone makes a public IP on the default port",
-			[]string{"--dns-name-label", "web1"},
+			[]string{"--dns-name-label", "web-one"},
 			body(`"ports":[{"protocol":"TCP","port":80}],`,
-				`"ipAddress":{"type":"Public","dnsNameLabel":"web1","ports":[{"protocol":"TCP","port":80}]},`)},
+				`"ipAddress":{"type":"Public","dnsNameLabel":"web-one","ports":[{"protocol":"TCP","port":80}]},`)},
 		{"plain and secure environment variables",
 			[]string{"-e", "A=1", "B=x=y", "--secure-environment-variables", "PW=s3cret", "--environment-variables", "C="},
 			body(`"environmentVariables":[{"name":"A","value":"1"},{"name":"B","value":"x=y"},{"name":"C"},{"name":"PW","secureValue":"s3cret"}],`, "")},
@@ -69,15 +73,16 @@ func TestCreateRequestBodies(t *testing.T) {
 					`{"name":"secrets","secret":{"k":"dg=="}},`+
 					`{"name":"gitrepo","gitRepo":{"repository":"https://example.com/r.git","directory":"r","revision":"abc123"}}],`)},
 		{"sizes, policy, OS and location",
-			[]string{"--cpu", "0.5", "--memory", "0.25", "--restart-policy", "never", "--os-type", "linux", "-l", "westus"},
+			[]string{"--cpu", "0.5", "--memory", "0.3", "--restart-policy", "never", "--os-type", "linux", "-l", "westus"},
 			`{"name":"web","location":"westus","properties":{"restartPolicy":"Never","osType":"Linux",
-			  "containers":[{"name":"web","properties":{"image":"nginx","resources":{"requests":{"cpu":0.5,"memoryInGB":0.25}}}}]}}`},
+			  "containers":[{"name":"web","properties":{"image":"nginx","resources":{"requests":{"cpu":0.5,"memoryInGB":0.3}}}}]}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits for its operation, about a second
 			h := newHarness(t)
 			h.ok(append(append([]string{}, base...), tc.args...)...)
-			put := h.srv.Last(http.MethodPut, "/containerGroups/web")
+			put := h.rec.last(http.MethodPut, "/containerGroups/web")
 			if got := put.Query["api-version"]; len(got) != 1 || got[0] != "2023-05-01" {
 				t.Errorf("api-version %v, want 2023-05-01", got)
 			}
@@ -87,15 +92,16 @@ func TestCreateRequestBodies(t *testing.T) {
 }
 
 func TestCreateLocationComesFromTheGroupUnlessGiven(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.ok("container", "create", "-g", "rg", "-n", "web", "--image", "nginx", "-l", "westus", "-o", "none")
-	for _, r := range h.srv.Requests(true) {
+	for _, r := range h.rec.requests() {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/resourcegroups/rg") {
 			t.Fatalf("read the resource group although -l was given")
 		}
 	}
 	h.ok("container", "create", "-g", "rg", "-n", "web2", "--image", "nginx", "-o", "none")
-	h.srv.Last(http.MethodGet, "/resourcegroups/rg")
+	h.rec.last(http.MethodGet, "/resourcegroups/rg")
 	h.fails(3, "error: (ResourceGroupNotFound) Resource group 'nope' could not be found.",
 		"container", "create", "-g", "nope", "-n", "web", "--image", "nginx")
 }
@@ -114,7 +120,7 @@ properties:
       command: ["httpd", "-f", "-p", "8080"]
       ports: [{port: 8080}]
       environmentVariables: [{name: A, value: "1"}, {name: PW, secureValue: pw}]
-      resources: {requests: {cpu: 0.5, memoryInGB: 0.25}}
+      resources: {requests: {cpu: 0.5, memoryInGB: 0.3}}
   ipAddress: {type: Public, ports: [{protocol: TCP, port: 8080}]}
 `
 
@@ -123,7 +129,7 @@ const groupYAMLAsJSON = `{"apiVersion":"2021-10-01","name":"fromfile","type":"Mi
   "properties":{"osType":"Linux","restartPolicy":"OnFailure",
     "containers":[{"name":"web","properties":{"image":"busybox:local","command":["httpd","-f","-p","8080"],
       "ports":[{"port":8080}],"environmentVariables":[{"name":"A","value":"1"},{"name":"PW","secureValue":"pw"}],
-      "resources":{"requests":{"cpu":0.5,"memoryInGB":0.25}}}}],
+      "resources":{"requests":{"cpu":0.5,"memoryInGB":0.3}}}}],
     "ipAddress":{"type":"Public","ports":[{"protocol":"TCP","port":8080}]}}}`
 
 func writeFile(t *testing.T, name, content string) string {
@@ -136,6 +142,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestCreateFromFile(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	file := writeFile(t, "g.yaml", groupYAML)
 
@@ -145,7 +152,7 @@ func TestCreateFromFile(t *testing.T) {
 	if r.out != "fromfile\n" {
 		t.Errorf("stdout %q", r.out)
 	}
-	put := h.srv.Last(http.MethodPut, "/containerGroups/fromfile")
+	put := h.rec.last(http.MethodPut, "/containerGroups/fromfile")
 	if got := put.Query["api-version"]; len(got) != 1 || got[0] != "2021-10-01" {
 		t.Errorf("api-version %v, want the YAML's 2021-10-01", got)
 	}
@@ -153,50 +160,63 @@ func TestCreateFromFile(t *testing.T) {
 
 	// --location fills in a YAML without one…
 	h.ok("container", "create", "-g", "rg", "-f", file, "-l", "westus", "-n", "fromfile", "-o", "none")
-	assertJSON(t, h.srv.Last(http.MethodPut, "/containerGroups/fromfile").Body, sprintf(groupYAMLAsJSON, "westus"))
+	assertJSON(t, h.rec.last(http.MethodPut, "/containerGroups/fromfile").Body, sprintf(groupYAMLAsJSON, "westus"))
 
 	// …but a location in the YAML wins.
 	withLoc := writeFile(t, "l.yaml", strings.Replace(groupYAML, "name: fromfile\n", "name: fromfile\nlocation: westeurope\n", 1))
 	h.ok("container", "create", "-g", "rg", "-f", withLoc, "-l", "westus", "-o", "none")
-	assertJSON(t, h.srv.Last(http.MethodPut, "/containerGroups/fromfile").Body, sprintf(groupYAMLAsJSON, "westeurope"))
+	assertJSON(t, h.rec.last(http.MethodPut, "/containerGroups/fromfile").Body, sprintf(groupYAMLAsJSON, "westeurope"))
 
 	// A YAML without a name takes --name.
 	noName := writeFile(t, "n.yaml", strings.Replace(groupYAML, "name: fromfile\n", "", 1))
 	h.ok("container", "create", "-g", "rg", "-f", noName, "-n", "fromfile", "-o", "none")
-	assertJSON(t, h.srv.Last(http.MethodPut, "/containerGroups/fromfile").Body, sprintf(groupYAMLAsJSON, "eastus"))
+	assertJSON(t, h.rec.last(http.MethodPut, "/containerGroups/fromfile").Body, sprintf(groupYAMLAsJSON, "eastus"))
 
 	// --name must match the YAML's; nothing is sent otherwise.
-	before := len(h.srv.Requests(false))
+	before := len(h.rec.requests())
 	h.fails(2, `the name parameter ("other") and the name in `+file+` ("fromfile") must match`,
 		"container", "create", "-g", "rg", "-f", file, "-n", "other")
 	h.fails(2, "has no name", "container", "create", "-g", "rg", "-f", noName)
 	h.fails(2, "not valid YAML", "container", "create", "-g", "rg", "-f", writeFile(t, "bad.yaml", "name: [unclosed\n"))
 	h.fails(2, "no such file", "container", "create", "-g", "rg", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
-	if after := len(h.srv.Requests(false)); after != before {
+	if after := len(h.rec.requests()); after != before {
 		t.Errorf("%d requests sent for bad --file invocations", after-before)
 	}
 }
 
+// isPoll reports whether r polled an operation.
+func isPoll(r *request) bool { return strings.Contains(r.Path, "/operations/") }
+
 func TestCreateWaitsForTheOperation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	h.srv.PollsBeforeDone = 2
+	// The agent leaves web alone until its operation was polled hold
+	// times, so that the CLI sees it InProgress that often first.
+	var polls, hold atomic.Int32
+	hold.Store(2)
+	h.srv.Agent.Hold = func(cg *store.ContainerGroup) bool { return polls.Load() < hold.Load() }
+	h.rec.setServed(func(r *request) {
+		if isPoll(r) && polls.Add(1) == hold.Load() {
+			h.srv.Agent.Kick(context.Background(), h.srv.Subscription, "rg", "web")
+		}
+	})
 	r := h.ok("container", "create", "-g", "rg", "-n", "web", "--image", "nginx", "--ip-address", "Public")
 
-	var polls int
+	var n int
 	var sawGetAfterPolls bool
-	for _, req := range h.srv.Requests(false) {
+	for _, req := range h.rec.requests() {
 		switch {
-		case strings.Contains(req.Path, "/operations/"):
-			polls++
+		case isPoll(&req):
+			n++
 		case req.Method == http.MethodGet && strings.HasSuffix(req.Path, "/containerGroups/web"):
-			sawGetAfterPolls = polls == 3
+			sawGetAfterPolls = n == 3
 		}
 	}
-	if polls != 3 || !sawGetAfterPolls {
-		t.Errorf("polled %d times (want 2 InProgress + 1 Succeeded), then GET: %v", polls, sawGetAfterPolls)
+	if n != 3 || !sawGetAfterPolls {
+		t.Errorf("polled %d times (want 2 InProgress + 1 Succeeded), then GET: %v", n, sawGetAfterPolls)
 	}
 	// Printed flattened, as az does: no "properties", resourceGroup added.
-	for _, want := range []string{`"ipAddress": {`, `"ip": "` + clitest.GroupIP + `"`, `"resourceGroup": "rg"`, `"provisioningState": "Succeeded"`, `"image": "nginx"`} {
+	for _, want := range []string{`"ipAddress": {`, `"ip": "` + fakeagent.PublicIP + `"`, `"resourceGroup": "rg"`, `"provisioningState": "Succeeded"`, `"image": "nginx"`} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("stdout lacks %s:\n%s", want, r.out)
 		}
@@ -208,32 +228,38 @@ func TestCreateWaitsForTheOperation(t *testing.T) {
 		t.Errorf("progress printed although stderr is not a terminal: %q", r.err)
 	}
 
-	// On a terminal, each event is shown once, as it appears.
+	// On a terminal, each event is shown once, as it appears: the two
+	// polls while the agent holds the update show the events of the run
+	// before, the last one the same events again.
+	polls.Store(0)
 	h.stderrTTY = true
 	r = h.ok("container", "create", "-g", "rg", "-n", "web", "--image", "nginx", "-o", "none")
-	want := "Pulling  pulling image \"busybox:local\"\nPulled   Successfully pulled image \"busybox:local\"\nStarted  Started container\n"
+	want := "Pulling  pulling image \"nginx\"\nPulled   Successfully pulled image \"nginx\"\nStarted  Started container\n"
 	if r.err != want {
 		t.Errorf("progress on stderr:\n%q\nwant\n%q", r.err, want)
 	}
 }
 
 func TestCreateNoWaitDoesNotPoll(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	r := h.ok("container", "create", "-g", "rg", "-n", "web", "--image", "nginx", "--no-wait")
 	if r.out != "" {
 		t.Errorf("stdout %q", r.out)
 	}
-	for _, req := range h.srv.Requests(false) {
-		if strings.Contains(req.Path, "/operations/") {
+	for _, req := range h.rec.requests() {
+		if isPoll(&req) {
 			t.Fatalf("polled the operation with --no-wait")
 		}
 	}
 }
 
 func TestCreateFailedOperation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	h.srv.PollsBeforeDone = 1
-	h.srv.FailPut = &api.ErrorBody{Code: "InaccessibleImage", Message: "The image 'nope:1' in container group 'web' is not accessible."}
+	h.srv.Agent.Fail = func(*store.ContainerGroup) *api.ErrorBody {
+		return &api.ErrorBody{Code: "InaccessibleImage", Message: "The image 'nope:1' in container group 'web' is not accessible."}
+	}
 	r := h.fails(1, "", "container", "create", "-g", "rg", "-n", "web", "--image", "nope:1")
 	if r.err != "error: (InaccessibleImage) The image 'nope:1' in container group 'web' is not accessible.\n" || r.out != "" {
 		t.Errorf("stdout %q stderr %q", r.out, r.err)
@@ -241,6 +267,7 @@ func TestCreateFailedOperation(t *testing.T) {
 }
 
 func TestBadFlagsAreCaughtLocally(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	create := []string{"container", "create", "-g", "rg", "-n", "web", "--image", "nginx"}
 	cases := []struct {
@@ -279,7 +306,7 @@ func TestBadFlagsAreCaughtLocally(t *testing.T) {
 	for _, tc := range cases {
 		h.fails(2, tc.want, tc.args...)
 	}
-	if n := len(h.srv.Requests(false)); n != 0 {
-		t.Errorf("%d requests sent for bad command lines: %v", n, h.srv.Requests(false))
+	if reqs := h.rec.requests(); len(reqs) != 0 {
+		t.Errorf("%d requests sent for bad command lines: %v", len(reqs), reqs)
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skiff-sh/skiff/internal/cli/clitest"
+	"github.com/skiff-sh/skiff/internal/agent/fakeagent"
+	"github.com/skiff-sh/skiff/internal/hostapi"
 )
 
 const webGroup = `{"name":"web","location":"eastus","properties":{"osType":"Linux","restartPolicy":"Always","initContainers":null,
@@ -16,19 +17,24 @@ const webGroup = `{"name":"web","location":"eastus","properties":{"osType":"Linu
 
 const jobGroup = `{"name":"job","location":"westus","properties":{"osType":"Linux","restartPolicy":"Never",
  "containers":[
-   {"name":"a","properties":{"image":"busybox:local","resources":{"requests":{"cpu":0.5,"memoryInGB":0.25}}}},
+   {"name":"a","properties":{"image":"busybox:local","resources":{"requests":{"cpu":0.5,"memoryInGB":0.2}}}},
    {"name":"b","properties":{"image":"alpine:3","resources":{"requests":{"cpu":0.1,"memoryInGB":0.5}}}},
-   {"name":"c","properties":{"image":"busybox:local","resources":{"requests":{"cpu":0.2,"memoryInGB":0.25}}}}]}}`
+   {"name":"c","properties":{"image":"busybox:local","resources":{"requests":{"cpu":0.2,"memoryInGB":0.3}}}}]}}`
 
 func outputHarness(t *testing.T) *harness {
 	h := newHarness(t)
-	h.srv.AddGroup("other", "westus")
-	h.srv.AddContainerGroup("rg", webGroup)
-	h.srv.AddContainerGroup("other", jobGroup)
+	h.addGroup("other", "westus")
+	h.addGroup("nothing-here", "eastus")
+	h.addContainerGroup("rg", webGroup)
+	h.addContainerGroup("other", jobGroup)
+	for _, img := range []string{"busybox:local", "nginx:latest"} {
+		h.srv.Agent.AddImage(hostapi.Image{Name: img, Ref: "index.docker.io/library/" + img, Digest: "sha256:abc"})
+	}
 	return h
 }
 
 func TestOutputFormats(t *testing.T) {
+	t.Parallel()
 	h := outputHarness(t)
 	show := []string{"container", "show", "-g", "rg", "-n", "web"}
 	list := []string{"container", "list"}
@@ -38,24 +44,24 @@ func TestOutputFormats(t *testing.T) {
 		want string
 	}{
 		{"show table", append(show, "-o", "table"), "" +
-			"Name    ResourceGroup    Status    Image    IP:ports       Network    CPU/Memory       OsType    Location\n" +
-			"------  ---------------  --------  -------  -------------  ---------  ---------------  --------  ----------\n" +
-			"web     rg               Running   nginx    10.201.0.7:80  Public     1.0 core/1.5 gb  Linux     eastus\n"},
+			"Name    ResourceGroup    Status    Image    IP:ports      Network    CPU/Memory       OsType    Location\n" +
+			"------  ---------------  --------  -------  ------------  ---------  ---------------  --------  ----------\n" +
+			"web     rg               Running   nginx    127.0.0.1:80  Public     1.0 core/1.5 gb  Linux     eastus\n"},
 		{"list table: status from provisioningState, images deduplicated, requests summed", append(list, "-o", "table"), "" +
-			"Name    ResourceGroup    Status     Image                   IP:ports       Network    CPU/Memory       OsType    Location\n" +
-			"------  ---------------  ---------  ----------------------  -------------  ---------  ---------------  --------  ----------\n" +
-			"job     other            Succeeded  busybox:local,alpine:3                            0.8 core/1.0 gb  Linux     westus\n" +
-			"web     rg               Succeeded  nginx                   10.201.0.7:80  Public     1.0 core/1.5 gb  Linux     eastus\n"},
+			"Name    ResourceGroup    Status     Image                   IP:ports      Network    CPU/Memory       OsType    Location\n" +
+			"------  ---------------  ---------  ----------------------  ------------  ---------  ---------------  --------  ----------\n" +
+			"job     other            Succeeded  busybox:local,alpine:3                           0.8 core/1.0 gb  Linux     westus\n" +
+			"web     rg               Succeeded  nginx                   127.0.0.1:80  Public     1.0 core/1.5 gb  Linux     eastus\n"},
 		{"list -g", append(list, "-g", "rg", "--query", "[].name", "-o", "tsv"), "web\n"},
-		{"query scalar tsv", append(show, "--query", "ipAddress.ip", "-o", "tsv"), "10.201.0.7\n"},
+		{"query scalar tsv", append(show, "--query", "ipAddress.ip", "-o", "tsv"), fakeagent.PublicIP + "\n"},
 		{"query scalar json", append(show, "--query", "containers[0].image"), "\"nginx\"\n"},
 		{"query hash tsv keeps the query's order", append(list, "--query", "[].{s:provisioningState, n:name, cpu:containers[0].resources.requests.cpu}", "-o", "tsv"),
 			"Succeeded\tjob\t0.5\nSucceeded\tweb\t1\n"},
 		{"query hash table keeps the query's order", append(list, "--query", "[].{Name:name, IP:ipAddress.ip, Policy:restartPolicy}", "-o", "table"), "" +
-			"Name    IP          Policy\n" +
-			"------  ----------  --------\n" +
-			"job                 Never\n" +
-			"web     10.201.0.7  Always\n"},
+			"Name    IP         Policy\n" +
+			"------  ---------  --------\n" +
+			"job                Never\n" +
+			"web     127.0.0.1  Always\n"},
 		{"query hash yaml", append(show, "--query", "{name:name, cpu:containers[0].resources.requests.cpu, ports:ipAddress.ports[].port}", "-o", "yaml"),
 			"cpu: 1\nname: web\nports:\n- 80\n"},
 		{"query hash json, sorted keys", append(show, "--query", "{name:name, state:instanceView.state}"),
@@ -67,21 +73,22 @@ func TestOutputFormats(t *testing.T) {
 		{"none", append(show, "-o", "none"), ""},
 		{"empty list", []string{"container", "list", "-g", "nothing-here"}, "[]\n"},
 		{"group list table", []string{"group", "list", "-o", "table"}, "" +
-			"Name    Location    Status\n" +
-			"------  ----------  ---------\n" +
-			"other   westus      Succeeded\n" +
-			"rg      eastus      Succeeded\n"},
+			"Name          Location    Status\n" +
+			"------------  ----------  ---------\n" +
+			"nothing-here  eastus      Succeeded\n" +
+			"other         westus      Succeeded\n" +
+			"rg            eastus      Succeeded\n"},
 		{"group show tsv", []string{"group", "show", "-n", "rg", "-o", "tsv"},
-			"/subscriptions/" + clitest.Subscription + "/resourceGroups/rg\teastus\trg\t\tMicrosoft.Resources/resourceGroups\n"},
+			"/subscriptions/" + h.srv.Subscription + "/resourceGroups/rg\teastus\trg\t\tMicrosoft.Resources/resourceGroups\n"},
 		{"group exists", []string{"group", "exists", "-n", "rg"}, "true\n"},
 		{"group exists not", []string{"group", "exists", "-n", "nope"}, "false\n"},
 		{"image list table", []string{"image", "list", "-o", "table"}, "" +
-			"Image          OsType\n" +
-			"-------------  --------\n" +
-			"busybox:local  Linux\n" +
-			"nginx:latest   Linux\n"},
+			"Digest      Image          OsType    Reference\n" +
+			"----------  -------------  --------  -------------------------------------\n" +
+			"sha256:abc  busybox:local  Linux     index.docker.io/library/busybox:local\n" +
+			"sha256:abc  nginx:latest   Linux     index.docker.io/library/nginx:latest\n"},
 		{"tsv of a list of scalars: one per line, as az", []string{"account", "show", "--query", "[subscriptionId, displayName, state]", "-o", "tsv"},
-			clitest.Subscription + "\nSkiff\nEnabled\n"},
+			h.srv.Subscription + "\nSkiff\nEnabled\n"},
 		{"tsv of a list of lists: one row each", []string{"container", "list", "--query", "[].[name, location]", "-o", "tsv"},
 			"job\twestus\nweb\teastus\n"},
 	}
@@ -96,22 +103,23 @@ func TestOutputFormats(t *testing.T) {
 }
 
 func TestShowJSONIsFlattenedLikeAz(t *testing.T) {
+	t.Parallel()
 	h := outputHarness(t)
 	r := h.ok("container", "show", "-g", "rg", "-n", "web")
 	assertJSON(t, []byte(r.out), `{
-	  "id": "/subscriptions/`+clitest.Subscription+`/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/web",
+	  "id": "/subscriptions/`+h.srv.Subscription+`/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/web",
 	  "name": "web", "type": "Microsoft.ContainerInstance/containerGroups", "location": "eastus", "resourceGroup": "rg",
 	  "osType": "Linux", "restartPolicy": "Always", "provisioningState": "Succeeded", "sku": "Standard", "initContainers": null,
 	  "instanceView": {"state": "Running", "events": []},
-	  "ipAddress": {"type": "Public", "ip": "10.201.0.7", "ports": [{"protocol": "TCP", "port": 80}]},
-	  "containers": [{"name": "web", "image": "nginx", "ports": [{"port": 80}],
+	  "ipAddress": {"type": "Public", "ip": "127.0.0.1", "privateIp": "10.0.0.2", "ports": [{"protocol": "TCP", "port": 80}]},
+	  "containers": [{"name": "web", "image": "nginx", "command": [], "ports": [{"protocol": "TCP", "port": 80}],
 	    "environmentVariables": [{"name": "A", "value": "1"}],
 	    "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
-	    "instanceView": {"restartCount": 0, "currentState": {"state": "Running", "startTime": "2026-01-01T00:00:02Z"},
+	    "instanceView": {"restartCount": 0, "currentState": {"state": "Running", "startTime": "2026-01-01T00:00:00Z"}, "ready": true,
 	      "events": [
-	        {"count":1,"name":"Pulling","message":"pulling image \"busybox:local\"","type":"Normal","firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z"},
-	        {"count":1,"name":"Pulled","message":"Successfully pulled image \"busybox:local\"","type":"Normal","firstTimestamp":"2026-01-01T00:00:01Z","lastTimestamp":"2026-01-01T00:00:01Z"},
-	        {"count":1,"name":"Started","message":"Started container","type":"Normal","firstTimestamp":"2026-01-01T00:00:02Z","lastTimestamp":"2026-01-01T00:00:02Z"}]}}]
+	        {"count":1,"name":"Pulling","message":"pulling image \"nginx\"","type":"Normal","firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z"},
+	        {"count":1,"name":"Pulled","message":"Successfully pulled image \"nginx\"","type":"Normal","firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z"},
+	        {"count":1,"name":"Started","message":"Started container","type":"Normal","firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z"}]}}]
 	}`)
 	if !strings.HasPrefix(r.out, "{\n  \"containers\": [\n") {
 		t.Errorf("json is not az's sorted two-space layout:\n%s", r.out)
@@ -119,6 +127,7 @@ func TestShowJSONIsFlattenedLikeAz(t *testing.T) {
 }
 
 func TestExportThenCreateFromTheFile(t *testing.T) {
+	t.Parallel()
 	h := outputHarness(t)
 	file := filepath.Join(t.TempDir(), "web.yaml")
 	h.ok("container", "export", "-g", "rg", "-n", "web", "-f", file)
@@ -133,21 +142,24 @@ properties:
   containers:
   - name: web
     properties:
+      command: []
       environmentVariables:
       - name: A
         value: "1"
       image: nginx
       ports:
       - port: 80
+        protocol: TCP
       resources:
         requests:
           cpu: 1
           memoryInGB: 1.5
   ipAddress:
-    ip: 10.201.0.7
+    ip: 127.0.0.1
     ports:
     - port: 80
       protocol: TCP
+    privateIp: 10.0.0.2
     type: Public
   osType: Linux
   restartPolicy: Always
@@ -160,10 +172,10 @@ type: Microsoft.ContainerInstance/containerGroups
 	// The export is what create --file takes back.
 	h.ok("container", "delete", "-g", "rg", "-n", "web", "--yes")
 	h.ok("container", "create", "-g", "rg", "-f", file, "-o", "none")
-	put := h.srv.Last("PUT", "/containerGroups/web")
+	put := h.rec.last("PUT", "/containerGroups/web")
 	assertJSON(t, put.Body, `{"apiVersion":"2023-05-01","location":"eastus","name":"web","type":"Microsoft.ContainerInstance/containerGroups",
 	  "properties":{"osType":"Linux","restartPolicy":"Always",
-	    "containers":[{"name":"web","properties":{"image":"nginx","ports":[{"port":80}],"environmentVariables":[{"name":"A","value":"1"}],
+	    "containers":[{"name":"web","properties":{"image":"nginx","command":[],"ports":[{"protocol":"TCP","port":80}],"environmentVariables":[{"name":"A","value":"1"}],
 	      "resources":{"requests":{"cpu":1,"memoryInGB":1.5}}}}],
-	    "ipAddress":{"ip":"10.201.0.7","type":"Public","ports":[{"protocol":"TCP","port":80}]}}}`)
+	    "ipAddress":{"ip":"127.0.0.1","privateIp":"10.0.0.2","type":"Public","ports":[{"protocol":"TCP","port":80}]}}}`)
 }

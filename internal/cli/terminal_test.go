@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,11 +19,12 @@ import (
 
 // TestExecOnATerminal runs exec with stdin and stdout on a pseudo-terminal:
 // the terminal size is sent with the exec, the terminal is raw during the
-// session and restored after, typed bytes go as binary frames, and a
-// SIGWINCH sends a resize text frame.
+// session and restored after, typed bytes go as binary frames (^D too: the
+// agent's command ends on it), and a SIGWINCH sends a resize text frame.
 func TestExecOnATerminal(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	h.srv.AddContainerGroup("rg", twoContainers)
+	h.addContainerGroup("rg", twoContainers)
 
 	pty, slavePath, err := console.NewPty()
 	if err != nil {
@@ -55,41 +57,37 @@ func TestExecOnATerminal(t *testing.T) {
 		typed            string
 		resize           api.TerminalSize
 	}
+	frames := func(typ int) []string {
+		var out []string
+		for _, f := range h.rec.received()[1:] { // after the password
+			if f.Type == typ {
+				out = append(out, f.Data)
+			}
+		}
+		return out
+	}
 	got := make(chan seen, 1)
-	h.srv.ExecSession = func(c *websocket.Conn) {
+	go func() {
 		var s seen
-		s.rawDuringSession = !echo()
 		defer func() {
 			got <- s
-			_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "exit code 0"))
+			_, _ = pty.Write([]byte{0x04}) // ^D: the agent's command ends, and the session with it
 		}()
+		if !waitFor(func() bool { return len(h.rec.received()) > 0 }) { // the password: the session is open
+			return
+		}
+		s.rawDuringSession = waitFor(func() bool { return !echo() })
 		_, _ = pty.Write([]byte("x"))
-		frames := make(chan []any, 8)
-		go func() {
-			for {
-				kind, data, err := c.ReadMessage()
-				if err != nil {
-					close(frames)
-					return
-				}
-				frames <- []any{kind, data}
-			}
-		}()
+		waitFor(func() bool { return len(frames(websocket.BinaryMessage)) > 0 })
+		s.typed = strings.Join(frames(websocket.BinaryMessage), "")
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
-		deadline := time.After(10 * time.Second)
-		for s.typed == "" || s.resize.Rows == 0 {
+		for deadline := time.After(10 * time.Second); ; {
+			if resizes := frames(websocket.TextMessage); len(resizes) > 0 {
+				_ = json.Unmarshal([]byte(resizes[len(resizes)-1]), &s.resize)
+				return
+			}
 			select {
-			case f, ok := <-frames:
-				if !ok {
-					return
-				}
-				switch f[0].(int) {
-				case websocket.BinaryMessage:
-					s.typed += string(f[1].([]byte))
-				case websocket.TextMessage:
-					_ = json.Unmarshal(f[1].([]byte), &s.resize)
-				}
 			case <-tick.C:
 				_ = pty.Resize(console.WinSize{Height: 50, Width: 132})
 				_ = syscall.Kill(os.Getpid(), syscall.SIGWINCH)
@@ -97,11 +95,11 @@ func TestExecOnATerminal(t *testing.T) {
 				return
 			}
 		}
-	}
+	}()
 
 	h.ok("container", "exec", "-g", "rg", "-n", "pair", "--exec-command", "sh")
 	s := <-got
-	assertJSON(t, h.srv.Last(http.MethodPost, "/containers/app/exec").Body, `{"command":"sh","terminalSize":{"rows":40,"cols":100}}`)
+	assertJSON(t, h.rec.last(http.MethodPost, "/containers/app/exec").Body, `{"command":"sh","terminalSize":{"rows":40,"cols":100}}`)
 	if !s.rawDuringSession {
 		t.Errorf("the terminal was not in raw mode during the session")
 	}
