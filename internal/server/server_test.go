@@ -6,22 +6,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/skiff-sh/skiff/internal/agent/fakeagent"
-	"github.com/skiff-sh/skiff/internal/controller"
-	"github.com/skiff-sh/skiff/internal/seal"
-	"github.com/skiff-sh/skiff/internal/store"
+	"github.com/skiff-sh/skiff/internal/testenv/apiserver/controlplane"
 )
 
 const testToken = "test-token"
 
-// testEnv is a Server on a real bbolt store with the real controller and
-// the fake agent (package fakeagent: the bodies here, and the fuzzer's,
-// name arbitrary images on arbitrary registries that a real runtime would
-// pull from the network), with a resource group "rg".
+// testEnv is a Server on apiserver/controlplane: a real bbolt store with the
+// real controller and the fake agent (package fakeagent: the bodies here,
+// and the fuzzer's, name arbitrary images on arbitrary registries that a
+// real runtime would pull from the network), with a resource group "rg".
 type testEnv struct {
 	srv  *Server
 	host *fakeagent.Agent
@@ -31,32 +28,16 @@ type testEnv struct {
 
 func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	t.Helper()
-	dir := t.TempDir()
-	sealer, err := seal.LoadOrCreateKey(filepath.Join(dir, seal.KeyFile))
+	p := controlplane.Start(t)
+	_, sub, err := EnsureIdentity(context.Background(), p.Store, p.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenBolt(filepath.Join(dir, "skiff.db"), store.BoltOptions{Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	_, sub, err := EnsureIdentity(ctx, st, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	t.Cleanup(stop)
-	host := fakeagent.Start(runCtx, st)
-	if err := controller.New(controller.Config{Store: st, Host: fakeagent.Name}).Start(runCtx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Store: st, Host: host, Token: testToken}
+	cfg := Config{Store: p.Store, Host: p.Agent, Token: testToken}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	e := &testEnv{srv: New(cfg), host: host, sub: sub}
+	e := &testEnv{srv: New(cfg), host: p.Agent, sub: sub}
 	e.http = httptest.NewServer(e.srv)
 	t.Cleanup(e.http.Close)
 	if code, _, body := e.do(t, "PUT", e.rgPath(), `{"location":"local"}`); code != 201 {

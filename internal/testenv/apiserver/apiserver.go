@@ -1,7 +1,7 @@
 // Package apiserver starts Skiff's API server inside a test: the real
-// server (internal/server) and controller on a bbolt store in the test's
-// temporary directory, with the fake host agent (internal/agent/fakeagent)
-// behind them, on a loopback httptest listener.
+// server (internal/server) on a loopback httptest listener, on top of
+// apiserver/controlplane (the real controller on a bbolt store in the test's
+// temporary directory, with the fake host agent behind them).
 //
 // In-process, with a fake agent, because the tests that use it are about
 // the API as a client sees it — the CLI's grammar, output and exit codes,
@@ -15,15 +15,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/agent/fakeagent"
-	"github.com/skiff-sh/skiff/internal/controller"
-	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/server"
 	"github.com/skiff-sh/skiff/internal/store"
+	"github.com/skiff-sh/skiff/internal/testenv/apiserver/controlplane"
 )
 
 // Server is a running API server.
@@ -67,29 +65,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	dir := t.TempDir()
-	sealer, err := seal.LoadOrCreateKey(filepath.Join(dir, seal.KeyFile))
+	p := controlplane.Start(t)
+	token, sub, err := server.EnsureIdentity(context.Background(), p.Store, p.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenBolt(filepath.Join(dir, "skiff.db"), store.BoltOptions{Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	token, sub, err := server.EnsureIdentity(context.Background(), st, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last in first out: the agent and the controller stop
-	// before the store closes, and the listener before both.
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	agent := fakeagent.Start(ctx, st)
-	if err := controller.New(controller.Config{Store: st, Host: fakeagent.Name}).Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Store: st, Host: agent, Token: token}
+	cfg := server.Config{Store: p.Store, Host: p.Agent, Token: token}
 	if o.config != nil {
 		o.config(&cfg)
 	}
@@ -97,9 +78,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if o.wrap != nil {
 		h = o.wrap(h)
 	}
+	// Closed before the plane stops (cleanups run last in first out).
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return &Server{URL: hs.URL, Token: token, Subscription: sub, Agent: agent, Store: st}
+	return &Server{URL: hs.URL, Token: token, Subscription: sub, Agent: p.Agent, Store: p.Store}
 }
 
 // Client returns a client of the server with its admin token and default
