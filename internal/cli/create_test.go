@@ -190,13 +190,12 @@ func isPoll(r *request) bool { return strings.Contains(r.Path, "/operations/") }
 func TestCreateWaitsForTheOperation(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	// The agent leaves web alone until its operation was polled hold
-	// times, so that the CLI sees it InProgress that often first.
-	var polls, hold atomic.Int32
-	hold.Store(2)
-	h.srv.Agent.Hold = func(cg *store.ContainerGroup) bool { return polls.Load() < hold.Load() }
+	// The agent leaves web alone until its operation was polled twice, so
+	// that the CLI sees it InProgress twice first.
+	var polls atomic.Int32
+	h.srv.Agent.Hold = func(cg *store.ContainerGroup) bool { return polls.Load() < 2 }
 	h.rec.setServed(func(r *request) {
-		if isPoll(r) && polls.Add(1) == hold.Load() {
+		if isPoll(r) && polls.Add(1) == 2 {
 			h.srv.Agent.Kick(context.Background(), h.srv.Subscription, "rg", "web")
 		}
 	})

@@ -60,7 +60,7 @@ type result struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	rec := &recorder{t: t}
-	srv := apiserver.Start(t, apiserver.WithHandler(rec.wrap))
+	srv := apiserver.Start(t, rec.wrap)
 	srv.Agent.Clock = func() time.Time { return epoch }
 	h := &harness{t: t, srv: srv, rec: rec, env: map[string]string{
 		cmdutil.EnvEndpoint: srv.URL,
