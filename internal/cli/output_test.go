@@ -109,7 +109,7 @@ func TestShowJSONIsFlattenedLikeAz(t *testing.T) {
 	assertJSON(t, []byte(r.out), `{
 	  "id": "/subscriptions/`+h.srv.Subscription+`/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/web",
 	  "name": "web", "type": "Microsoft.ContainerInstance/containerGroups", "location": "eastus", "resourceGroup": "rg",
-	  "osType": "Linux", "restartPolicy": "Always", "provisioningState": "Succeeded", "sku": "Standard", "initContainers": null,
+	  "osType": "Linux", "restartPolicy": "Always", "provisioningState": "Succeeded", "sku": "Standard", "initContainers": [],
 	  "instanceView": {"state": "Running", "events": []},
 	  "ipAddress": {"type": "Public", "ip": "127.0.0.1", "privateIp": "10.0.0.2", "ports": [{"protocol": "TCP", "port": 80}]},
 	  "containers": [{"name": "web", "image": "nginx", "command": [], "ports": [{"protocol": "TCP", "port": 80}],
@@ -154,6 +154,7 @@ properties:
         requests:
           cpu: 1
           memoryInGB: 1.5
+  initContainers: []
   ipAddress:
     ip: 127.0.0.1
     ports:
@@ -177,5 +178,6 @@ type: Microsoft.ContainerInstance/containerGroups
 	  "properties":{"osType":"Linux","restartPolicy":"Always",
 	    "containers":[{"name":"web","properties":{"image":"nginx","command":[],"ports":[{"protocol":"TCP","port":80}],"environmentVariables":[{"name":"A","value":"1"}],
 	      "resources":{"requests":{"cpu":1,"memoryInGB":1.5}}}}],
+	    "initContainers":[],
 	    "ipAddress":{"ip":"127.0.0.1","privateIp":"10.0.0.2","type":"Public","ports":[{"protocol":"TCP","port":80}]}}}`)
 }

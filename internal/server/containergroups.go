@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +22,8 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 	out.ID = api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name)
 	out.Type = api.ResourceType
 	props := out.Properties
-	props.Containers = append([]api.Container(nil), props.Containers...)
-	props.InitContainers = append([]api.InitContainer(nil), props.InitContainers...)
+	props.Containers = slices.Clone(props.Containers) // keeps [] as [], not null
+	props.InitContainers = slices.Clone(props.InitContainers)
 	if props.IPAddress != nil {
 		ip := *props.IPAddress
 		props.IPAddress = &ip
