@@ -11,7 +11,6 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/client"
-	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
@@ -50,7 +49,7 @@ func deleteAndWait(b *testing.B, c *client.Client, name string) {
 		b.Fatalf("DELETE %s: %v", name, err)
 	}
 	for i := 0; i < 600; i++ {
-		if _, err := c.GetContainerGroup(ctx, "bench", name); errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := c.GetContainerGroup(ctx, "bench", name); errors.Is(err, client.ErrNotFound) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

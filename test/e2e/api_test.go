@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
@@ -197,7 +197,7 @@ func TestServerKill9DuringCreateBurst(t *testing.T) {
 				}
 				break
 			}
-			if errors.Is(err, errdefs.ErrNotFound) {
+			if errors.Is(err, client.ErrNotFound) {
 				t.Errorf("accepted group %s is gone after the restart", name)
 				break
 			}

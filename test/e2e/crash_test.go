@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/store"
 	"github.com/skiff-sh/skiff/internal/testenv"
@@ -63,7 +63,7 @@ func (s *server) settle(t *testing.T, rg, name string, timeout time.Duration) (b
 	deadline := time.Now().Add(timeout)
 	for {
 		g, err := s.Client.GetContainerGroup(t.Context(), rg, name)
-		if errors.Is(err, errdefs.ErrNotFound) {
+		if errors.Is(err, client.ErrNotFound) {
 			return false, &api.ContainerGroup{}
 		}
 		if err == nil {

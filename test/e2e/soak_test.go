@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
@@ -180,7 +180,7 @@ func waitProvisioned(s *server, name string, timeout time.Duration) string {
 func waitGone(s *server, name string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if _, err := s.Client.GetContainerGroup(s.t.Context(), "soak", name); errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := s.Client.GetContainerGroup(s.t.Context(), "soak", name); errors.Is(err, client.ErrNotFound) {
 			return true
 		}
 		time.Sleep(100 * time.Millisecond)
