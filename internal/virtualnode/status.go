@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/lifecycle"
 )
 
 // Pod condition reasons and waiting reasons the virtual node sets.
@@ -125,11 +126,13 @@ func groupStatus(pod *corev1.Pod, g *api.ContainerGroup, hostIP string, startTim
 			st.PodIPs = []corev1.PodIP{{IP: podIP}}
 		}
 	}
-	provFailed := strings.EqualFold(p.ProvisioningState, "Failed")
-	groupState := ""
+	// The group's typed states (package lifecycle) map onto the pod's
+	// phase here; the group's own machine is the runtime's.
+	provFailed := lifecycle.Provisioning(p.ProvisioningState) == lifecycle.Failed
+	var groupState lifecycle.GroupState
 	var groupEvents []api.Event
 	if p.InstanceView != nil {
-		groupState = p.InstanceView.State
+		groupState = lifecycle.GroupState(p.InstanceView.State)
 		groupEvents = p.InstanceView.Events
 	}
 
@@ -212,14 +215,14 @@ func groupStatus(pod *corev1.Pod, g *api.ContainerGroup, hostIP string, startTim
 		st.Phase = corev1.PodPending
 	case initFailed:
 		st.Phase = corev1.PodFailed
-	case groupState == api.GroupSucceeded || (allDone && allSucceeded && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && len(pod.Spec.Containers) > 0):
+	case groupState == lifecycle.GroupSucceeded || (allDone && allSucceeded && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && len(pod.Spec.Containers) > 0):
 		st.Phase = corev1.PodSucceeded
-	case groupState == api.GroupFailed || (allDone && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(pod.Spec.Containers) > 0):
+	case groupState == lifecycle.GroupFailed || (allDone && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(pod.Spec.Containers) > 0):
 		st.Phase = corev1.PodFailed
-	case groupState == api.GroupStopped:
+	case groupState == lifecycle.GroupStopped:
 		st.Phase = corev1.PodFailed
 		st.Reason, st.Message = "Stopped", "the container group was stopped through the Skiff API"
-	case initialized && allStarted && (anyRunning || groupState == api.GroupRunning):
+	case initialized && allStarted && (anyRunning || groupState == lifecycle.GroupRunning):
 		st.Phase = corev1.PodRunning
 	default:
 		st.Phase = corev1.PodPending
