@@ -1,6 +1,10 @@
 // Package testenv holds helpers shared by Skiff's integration tests: a root
-// check, a real registry server (Debian's docker-registry) on loopback, and
-// tiny busybox-based images built and pushed with go-containerregistry.
+// check, the one harness that starts a real `skiff server` and hands back
+// the typed client (StartSkiffServer), a real registry server (Debian's
+// docker-registry) on loopback, and tiny busybox-based images built and
+// pushed with go-containerregistry. Its apiserver package starts the API
+// server in-process on the fake host agent, for the control plane's and
+// the CLI's tests.
 //
 // It is a normal (non-test) package so that tests across the repository can
 // import it; nothing outside tests should.
