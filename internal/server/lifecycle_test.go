@@ -2,8 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -25,20 +23,10 @@ import (
 // there is none) and the body.
 func (e *testEnv) send(t *testing.T, method, path, body string) (int, string, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.http.URL+path+"?api-version=2023-05-01", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := e.http.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	op := resp.Header.Get("Azure-AsyncOperation")
+	code, h, data := e.roundTrip(t, method, path, body)
+	op := h.Get("Azure-AsyncOperation")
 	if op == "" {
-		return resp.StatusCode, "", data
+		return code, "", data
 	}
 	u, err := url.Parse(op)
 	if err != nil {
@@ -47,7 +35,7 @@ func (e *testEnv) send(t *testing.T, method, path, body string) (int, string, []
 	if u.Host != strings.TrimPrefix(e.http.URL, "http://") {
 		t.Errorf("%s %s: Azure-AsyncOperation %q points at another host", method, path, op)
 	}
-	return resp.StatusCode, u.Path, data
+	return code, u.Path, data
 }
 
 // accepted sends a request that must answer code with an operation, and

@@ -55,6 +55,13 @@ func (e *testEnv) cgPath(name string) string {
 // and returns the status, the ARM error code and the body.
 func (e *testEnv) do(t testing.TB, method, path string, body any) (int, string, []byte) {
 	t.Helper()
+	code, _, data := e.roundTrip(t, method, path, body)
+	return code, armCode(data), data
+}
+
+// roundTrip is do with the response headers instead of the ARM code.
+func (e *testEnv) roundTrip(t testing.TB, method, path string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case string:
@@ -79,7 +86,7 @@ func (e *testEnv) do(t testing.TB, method, path string, body any) (int, string, 
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, armCode(data), data
+	return resp.StatusCode, resp.Header, data
 }
 
 // armCode is the code of an ARM error envelope, or "".
