@@ -48,6 +48,8 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Persistence", testPersistence},
 		{"CanceledContext", testCanceledContext},
 		{"Secrets", testSecrets},
+		{"Watch", testWatch},
+		{"ObservedKeptByOtherWriters", testObservedKept},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -812,5 +814,76 @@ func testPutRacingDelete(t *testing.T, open func(t *testing.T) store.Store) {
 		if cg, err := s.GetContainerGroup(ctx, sub1, "rg1", "web"); err == nil && cg.Resource.Properties.ProvisioningState != "Pending" {
 			t.Fatalf("round %d: left a %s record", round, cg.Resource.Properties.ProvisioningState)
 		}
+	}
+}
+
+// testWatch: every committed write of a container group, resource group or
+// operation is heard, in commit order, with lower-cased names; a write that
+// fails is not; the channel closes when the watch's context ends.
+func testWatch(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := s.Watch(ctx)
+	putRG(t, s, "sub", "RG")
+	putCG(t, s, "sub", "RG", "Web")
+	if _, err := s.UpdateContainerGroup(t.Context(), "sub", "rg", "web", func(*store.ContainerGroup) error { return errors.New("refused") }); err == nil {
+		t.Fatal("a refused update succeeded")
+	}
+	must(t, s.PutOperation(t.Context(), store.Operation{ID: "op1", Subscription: "Sub", Status: "InProgress"}))
+	must(t, s.DeleteContainerGroup(t.Context(), "sub", "rg", "web"))
+	want := []store.Change{
+		{Kind: store.ResourceGroupChange, Subscription: "sub", ResourceGroup: "rg"},
+		store.GroupChange("sub", "rg", "web"),
+		{Kind: store.OperationChange, Subscription: "sub", Name: "op1"},
+		store.GroupChange("sub", "rg", "web"),
+	}
+	for i, w := range want {
+		select {
+		case got := <-ch:
+			if got != w {
+				t.Fatalf("change %d: got %+v, want %+v", i, got, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("change %d (%+v) never heard", i, w)
+		}
+	}
+	select {
+	case got := <-ch:
+		t.Fatalf("an extra change: %+v (a failed write is not a change)", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("a change after the watch ended")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the channel stays open after the watch's context ended")
+	}
+}
+
+// testObservedKept: the fields the controller and the agent own (Host,
+// Action, Observed) survive another writer's update (tags).
+func testObservedKept(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	putRG(t, s, "sub", "rg")
+	putCG(t, s, "sub", "rg", "web")
+	obs := &store.Observed{Generation: 1, State: "Running", IP: "10.0.0.9", Containers: []store.ObservedContainer{{Name: "app"}}}
+	_, err := s.UpdateContainerGroup(ctx, "sub", "rg", "web", func(c *store.ContainerGroup) error {
+		c.Host, c.Action, c.Observed = "local", store.Action{Kind: store.ActionStop, Seq: 2}, obs
+		return nil
+	})
+	must(t, err)
+	_, err = s.UpdateContainerGroup(ctx, "sub", "rg", "web", func(c *store.ContainerGroup) error {
+		c.Resource.Tags = map[string]string{"a": "b"}
+		return nil
+	})
+	must(t, err)
+	got, err := s.GetContainerGroup(ctx, "sub", "rg", "web")
+	must(t, err)
+	if got.Host != "local" || got.Action.Seq != 2 || got.Observed == nil || got.Observed.IP != "10.0.0.9" || got.Observed.Container("app") == nil {
+		t.Fatalf("owned fields lost: host %q action %+v observed %+v", got.Host, got.Action, got.Observed)
 	}
 }
