@@ -173,6 +173,14 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 	id := store.RuntimeID(k.Subscription, k.ResourceGroup, k.Name)
 	cg, err := a.st.GetContainerGroup(ctx, k.Subscription, k.ResourceGroup, k.Name)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
+		// No record, so a runtime group of this id is nobody's (say, one
+		// the controller removed the record of before it was placed, by a
+		// version of Skiff that had no placement): remove it.
+		if _, err := a.rt.Status(id); err == nil {
+			if err := a.rt.Delete(ctx, id, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+				return err
+			}
+		}
 		a.forget(id)
 		return nil
 	}
