@@ -29,8 +29,12 @@ func TestSkiffRun(t *testing.T) {
 		return p
 	}
 	dataDir := filepath.Join(dir, "data")
+	// A bridge and range of its own (no other test's), gone at the end: a
+	// bridge left with a range another test uses would take its routes.
+	const bridge, subnet = "skrun0", "10.219.0.0/16"
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	run := func(file string, extra ...string) (string, error) {
-		args := append([]string{"run", "-f", file, "--data-dir", dataDir, "--bridge", "skrun0", "--subnet", "10.216.0.0/16"}, extra...)
+		args := append([]string{"run", "-f", file, "--data-dir", dataDir, "--bridge", bridge, "--subnet", subnet}, extra...)
 		out, err := exec.Command(skiffBin, args...).CombinedOutput()
 		return string(out), err
 	}
