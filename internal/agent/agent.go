@@ -100,20 +100,14 @@ func (a *Agent) Name() string { return a.cfg.Name }
 // until ctx ends.
 func (a *Agent) Start(ctx context.Context) error {
 	changes := a.st.Watch(ctx) // before the listing: nothing written after it is missed
-	known := map[string]bool{}
-	subs, err := a.st.ListSubscriptions(ctx)
+	cgs, err := store.AllContainerGroups(ctx, a.st)
 	if err != nil {
 		return err
 	}
-	for _, s := range subs {
-		cgs, err := a.st.ListContainerGroups(ctx, s.ID, "")
-		if err != nil {
-			return err
-		}
-		for _, cg := range cgs {
-			known[cg.RuntimeID] = true
-			a.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
-		}
+	known := map[string]bool{}
+	for _, cg := range cgs {
+		known[cg.RuntimeID] = true
+		a.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
 	}
 	for _, id := range a.rt.List() {
 		if !known[id] {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/runtime/image"
+	"github.com/skiff-sh/skiff/internal/store"
 )
 
 // RunImageGC applies the image GC policy every interval until ctx ends,
@@ -54,19 +55,13 @@ func (a *Agent) imagesInUse(ctx context.Context) ([]string, error) {
 			set[c.ImageID] = true
 		}
 	}
-	subs, err := a.st.ListSubscriptions(ctx)
+	cgs, err := store.AllContainerGroups(ctx, a.st)
 	if err != nil {
 		return nil, err
 	}
-	for _, sub := range subs {
-		cgs, err := a.st.ListContainerGroups(ctx, sub.ID, "")
-		if err != nil {
-			return nil, err
-		}
-		for _, cg := range cgs {
-			for _, img := range cg.Resource.Properties.Images() {
-				set[img] = true
-			}
+	for _, cg := range cgs {
+		for _, img := range cg.Resource.Properties.Images() {
+			set[img] = true
 		}
 	}
 	delete(set, "")

@@ -29,7 +29,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -82,7 +81,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	for _, op := range ops {
 		c.index(op)
-		c.queue.Add(store.Change{Kind: store.OperationChange, Subscription: strings.ToLower(op.Subscription), Name: op.ID})
+		c.queue.Add(store.OpChange(op.Subscription, op.ID))
 	}
 	subs, err := c.st.ListSubscriptions(ctx)
 	if err != nil {
@@ -95,16 +94,16 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 		for _, rg := range rgs {
 			if rg.ProvisioningState == store.ResourceGroupDeleting {
-				c.queue.Add(rgChange(rg.Subscription, rg.Name))
+				c.queue.Add(store.RGChange(rg.Subscription, rg.Name))
 			}
 		}
-		cgs, err := c.st.ListContainerGroups(ctx, s.ID, "")
-		if err != nil {
-			return err
-		}
-		for _, cg := range cgs {
-			c.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
-		}
+	}
+	cgs, err := store.AllContainerGroups(ctx, c.st)
+	if err != nil {
+		return err
+	}
+	for _, cg := range cgs {
+		c.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
 	}
 	go func() {
 		<-ctx.Done()
@@ -119,10 +118,6 @@ func (c *Controller) Start(ctx context.Context) error {
 		go c.work(context.WithoutCancel(ctx))
 	}
 	return nil
-}
-
-func rgChange(sub, rg string) store.Change {
-	return store.Change{Kind: store.ResourceGroupChange, Subscription: strings.ToLower(sub), ResourceGroup: strings.ToLower(rg)}
 }
 
 func (c *Controller) work(ctx context.Context) {
@@ -158,7 +153,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 	cg, err := c.st.GetContainerGroup(ctx, k.Subscription, k.ResourceGroup, k.Name)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		c.settle(ctx, api.ResourceID(k.Subscription, k.ResourceGroup, k.Name), nil)
-		c.queue.Add(rgChange(k.Subscription, k.ResourceGroup)) // a resource group being deleted may be empty now
+		c.queue.Add(store.RGChange(k.Subscription, k.ResourceGroup)) // a resource group being deleted may be empty now
 		return nil
 	}
 	if err != nil {
@@ -171,7 +166,7 @@ func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 			// Its agent removes it; a resource group being deleted hears
 			// of a failure to.
 			if cg.Observed != nil && cg.Observed.DeleteError != nil {
-				c.queue.Add(rgChange(cg.Subscription, cg.ResourceGroup))
+				c.queue.Add(store.RGChange(cg.Subscription, cg.ResourceGroup))
 			}
 			return nil
 		}
@@ -239,7 +234,7 @@ func sameError(a, b *api.ErrorBody) bool {
 // each of its groups is marked Deleting (their agents remove them), and
 // once none is left the resource group goes.
 func (c *Controller) reconcileResourceGroup(ctx context.Context, k store.Change) error {
-	id := strings.ToLower(ResourceGroupID(k.Subscription, k.ResourceGroup))
+	id := ResourceGroupID(k.Subscription, k.ResourceGroup)
 	rg, err := c.st.GetResourceGroup(ctx, k.Subscription, k.ResourceGroup)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		c.endAll(ctx, id, api.OperationSucceeded, nil)

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +52,14 @@ func (c *Controller) index(op store.Operation) {
 	c.ops[id][op.ID] = op
 }
 
+// opsOn returns the InProgress operations on a resource (by ARM id, any
+// case), copied so that ending them may change the index.
+func (c *Controller) opsOn(resourceID string) []store.Operation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Values(c.ops[strings.ToLower(resourceID)]))
+}
+
 // reconcileOperation indexes a new InProgress operation and works the
 // resource it waits on.
 func (c *Controller) reconcileOperation(ctx context.Context, k store.Change) error {
@@ -66,7 +76,7 @@ func (c *Controller) reconcileOperation(ctx context.Context, k store.Change) err
 	c.index(*op)
 	if op.Kind == KindResourceGroupDelete {
 		if sub, rg, ok := parseResourceGroupID(op.ResourceID); ok {
-			c.queue.Add(rgChange(sub, rg))
+			c.queue.Add(store.RGChange(sub, rg))
 		}
 		return nil
 	}
@@ -90,13 +100,7 @@ func parseResourceGroupID(id string) (sub, rg string, ok bool) {
 // settle ends the operations on a group that its record (nil: gone)
 // shows are done.
 func (c *Controller) settle(ctx context.Context, resourceID string, cg *store.ContainerGroup) {
-	c.mu.Lock()
-	var ops []store.Operation
-	for _, op := range c.ops[strings.ToLower(resourceID)] {
-		ops = append(ops, op)
-	}
-	c.mu.Unlock()
-	for _, op := range ops {
+	for _, op := range c.opsOn(resourceID) {
 		if status, e, done := outcome(op, cg); done {
 			c.end(ctx, op, status, e)
 		}
@@ -163,13 +167,7 @@ func outcome(op store.Operation, cg *store.ContainerGroup) (status string, e *ap
 
 // endAll ends every operation on resourceID.
 func (c *Controller) endAll(ctx context.Context, resourceID, status string, e *api.ErrorBody) {
-	c.mu.Lock()
-	var ops []store.Operation
-	for _, op := range c.ops[resourceID] {
-		ops = append(ops, op)
-	}
-	c.mu.Unlock()
-	for _, op := range ops {
+	for _, op := range c.opsOn(resourceID) {
 		c.end(ctx, op, status, e)
 	}
 }

@@ -344,44 +344,41 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 	}
 	want := map[string]bool{}
 	for _, p := range cg.Properties.IPAddress.Ports {
-		want[strings.ToUpper(p.Protocol)+"/"+strconv.Itoa(int(p.Port))] = true
+		want[portKey(p)] = true
 	}
-	subs, err := s.cfg.Store.ListSubscriptions(ctx)
+	groups, err := store.AllContainerGroups(ctx, s.cfg.Store)
 	if err != nil {
 		return err
 	}
 	self := store.RuntimeID(sub, rg, name)
 	mine := map[string]bool{} // published by this group's current version
-	for _, sb := range subs {
-		groups, err := s.cfg.Store.ListContainerGroups(ctx, sb.ID, "")
-		if err != nil {
-			return err
+	for _, other := range groups {
+		ip := other.Resource.Properties.IPAddress
+		if !ip.Published() {
+			continue
 		}
-		for _, other := range groups {
-			ip := other.Resource.Properties.IPAddress
-			if !ip.Published() {
-				continue
-			}
-			for _, p := range ip.Ports {
-				key := strings.ToUpper(p.Protocol) + "/" + strconv.Itoa(int(p.Port))
-				switch {
-				case other.RuntimeID == self:
-					mine[key] = true
-				case want[key] && other.Subscription != sub:
-					return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
-						"Port %s is already published on this host.", key)
-				case want[key]:
-					return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
-						"Port %s is already published by container group '%s' in resource group '%s'.", key, other.Resource.Name, other.ResourceGroup)
-				}
+		for _, p := range ip.Ports {
+			key := portKey(p)
+			switch {
+			case other.RuntimeID == self:
+				mine[key] = true
+			case want[key] && other.Subscription != sub:
+				return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
+					"Port %s is already published on this host.", key)
+			case want[key]:
+				return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
+					"Port %s is already published by container group '%s' in resource group '%s'.", key, other.Resource.Name, other.ResourceGroup)
 			}
 		}
 	}
 	var fresh []api.Port
 	for _, p := range cg.Properties.IPAddress.Ports {
-		if !mine[strings.ToUpper(p.Protocol)+"/"+strconv.Itoa(int(p.Port))] {
+		if !mine[portKey(p)] {
 			fresh = append(fresh, p)
 		}
 	}
 	return s.cfg.Host.CheckPorts(fresh)
 }
+
+// portKey names a published port as "TCP/80".
+func portKey(p api.Port) string { return strings.ToUpper(p.Protocol) + "/" + strconv.Itoa(int(p.Port)) }

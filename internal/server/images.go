@@ -13,6 +13,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostapi"
+	"github.com/skiff-sh/skiff/internal/store"
 )
 
 // cachedImage is an entry of cachedImages: ARM's CachedImage plus the
@@ -216,24 +217,15 @@ type imageUser struct{ sub, group string }
 // imageUsers maps each image a container group names (as written) to the
 // groups using it, across all subscriptions.
 func (s *Server) imageUsers(ctx context.Context) (map[string][]imageUser, error) {
-	subs, err := s.cfg.Store.ListSubscriptions(ctx)
+	cgs, err := store.AllContainerGroups(ctx, s.cfg.Store)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]imageUser{}
-	for _, sub := range subs {
-		cgs, err := s.cfg.Store.ListContainerGroups(ctx, sub.ID, "")
-		if err != nil {
-			return nil, err
-		}
-		for _, cg := range cgs {
-			id := imageUser{sub: sub.ID, group: cg.ResourceGroup + "/" + cg.Resource.Name}
-			for _, c := range cg.Resource.Properties.Containers {
-				out[c.Properties.Image] = append(out[c.Properties.Image], id)
-			}
-			for _, c := range cg.Resource.Properties.InitContainers {
-				out[c.Properties.Image] = append(out[c.Properties.Image], id)
-			}
+	for _, cg := range cgs {
+		id := imageUser{sub: cg.Subscription, group: cg.ResourceGroup + "/" + cg.Resource.Name}
+		for _, img := range cg.Resource.Properties.Images() {
+			out[img] = append(out[img], id)
 		}
 	}
 	return out, nil

@@ -343,10 +343,6 @@ func (b *Bolt) write(ctx context.Context, c Change, fn func(tx *bolt.Tx) error) 
 // Watch returns the changes committed from now on until ctx ends.
 func (b *Bolt) Watch(ctx context.Context) <-chan Change { return b.hub.watch(ctx) }
 
-func rgChange(sub, name string) Change {
-	return Change{Kind: ResourceGroupChange, Subscription: key(sub), ResourceGroup: key(name)}
-}
-
 // PutSubscription creates or replaces a subscription; a replacement keeps
 // the stored ID's case and CreatedAt.
 func (b *Bolt) PutSubscription(ctx context.Context, s Subscription) error {
@@ -401,7 +397,7 @@ func (b *Bolt) PutResourceGroup(ctx context.Context, rg ResourceGroup) (created 
 	if err := required("resource group name", rg.Name); err != nil {
 		return false, err
 	}
-	err = b.write(ctx, rgChange(rg.Subscription, rg.Name), func(tx *bolt.Tx) error {
+	err = b.write(ctx, RGChange(rg.Subscription, rg.Name), func(tx *bolt.Tx) error {
 		bk, err := createBuckets(tx, bucketResourceGroups, key(rg.Subscription))
 		if err != nil {
 			return err
@@ -446,7 +442,7 @@ func (b *Bolt) ListResourceGroups(ctx context.Context, sub string) ([]ResourceGr
 // DeleteResourceGroup deletes an empty resource group. It does not cascade:
 // while container groups remain it fails with errdefs.ErrConflict.
 func (b *Bolt) DeleteResourceGroup(ctx context.Context, sub, name string) error {
-	return b.write(ctx, rgChange(sub, name), func(tx *bolt.Tx) error {
+	return b.write(ctx, RGChange(sub, name), func(tx *bolt.Tx) error {
 		if _, err := getResourceGroup(tx, sub, name); err != nil {
 			return err
 		}
@@ -600,7 +596,7 @@ func (b *Bolt) PutOperation(ctx context.Context, op Operation) error {
 	if err := required("operation id", op.ID); err != nil {
 		return err
 	}
-	return b.write(ctx, Change{Kind: OperationChange, Subscription: key(op.Subscription), Name: op.ID}, func(tx *bolt.Tx) error {
+	return b.write(ctx, OpChange(op.Subscription, op.ID), func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket([]byte(bucketOperations)), key(op.ID), op)
 	})
 }

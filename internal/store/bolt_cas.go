@@ -18,7 +18,7 @@ import (
 // returned as is. f may not rename the group (errdefs.ErrInvalidArgument).
 func (b *Bolt) UpdateResourceGroup(ctx context.Context, sub, name string, f func(*ResourceGroup) error) (*ResourceGroup, error) {
 	var rg *ResourceGroup
-	err := b.write(ctx, rgChange(sub, name), func(tx *bolt.Tx) error {
+	err := b.write(ctx, RGChange(sub, name), func(tx *bolt.Tx) error {
 		var err error
 		if rg, err = getResourceGroup(tx, sub, name); err != nil {
 			return err

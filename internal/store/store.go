@@ -218,3 +218,21 @@ func RuntimeID(sub, rg, name string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(sub + "/" + rg + "/" + name)))
 	return "cg-" + hex.EncodeToString(sum[:10])
 }
+
+// AllContainerGroups lists the container groups of every subscription, as
+// ListContainerGroups orders each subscription's.
+func AllContainerGroups(ctx context.Context, st Store) ([]ContainerGroup, error) {
+	subs, err := st.ListSubscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ContainerGroup
+	for _, s := range subs {
+		cgs, err := st.ListContainerGroups(ctx, s.ID, "")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cgs...)
+	}
+	return out, nil
+}

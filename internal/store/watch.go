@@ -33,6 +33,16 @@ func GroupChange(sub, rg, name string) Change {
 	return Change{Kind: ContainerGroupChange, Subscription: strings.ToLower(sub), ResourceGroup: strings.ToLower(rg), Name: strings.ToLower(name)}
 }
 
+// RGChange names a resource group.
+func RGChange(sub, rg string) Change {
+	return Change{Kind: ResourceGroupChange, Subscription: strings.ToLower(sub), ResourceGroup: strings.ToLower(rg)}
+}
+
+// OpChange names an operation (its id keeps its case: it is a GUID).
+func OpChange(sub, id string) Change {
+	return Change{Kind: OperationChange, Subscription: strings.ToLower(sub), Name: id}
+}
+
 // hub fans committed changes out to watchers. A watcher that reads slowly
 // never blocks a writer: each watcher has a queue of its own.
 type hub struct {

@@ -99,12 +99,9 @@ var _ hostapi.Host = (*Agent)(nil)
 func Start(ctx context.Context, st store.Store) *Agent {
 	a := &Agent{st: st, groups: map[string]*run{}, logs: map[string]string{}, printed: make(chan struct{})}
 	changes := st.Watch(ctx) // before the listing: nothing written after it is missed
-	subs, _ := st.ListSubscriptions(ctx)
-	for _, s := range subs {
-		cgs, _ := st.ListContainerGroups(ctx, s.ID, "")
-		for _, cg := range cgs {
-			a.reconcile(ctx, store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
-		}
+	cgs, _ := store.AllContainerGroups(ctx, st)
+	for _, cg := range cgs {
+		a.reconcile(ctx, store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
 	}
 	go func() {
 		for c := range changes {
