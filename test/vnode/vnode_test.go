@@ -340,11 +340,15 @@ spec:
 		}
 	})
 
-	t.Run("UnsupportedFieldFailsFast", func(t *testing.T) {
+	// A pod the virtual node or Skiff's policy cannot run fails at once with
+	// an UnsupportedPodSpec event naming the field, never hangs in Pending,
+	// and no group is created for it.
+	refused := func(t *testing.T, name, extra, field, eventWord string) {
+		t.Helper()
 		e.apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
-  name: tcpprobe
+  name: %s
   namespace: default
 spec:
   nodeName: %s
@@ -353,48 +357,30 @@ spec:
   - name: app
     image: %s
     command: ["sleep", "3600"]
-    livenessProbe:
+%s`, name, nodeName, e.image, extra))
+		p := e.waitPhase(t, "default", name, "Failed", 30*time.Second)
+		mustContain(t, "status message", p.Status.Message, field)
+		e.waitFor(t, 15*time.Second, "UnsupportedPodSpec event", func() (bool, string) {
+			ev := e.events(t, "default", name)
+			return strings.Contains(ev, "UnsupportedPodSpec") && strings.Contains(ev, eventWord), ev
+		})
+		if _, code := e.getGroup("default", name); code != 404 {
+			t.Errorf("a group was created for a refused pod: %d", code)
+		}
+	}
+
+	t.Run("UnsupportedFieldFailsFast", func(t *testing.T) {
+		refused(t, "tcpprobe", `    livenessProbe:
       tcpSocket:
         port: 80
-`, nodeName, e.image))
-		p := e.waitPhase(t, "default", "tcpprobe", "Failed", 30*time.Second)
-		mustContain(t, "status message", p.Status.Message, "spec.containers[0].livenessProbe.tcpSocket")
-		e.waitFor(t, 15*time.Second, "UnsupportedPodSpec event", func() (bool, string) {
-			ev := e.events(t, "default", "tcpprobe")
-			return strings.Contains(ev, "UnsupportedPodSpec") && strings.Contains(ev, "tcpSocket"), ev
-		})
-		if _, code := e.getGroup("default", "tcpprobe"); code != 404 {
-			t.Errorf("a group was created for a refused pod: %d", code)
-		}
+`, "spec.containers[0].livenessProbe.tcpSocket", "tcpSocket")
 	})
 
-	// Skiff's policy (no --allow-privileged) refuses the group: the pod
-	// fails at once with an event naming the field, never hangs in Pending.
+	// Skiff's policy (no --allow-privileged) refuses the group.
 	t.Run("PrivilegedPodFails", func(t *testing.T) {
-		e.apply(t, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: privileged
-  namespace: default
-spec:
-  nodeName: %s
-  restartPolicy: Always
-  containers:
-  - name: app
-    image: %s
-    command: ["sleep", "3600"]
-    securityContext:
+		refused(t, "privileged", `    securityContext:
       privileged: true
-`, nodeName, e.image))
-		p := e.waitPhase(t, "default", "privileged", "Failed", 30*time.Second)
-		mustContain(t, "status message", p.Status.Message, "spec.containers[0].securityContext.privileged")
-		e.waitFor(t, 15*time.Second, "UnsupportedPodSpec event", func() (bool, string) {
-			ev := e.events(t, "default", "privileged")
-			return strings.Contains(ev, "UnsupportedPodSpec") && strings.Contains(ev, "securityContext.privileged"), ev
-		})
-		if _, code := e.getGroup("default", "privileged"); code != 404 {
-			t.Errorf("a group was created for a refused pod: %d", code)
-		}
+`, "spec.containers[0].securityContext.privileged", "securityContext.privileged")
 	})
 
 	t.Run("MissingImageShowsPullError", func(t *testing.T) {
