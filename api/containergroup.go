@@ -257,6 +257,9 @@ type GitRepoVolume struct {
 type GroupInstanceView struct {
 	State  string  `json:"state,omitempty"`
 	Events []Event `json:"events"`
+	// Host is the host that runs the group: Skiff's read-only extension
+	// (a PUT's value is ignored); "" until the group is placed.
+	Host string `json:"host,omitempty"`
 }
 
 // Group states as ACI reports them.

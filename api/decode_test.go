@@ -67,6 +67,29 @@ func TestDecodeContainerGroupCaseInsensitiveKeys(t *testing.T) {
 	}
 }
 
+// TestDecodePortStrings: api-version 2017-08-01-preview's templates (seed
+// 000) give a published port as a string; it decodes as the number, and a
+// string that is not a port number is refused.
+func TestDecodePortStrings(t *testing.T) {
+	cg, err := DecodeContainerGroup([]byte(`{"location":"westus","properties":{"osType":"Linux","containers":[{"name":"a",
+		"properties":{"image":"x","resources":{"requests":{"cpu":1,"memoryInGb":1.5}},"ports":[{"port":"8080"}]}}],
+		"ipAddress":{"type":"Public","ports":[{"protocol":"tcp","port":"80"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cg.Properties.IPAddress.Ports[0]; got.Port != 80 || got.Protocol != "tcp" {
+		t.Errorf("ipAddress port = %+v, want 80/tcp", got)
+	}
+	c := cg.Properties.Containers[0].Properties
+	if c.Ports[0].Port != 8080 || c.Resources.Requests.MemoryInGB != 1.5 {
+		t.Errorf("container = %+v, want port 8080 and 1.5 GB", c)
+	}
+	for _, bad := range []string{`"eighty"`, `"80.5"`, `"99999999999"`, `true`} {
+		_, err := DecodeContainerGroup([]byte(`{"properties":{"ipAddress":{"ports":[{"port":` + bad + `}]}}}`))
+		checkErr(t, err, "InvalidRequestContent", nil, "port")
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	cases := []struct {
 		name, body, inMsg string

@@ -117,6 +117,22 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
+// mixedCaseNamesBefore is the first api-version that refuses container
+// group names with upper-case letters: ACI's 2017 and 2018 previews took
+// them (seed 000's templates name "myContainerGroup"), as ARM's names fold
+// case; later versions allow lower case only.
+const mixedCaseNamesBefore = "2018-10-01"
+
+// ValidateContainerGroupName checks a container group's name for the
+// api-version of the request: before mixedCaseNamesBefore upper-case
+// letters are allowed (the name then folds case, as every ARM name does).
+func ValidateContainerGroupName(name, apiVersion string) error {
+	if apiVersion != "" && apiVersion < mixedCaseNamesBefore && lowerNameRE.MatchString(strings.ToLower(name)) {
+		return nil
+	}
+	return ValidateName(KindContainerGroup, name)
+}
+
 func validResourceGroupName(name string) bool {
 	n := utf8.RuneCountInString(name)
 	if n < 1 || n > 90 || !utf8.ValidString(name) || strings.HasSuffix(name, ".") {
@@ -288,7 +304,9 @@ func ValidateContainerGroup(cg *ContainerGroup) error {
 	}
 	g := cg.Name
 	if g != "" {
-		if err := ValidateName(KindContainerGroup, g); err != nil {
+		// The case rule depends on the api-version (ValidateContainerGroupName,
+		// at the route); the rest of the name's shape does not.
+		if err := ValidateName(KindContainerGroup, strings.ToLower(g)); err != nil {
 			return err
 		}
 	}

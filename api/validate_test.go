@@ -88,7 +88,7 @@ func TestValidateContainerGroup(t *testing.T) {
 		}},
 
 		// group name and location
-		{name: "bad group name", mutate: func(cg *ContainerGroup) { cg.Name = "Web" }, code: "InvalidContainerGroupName", inMsg: "'Web'"},
+		{name: "bad group name", mutate: func(cg *ContainerGroup) { cg.Name = "web_1" }, code: "InvalidContainerGroupName", inMsg: "'web_1'"},
 		{name: "missing location", mutate: func(cg *ContainerGroup) { cg.Location = " " }, code: "LocationRequired"},
 
 		// osType, sku, restartPolicy
@@ -471,5 +471,27 @@ func TestValidateUpdate(t *testing.T) {
 	}
 	if err := ValidateUpdate(nil, validGroup()); err != nil {
 		t.Fatalf("create: %v", err)
+	}
+}
+
+// TestContainerGroupNameCase: ACI's 2017 and 2018 previews took upper-case
+// letters in a group's name (seed 000's "myContainerGroup"); from
+// 2018-10-01 on only lower case is.
+func TestContainerGroupNameCase(t *testing.T) {
+	for _, tc := range []struct {
+		name, version, code string
+	}{
+		{"myContainerGroup", "2017-08-01-preview", ""},
+		{"myContainerGroup", "2018-06-01", ""},
+		{"myContainerGroup", "2018-10-01", "InvalidContainerGroupName"},
+		{"myContainerGroup", "2023-05-01", "InvalidContainerGroupName"},
+		{"mycontainergroup", "2023-05-01", ""},
+		{"my_Group", "2017-08-01-preview", "InvalidContainerGroupName"},
+		{"-Web", "2017-08-01-preview", "InvalidContainerGroupName"},
+	} {
+		err := ValidateContainerGroupName(tc.name, tc.version)
+		if got := errdefs.CodeOf(err); got != tc.code || (tc.code == "") != (err == nil) {
+			t.Errorf("%q at %s: %v, want code %q", tc.name, tc.version, err, tc.code)
+		}
 	}
 }

@@ -9,9 +9,11 @@ import (
 
 // The api-version range the server accepts (docs/api.md). Any calendar date
 // in the range is accepted, with or without a "-preview" suffix, because
-// real clients pin many different versions (aci-api.md §1.1).
+// real clients pin many different versions (aci-api.md §1.1). The oldest is
+// ACI's first, 2017-08-01-preview, which seed 000's templates name; its
+// shapes differ only in a published port given as a string (portjson.go).
 const (
-	MinAPIVersion = "2018-10-01"
+	MinAPIVersion = "2017-08-01"
 	MaxAPIVersion = "2025-09-01"
 )
 

@@ -15,8 +15,10 @@ func TestCheckAPIVersion(t *testing.T) {
 		{"2025-09-01-preview", ""},
 		{"2022-02-30", "InvalidApiVersionParameter"}, // not a date
 		{"", "MissingApiVersionParameter"},
-		{"2018-09-01", "InvalidApiVersionParameter"},
-		{"2018-06-01", "InvalidApiVersionParameter"},
+		{"2018-09-01", ""},
+		{"2017-08-01-preview", ""},
+		{"2017-07-31-preview", "InvalidApiVersionParameter"},
+		{"2016-09-01", "InvalidApiVersionParameter"},
 		{"2025-09-02", "InvalidApiVersionParameter"},
 		{"2026-01-01-preview", "InvalidApiVersionParameter"},
 		{"2021-9-1", "InvalidApiVersionParameter"},
@@ -30,7 +32,7 @@ func TestCheckAPIVersion(t *testing.T) {
 		t.Run(tc.v, func(t *testing.T) {
 			msg := ""
 			if tc.code == "InvalidApiVersionParameter" {
-				msg = "The api-version '" + tc.v + "' is invalid. The supported versions are '2018-10-01' through '2025-09-01'"
+				msg = "The api-version '" + tc.v + "' is invalid. The supported versions are '2017-08-01' through '2025-09-01'"
 			}
 			checkErr(t, CheckAPIVersion(tc.v), tc.code, nil, msg)
 		})

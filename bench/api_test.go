@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -109,6 +110,28 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	rate := float64(clients*perClient) / elapsed.Seconds()
+	// The CLI as a user runs it: `skiff container create` returns once the
+	// group runs; `skiff container delete --yes` once it is gone.
+	var cliCreate, cliDelete []time.Duration
+	env := append(os.Environ(), "SKIFF_ENDPOINT="+s.Endpoint, "SKIFF_DATA_DIR="+s.DataDir)
+	skiff := func(args ...string) time.Duration {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("skiff %v: %v %s", args, err, out)
+		}
+		return time.Since(start)
+	}
+	for i := 0; i < samples; i++ {
+		name := fmt.Sprintf("cli%d", i)
+		cliCreate = append(cliCreate, skiff("container", "create", "-g", "bench", "-n", name, "--image", ref,
+			"--command-line", "sleep 3600", "--cpu", "0.1", "--memory", "0.1", "-o", "none"))
+		// --grace-period 0, as podman rm -f -t 0 (sleep as PID 1 ignores
+		// SIGTERM: a grace period would be waited out whole).
+		cliDelete = append(cliDelete, skiff("container", "delete", "-g", "bench", "-n", name, "--yes", "--grace-period", "0", "-o", "none"))
+	}
+
 	// podman runs on a host without Skiff's groups.
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	if err := s.DeleteResourceGroups(dctx); err != nil {
@@ -116,8 +139,17 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 	}
 	cancel()
 
-	pod := podmanRun(b, img, samples)
+	pod, podRm := podmanRunRm(b, img, samples)
 	ra, rp := percentiles("skiff API", viaAPI), percentiles("podman run -d", pod)
+	rc, rd, rpr := percentiles("skiff create", cliCreate), percentiles("skiff delete", cliDelete), percentiles("podman rm -f", podRm)
+	fmt.Printf("\n%-44s %10s %10s %7s %s\n", "metric (p50)", "Skiff", "peer", "ratio", "goal (issue 14)")
+	row := func(metric string, skiff, peer time.Duration, goal string) {
+		fmt.Printf("%-44s %10s %10s %6.2fx %s\n", metric, skiff.Round(100*time.Microsecond), peer.Round(100*time.Microsecond),
+			float64(skiff)/float64(peer), goal)
+	}
+	row("API create→Running vs podman run -d", ra.p50, rp.p50, "≤ 0.35x")
+	row("skiff container create vs podman run -d", rc.p50, rp.p50, "≤ 0.5x")
+	row("skiff container delete vs podman rm -f", rd.p50, rpr.p50, "≤ 0.5x")
 	fmt.Printf("\ncreate→Running through the API (PUT until instanceView Running), %d samples, cached image\n", samples)
 	fmt.Printf("%-14s %10s %10s\n", "", "p50", "p99")
 	for _, r := range []result{ra, rp} {
@@ -129,4 +161,6 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 	b.ReportMetric(float64(ra.p50.Microseconds())/1000, "api-p50-ms")
 	b.ReportMetric(float64(ra.p50)/float64(rp.p50), "api/podman-p50")
 	b.ReportMetric(rate, "creates/s")
+	b.ReportMetric(float64(rc.p50)/float64(rp.p50), "cli-create/podman-p50")
+	b.ReportMetric(float64(rd.p50)/float64(rpr.p50), "cli-delete/podman-rm-p50")
 }

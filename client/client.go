@@ -16,6 +16,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -44,12 +45,28 @@ type Options struct {
 	// TokenHint tells the user where a token is looked for; it is added to
 	// 401 errors when Token is empty.
 	TokenHint string
+	// Credentials, when not nil, hand out the bearer token instead of
+	// Token: a *ServicePrincipal, or another TokenSource (auth.go).
+	Credentials TokenSource
 	// Subscription is the subscription to use; empty means the first one
 	// the server lists.
 	Subscription string
 	// HTTPClient defaults to a client without a timeout (logs --follow and
 	// LROs run as long as the user wants).
 	HTTPClient *http.Client
+	// CAFile (PEM, a Skiff server's DATA-DIR/ca.crt) or RootCAs is what
+	// an https endpoint is trusted with: CAFile beside the system's roots,
+	// RootCAs instead of them. See tls.go.
+	CAFile  string
+	RootCAs *x509.CertPool
+	// CAHint tells the user how to trust the server's CA; it is added to
+	// the error of a certificate the client does not trust.
+	CAHint string
+	// RespondAsync asks, on each PUT of a container group, for its
+	// long-running operation at once (Prefer: respond-async) instead of
+	// the server's short wait for the group to run: for callers that
+	// follow their groups themselves, as the virtual node does.
+	RespondAsync bool
 }
 
 // Client calls the API of one server.
@@ -57,7 +74,11 @@ type Client struct {
 	base      *url.URL
 	token     string
 	tokenHint string
+	creds     TokenSource
 	hc        *http.Client
+	tls       tlsTrust
+
+	respondAsync bool
 
 	mu  sync.Mutex
 	sub string
@@ -77,23 +98,24 @@ func New(o Options) (*Client, error) {
 		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "", "endpoint %q is not an http(s) URL", o.Endpoint)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	hc := o.HTTPClient
-	if hc == nil {
-		hc = &http.Client{}
+	hc, trust, err := httpClient(o)
+	if err != nil {
+		return nil, err
 	}
-	return &Client{base: u, token: o.Token, tokenHint: o.TokenHint, hc: hc, sub: o.Subscription}, nil
+	return &Client{base: u, token: o.Token, tokenHint: o.TokenHint, creds: o.Credentials, hc: hc, tls: trust, sub: o.Subscription, respondAsync: o.RespondAsync}, nil
 }
 
 // Endpoint returns the server's base URL.
 func (c *Client) Endpoint() string { return c.base.String() }
 
-// Token returns the bearer token the client sends.
+// Token returns the fixed bearer token the client sends (Options.Token;
+// "" when it signs in with Credentials).
 func (c *Client) Token() string { return c.token }
 
 // WithSubscription returns a client of the same server, with the same
 // token and HTTP client, that uses subscription sub.
 func (c *Client) WithSubscription(sub string) *Client {
-	return &Client{base: c.base, token: c.token, tokenHint: c.tokenHint, hc: c.hc, sub: sub}
+	return &Client{base: c.base, token: c.token, tokenHint: c.tokenHint, creds: c.creds, hc: c.hc, tls: c.tls, sub: sub, respondAsync: c.respondAsync}
 }
 
 // Request is one call of the API.
@@ -112,6 +134,8 @@ type Request struct {
 	Body          io.Reader
 	ContentType   string
 	ContentLength int64
+	// Header holds extra request headers (e.g. Prefer).
+	Header http.Header
 }
 
 // URL returns the URL a request for path and query goes to.
@@ -147,6 +171,11 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h, _ := ctx.Value(hostKey{}).(string); h != "" {
+		q := u.Query()
+		q.Set("host", h)
+		u.RawQuery = q.Encode()
+	}
 	body, ctype, clen := r.Body, r.ContentType, r.ContentLength
 	if r.JSON != nil {
 		b, err := json.Marshal(r.JSON)
@@ -166,8 +195,17 @@ func (c *Client) Do(ctx context.Context, r *Request) (*http.Response, error) {
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	token, err := c.bearer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -198,7 +236,12 @@ func (r *Response) Decode(v any) error {
 // Call sends a request with an optional JSON body and reads the whole
 // response.
 func (c *Client) Call(ctx context.Context, method, path string, query url.Values, in any) (*Response, error) {
-	resp, err := c.Do(ctx, &Request{Method: method, Path: path, Query: query, JSON: in})
+	return c.CallRequest(ctx, &Request{Method: method, Path: path, Query: query, JSON: in})
+}
+
+// CallRequest is Call of a whole Request.
+func (c *Client) CallRequest(ctx context.Context, req *Request) (*Response, error) {
+	resp, err := c.Do(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -276,6 +319,9 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return &NotRunningError{Endpoint: c.Endpoint()}
+	}
+	if ce := c.certificateError(err); ce != nil {
+		return ce
 	}
 	return errdefs.WithCode(errdefs.ErrUnavailable, "", "cannot reach the Skiff server at %s: %v", c.Endpoint(), err)
 }

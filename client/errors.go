@@ -17,6 +17,7 @@ import (
 var (
 	ErrInvalidArgument = errdefs.ErrInvalidArgument // 400
 	ErrUnauthorized    = errdefs.ErrUnauthorized    // 401, 403
+	ErrForbidden       = errdefs.ErrForbidden       // 403 (also ErrUnauthorized)
 	ErrNotFound        = errdefs.ErrNotFound        // 404
 	ErrConflict        = errdefs.ErrConflict        // 409
 	ErrTooLarge        = errdefs.ErrTooLarge        // 413
@@ -43,7 +44,9 @@ func classOf(status int) error {
 		return errdefs.ErrInvalidArgument
 	case status == http.StatusRequestEntityTooLarge:
 		return errdefs.ErrTooLarge
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+	case status == http.StatusForbidden:
+		return errdefs.ErrForbidden
+	case status == http.StatusUnauthorized:
 		return errdefs.ErrUnauthorized
 	case status == http.StatusNotFound:
 		return errdefs.ErrNotFound
@@ -84,7 +87,7 @@ func (c *Client) decodeError(resp *http.Response) error {
 			e.Message = fmt.Sprintf("%s %s returned %s", resp.Request.Method, resp.Request.URL.Path, resp.Status)
 		}
 	}
-	if resp.StatusCode == http.StatusUnauthorized && c.token == "" && c.tokenHint != "" {
+	if resp.StatusCode == http.StatusUnauthorized && c.token == "" && c.creds == nil && c.tokenHint != "" {
 		e.Message += " (no token: " + c.tokenHint + ")"
 	}
 	return e

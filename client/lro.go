@@ -19,6 +19,8 @@ const (
 	MinPoll     = 200 * time.Millisecond
 	DefaultPoll = time.Second
 	maxPoll     = 30 * time.Second
+	// longPoll is the wait asked of a server that long-polls.
+	longPoll = 20 * time.Second
 )
 
 // Progress is told each new event of an operation once, in order.
@@ -103,7 +105,10 @@ func (p *Poller) Operation(ctx context.Context) (*api.OperationStatus, error) {
 func (p *Poller) poll(ctx context.Context) (*api.OperationStatus, http.Header, error) {
 	switch {
 	case p.async != "":
-		r, err := p.c.Call(ctx, http.MethodGet, p.async, nil, nil)
+		// Skiff's server long-polls (Prefer: wait): it answers the moment
+		// the operation ends. Others ignore the header.
+		r, err := p.c.CallRequest(ctx, &Request{Method: http.MethodGet, Path: p.async,
+			Header: http.Header{"Prefer": {"wait=" + strconv.Itoa(int(longPoll/time.Second))}}})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -173,6 +178,9 @@ func (p *Poller) Wait(ctx context.Context, progress Progress) error {
 			return e
 		case "":
 			return errdefs.WithCode(errdefs.ErrUnavailable, "", "the operation status at %s has no status", p.async)
+		}
+		if h.Get("Preference-Applied") != "" {
+			continue // the server waited already
 		}
 		if err := sleep(ctx, retryAfter(h, p.wait)); err != nil {
 			return err

@@ -32,7 +32,12 @@ func keepRaw(ctx context.Context, b []byte) {
 // call sends a request and decodes a non-empty answer into out (when not
 // nil), keeping the body for WithRawJSON.
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) (*Response, error) {
-	r, err := c.Call(ctx, method, path, q, in)
+	return c.callRequest(ctx, &Request{Method: method, Path: path, Query: q, JSON: in}, out)
+}
+
+// callRequest is call of a whole Request (with headers).
+func (c *Client) callRequest(ctx context.Context, req *Request, out any) (*Response, error) {
+	r, err := c.CallRequest(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +168,9 @@ func (c *Client) start(ctx context.Context, method, path string, q url.Values, i
 // ---- container groups ----
 
 // CreateOrUpdateContainerGroup creates or updates container group name of
-// resource group rg. It returns the group as accepted (provisioning has
-// only begun) and the poller of its provisioning.
+// resource group rg. It returns the group as the server answered and the
+// poller of its provisioning: a Skiff server answers a group that runs
+// within a moment finished (the poller is then done), else as accepted.
 func (c *Client) CreateOrUpdateContainerGroup(ctx context.Context, rg, name string, cg *api.ContainerGroup) (*api.ContainerGroup, *Poller, error) {
 	return c.PutContainerGroup(ctx, rg, name, cg, "")
 }
@@ -181,8 +187,12 @@ func (c *Client) PutContainerGroup(ctx context.Context, rg, name string, body an
 	if apiVersion != "" {
 		q = url.Values{"api-version": {apiVersion}}
 	}
+	req := &Request{Method: http.MethodPut, Path: p.ContainerGroup(rg, name), Query: q, JSON: body}
+	if c.respondAsync {
+		req.Header = http.Header{"Prefer": {"respond-async"}}
+	}
 	var out api.ContainerGroup
-	r, err := c.call(ctx, http.MethodPut, p.ContainerGroup(rg, name), q, body, &out)
+	r, err := c.callRequest(ctx, req, &out)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -78,6 +79,54 @@ func (c *Client) Attach(ctx context.Context, rg, group, container string) (*Sess
 	return c.session(ctx, rg, group, container, "/attach", nil)
 }
 
+// ExecStreams is Exec for callers that pipe: the session speaks Skiff's
+// channel protocol (ExecProtocol), so that with tty false the command
+// runs without a terminal, its stderr comes apart from its stdout
+// (Session.SetStderr) and the end of input is told (Session.CloseStdin)
+// rather than typed. Only a Skiff server speaks it.
+func (c *Client) ExecStreams(ctx context.Context, rg, group, container string, req api.ExecRequest, tty bool) (*Session, error) {
+	p, err := c.In(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ex api.ExecResponse
+	if _, err := c.call(ctx, http.MethodPost, p.Container(rg, group, container)+"/exec", nil, req, &ex); err != nil {
+		return nil, err
+	}
+	if !tty {
+		u, err := url.Parse(ex.WebSocketURI)
+		if err != nil {
+			return nil, errdefs.WithCode(errdefs.ErrUnavailable, "", "the server's exec socket %q: %v", ex.WebSocketURI, err)
+		}
+		q := u.Query()
+		q.Set("tty", "false")
+		u.RawQuery = q.Encode()
+		ex.WebSocketURI = u.String()
+	}
+	s, err := dialProtocol(ctx, ex, c.tls.config, ExecProtocol)
+	if err != nil {
+		return nil, err
+	}
+	if !s.channels {
+		s.Close()
+		return nil, errdefs.WithCode(errdefs.ErrNotImplemented, "", "the server does not speak %s: exec without a terminal needs a Skiff server", ExecProtocol)
+	}
+	return s, nil
+}
+
+// ExecProtocol is the websocket subprotocol of Skiff's exec channels: each
+// binary frame starts with its channel (docs/api.md, "Exec").
+const ExecProtocol = "skiff.exec.v1"
+
+// The channels of ExecProtocol.
+const (
+	chanStdin byte = iota
+	chanStdout
+	chanStderr
+	chanCloseStdin
+	chanResize
+)
+
 func (c *Client) session(ctx context.Context, rg, group, container, action string, in any) (*Session, error) {
 	p, err := c.In(ctx)
 	if err != nil {
@@ -87,7 +136,7 @@ func (c *Client) session(ctx context.Context, rg, group, container, action strin
 	if _, err := c.call(ctx, http.MethodPost, p.Container(rg, group, container)+action, nil, in, &ex); err != nil {
 		return nil, err
 	}
-	return Dial(ctx, ex)
+	return dial(ctx, ex, c.tls.config)
 }
 
 // Session is an exec or attach session, on the websocket the server hands
@@ -102,6 +151,11 @@ type Session struct {
 
 	wmu sync.Mutex
 
+	// channels: the session speaks ExecProtocol; stderr gets its
+	// stderr frames (nil: they are read as output).
+	channels bool
+	stderr   io.Writer
+
 	// Read's state: the rest of the last frame, then how the session ended.
 	buf  []byte
 	end  error
@@ -110,8 +164,23 @@ type Session struct {
 
 // Dial connects to the session of an exec or attach answer and sends its
 // password, the first frame of the protocol (docs/api.md, "Exec").
-func Dial(ctx context.Context, ex api.ExecResponse) (*Session, error) {
+func Dial(ctx context.Context, ex api.ExecResponse) (*Session, error) { return dial(ctx, ex, nil) }
+
+// dial is Dial, trusting a wss: server as tc says (nil: the system's roots).
+func dial(ctx context.Context, ex api.ExecResponse, tc *tls.Config) (*Session, error) {
+	return dialProtocol(ctx, ex, tc, "")
+}
+
+// dialProtocol is dial, offering a subprotocol when not "".
+func dialProtocol(ctx context.Context, ex api.ExecResponse, tc *tls.Config, protocol string) (*Session, error) {
 	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Proxy: http.ProxyFromEnvironment}
+	if protocol != "" {
+		dialer.Subprotocols = []string{protocol}
+	}
+	if tc != nil {
+		dialer.TLSClientConfig = tc.Clone()
+		dialer.TLSClientConfig.NextProtos = nil // a websocket is HTTP/1.1
+	}
 	conn, resp, err := dialer.DialContext(ctx, ex.WebSocketURI, nil)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -123,7 +192,7 @@ func Dial(ctx context.Context, ex api.ExecResponse) (*Session, error) {
 		}
 		return nil, errdefs.WithCode(errdefs.ErrUnavailable, "", "connect to %s: %s", ex.WebSocketURI, detail)
 	}
-	s := &Session{ctx: ctx, conn: conn}
+	s := &Session{ctx: ctx, conn: conn, channels: protocol != "" && conn.Subprotocol() == protocol}
 	// Closing the socket is what unblocks a Read when ctx ends.
 	s.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	if err := s.write(websocket.TextMessage, []byte(ex.Password)); err != nil {
@@ -140,18 +209,38 @@ func (s *Session) write(kind int, b []byte) error {
 	return s.conn.WriteMessage(kind, b)
 }
 
-// Write sends p as input of the terminal. A terminal reads ^D (0x04) as
-// the end of input.
+// Write sends p as input of the command. A terminal reads ^D (0x04) as
+// the end of input; see CloseStdin.
 func (s *Session) Write(p []byte) (int, error) {
-	if err := s.write(websocket.BinaryMessage, p); err != nil {
+	frame := p
+	if s.channels {
+		frame = append([]byte{chanStdin}, p...)
+	}
+	if err := s.write(websocket.BinaryMessage, frame); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
+// CloseStdin ends the command's input: on ExecProtocol its stdin is
+// closed; on a terminal of ACI's protocol ^D is typed.
+func (s *Session) CloseStdin() error {
+	if s.channels {
+		return s.write(websocket.BinaryMessage, []byte{chanCloseStdin})
+	}
+	return s.write(websocket.BinaryMessage, []byte{0x04})
+}
+
+// SetStderr sends the command's stderr to w (an ExecStreams session
+// without a terminal); without it stderr is read with the output.
+func (s *Session) SetStderr(w io.Writer) { s.stderr = w }
+
 // Resize tells the server the terminal's new size.
 func (s *Session) Resize(rows, cols int) error {
 	b, _ := json.Marshal(api.TerminalSize{Rows: int32(rows), Cols: int32(cols)})
+	if s.channels {
+		return s.write(websocket.BinaryMessage, append([]byte{chanResize}, b...))
+	}
 	return s.write(websocket.TextMessage, b)
 }
 
@@ -169,6 +258,25 @@ func (s *Session) Read(p []byte) (int, error) {
 		if err != nil {
 			s.end = s.ended(err)
 			return 0, s.end
+		}
+		if s.channels {
+			if len(data) == 0 {
+				continue
+			}
+			switch data[0] {
+			case chanStdout:
+			case chanStderr:
+				if s.stderr != nil {
+					if _, err := s.stderr.Write(data[1:]); err != nil {
+						s.end = err
+						return 0, err
+					}
+					continue
+				}
+			default:
+				continue
+			}
+			data = data[1:]
 		}
 		s.buf = data
 	}

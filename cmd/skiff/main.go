@@ -25,6 +25,7 @@ func main() {
 	os.Exit(cli.Main(os.Args[1:],
 		func(*cmdutil.Factory) *cobra.Command { return runcmd.NewCmd() },
 		func(*cmdutil.Factory) *cobra.Command { return servercmd.NewCmd() },
+		func(*cmdutil.Factory) *cobra.Command { return servercmd.NewAgentCmd() },
 		virtualnodecmd.NewCmd,
 	))
 }

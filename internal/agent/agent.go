@@ -23,12 +23,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
@@ -38,6 +40,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/lifecycle"
 	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
@@ -54,6 +57,22 @@ type Config struct {
 	// Workers is how many groups are worked at once (default 64): a
 	// delete waits out its grace period, and others go on meanwhile.
 	Workers int
+	// Register is the host's record as the agent writes it when it
+	// starts (Name, State and JoinedAt are the agent's); nil writes one
+	// with the machine's capacity.
+	Register *store.Host
+	// KeepUnplaced keeps runtime groups whose record is not placed on any
+	// host (the embedded mode: records of a Skiff before placement). In
+	// a cluster such a group was moved off this host while it was lost,
+	// and found no other: it must not run here unseen.
+	KeepUnplaced bool
+	// HeartbeatTTL is how long the host stays alive after its agent's
+	// heartbeat stops: the cluster's --host-lost-after (default 5 s).
+	HeartbeatTTL time.Duration
+	// Storage holds the storage accounts and file shares that azureFile
+	// volumes are checked against (shares.go); nil fails every azureFile
+	// volume.
+	Storage *storage.Service
 	Logger  *slog.Logger
 }
 
@@ -72,6 +91,8 @@ type Agent struct {
 	// removing holds the groups whose removal this agent tried since it
 	// started.
 	removing map[string]bool
+	// checking is set while checkSelf runs.
+	checking atomic.Bool
 }
 
 var _ hostapi.Host = (*Agent)(nil)
@@ -88,6 +109,9 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HeartbeatTTL <= 0 {
+		cfg.HeartbeatTTL = 5 * time.Second
+	}
 	return &Agent{cfg: cfg, st: cfg.Store, rt: cfg.Host, log: cfg.Logger, keys: map[string]store.Change{}, removing: map[string]bool{},
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[store.Change](50*time.Millisecond, 30*time.Second))}
 }
@@ -95,36 +119,34 @@ func New(cfg Config) *Agent {
 // Name is the host's name.
 func (a *Agent) Name() string { return a.cfg.Name }
 
-// Start resyncs with the store (removing runtime groups that have no
-// record, and queueing every group placed here) and then works changes
-// until ctx ends.
+// Start registers the host (NotReady), starts its heartbeat, resyncs with
+// the store (removing the runtime groups that have no record or are
+// placed on another host, and queueing every group placed here), reports
+// the host Ready, and then works changes until ctx ends. So a host that
+// was lost, and whose groups moved elsewhere, runs none of them twice once
+// it is back.
 func (a *Agent) Start(ctx context.Context) error {
 	changes := a.st.Watch(ctx) // before the listing: nothing written after it is missed
-	cgs, err := store.AllContainerGroups(ctx, a.st)
-	if err != nil {
+	if err := a.register(ctx); err != nil {
+		return fmt.Errorf("register host %s: %w", a.cfg.Name, err)
+	}
+	go a.heartbeat(ctx)
+	if err := a.resync(ctx); err != nil {
 		return err
 	}
-	known := map[string]bool{}
-	for _, cg := range cgs {
-		known[cg.RuntimeID] = true
-		a.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
-	}
-	for _, id := range a.rt.List() {
-		if !known[id] {
-			a.log.Info("removing runtime group without a record", "id", id)
-			if err := a.rt.Delete(ctx, id, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
-				a.log.Warn("remove orphan group", "id", id, "err", err)
-			}
-		}
-	}
+	a.sweepShares(ctx) // the data of shares deleted while this host was down
+	go a.sweepSharesEvery(ctx, ShareSweepInterval)
 	go func() {
 		<-ctx.Done()
 		a.queue.ShutDown()
 	}()
 	go func() {
 		for c := range changes {
-			if c.Kind == store.ContainerGroupChange {
+			switch {
+			case c.Kind == store.ContainerGroupChange:
 				a.queue.Add(c)
+			case c.Kind == store.HostChange && c.Name == store.HostChangeFor(a.cfg.Name).Name:
+				a.checkSelf(ctx)
 			}
 		}
 	}()
@@ -132,6 +154,43 @@ func (a *Agent) Start(ctx context.Context) error {
 		go a.work(context.WithoutCancel(ctx))
 	}
 	return nil
+}
+
+// resync removes the runtime groups this host must not run, queues the
+// ones placed here, and then reports the host Ready.
+func (a *Agent) resync(ctx context.Context) error {
+	cgs, err := store.AllContainerGroups(ctx, a.st)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, cg := range cgs {
+		if cg.Host == a.cfg.Name || (cg.Host == "" && a.cfg.KeepUnplaced) {
+			keep[cg.RuntimeID] = true
+		}
+		if cg.Host == a.cfg.Name {
+			a.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+		}
+	}
+	// What runs elsewhere now is killed at once (no grace: its copy on
+	// the other host is the one that counts), all at once.
+	var wg sync.WaitGroup
+	for _, id := range a.rt.List() {
+		if !keep[id] {
+			wg.Go(func() {
+				a.log.Info("removing runtime group this host does not own", "id", id)
+				if err := a.rt.Delete(ctx, id, 0); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+					a.log.Warn("remove group", "id", id, "err", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	_, err = a.st.UpdateHost(ctx, a.cfg.Name, func(h *store.Host) error {
+		h.State, h.Message, h.UpdatedAt = store.HostReady, "", time.Now().UTC()
+		return nil
+	})
+	return err
 }
 
 // OnRuntimeChange is the runtime's change callback: the group is worked
@@ -182,7 +241,18 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 		return err
 	}
 	if cg.Host != a.cfg.Name {
-		return nil // not placed here (yet)
+		// Not placed here (yet), or moved to another host while this one
+		// was lost: then it must not run here too.
+		if cg.Host != "" {
+			if _, err := a.rt.Status(id); err == nil {
+				a.log.Info("removing group that moved to another host", "group", cg.Resource.Name, "host", cg.Host)
+				if err := a.rt.Delete(ctx, id, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+					return err
+				}
+			}
+			a.forget(id)
+		}
+		return nil
 	}
 	a.mu.Lock()
 	a.keys[id] = k
@@ -200,8 +270,20 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 	case cg.Observed == nil || obs.Generation != cg.Generation || (!inRuntime && obs.Error == nil):
 		// A generation not run yet, or one the runtime lost: run it.
 		stopAsked := cg.Action.Kind == store.ActionStop && cg.Action.Seq > obs.ActionSeq
-		if err := a.run(ctx, cg, inRuntime); err != nil {
-			obs = store.Observed{State: string(lifecycle.GroupFailed), Error: errorBody(err, "ContainerGroupDeploymentFailed")}
+		props, err := a.resolveShares(ctx, cg)
+		var mountErr *mountError
+		if err != nil && !errors.As(err, &mountErr) {
+			return err // the store did not answer: try again
+		}
+		if err == nil {
+			err = a.run(ctx, cg, props, inRuntime)
+		} else if inRuntime { // the generation it ran is replaced by one that cannot run
+			if derr := a.rt.Delete(ctx, cg.RuntimeID, -1); derr != nil && !errdefs.Is(derr, errdefs.ErrNotFound) {
+				return derr
+			}
+		}
+		if err != nil {
+			obs = failedObserved(err, "ContainerGroupDeploymentFailed")
 		} else {
 			obs = store.Observed{}
 			if stopAsked { // a stop asked while it was being created
@@ -224,17 +306,20 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 // run creates the group's current generation in the runtime; a group the
 // runtime holds with other containers is removed first, one with the
 // same containers (a PUT of tags, say) is left running.
-func (a *Agent) run(ctx context.Context, cg *store.ContainerGroup, inRuntime bool) error {
+//
+// props are the group's properties as the runtime runs them: with its
+// azureFile volumes resolved (resolveShares).
+func (a *Agent) run(ctx context.Context, cg *store.ContainerGroup, props *api.ContainerGroupProperties, inRuntime bool) error {
 	if inRuntime {
 		spec, err := a.rt.Spec(cg.RuntimeID)
-		if err == nil && api.SameContainers(&spec.Properties, &cg.Resource.Properties) {
+		if err == nil && api.SameContainers(&spec.Properties, props) {
 			return nil
 		}
 		if err := a.rt.Delete(ctx, cg.RuntimeID, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			return err
 		}
 	}
-	spec := runtime.GroupSpec{Name: cg.Resource.Name, Properties: cg.Resource.Properties, Tenant: cg.Subscription}
+	spec := runtime.GroupSpec{Name: cg.Resource.Name, Properties: *props, Tenant: cg.Subscription}
 	spec.Properties.InstanceView = nil
 	spec.Properties.ProvisioningState = ""
 	if err := a.rt.Create(ctx, cg.RuntimeID, spec); err != nil && !errdefs.Is(err, errdefs.ErrAlreadyExists) {
@@ -368,10 +453,15 @@ func fill(obs *store.Observed, st *runtime.GroupStatus, publicIP string) {
 	}
 }
 
+// sameObserved compares as stored: an empty list and none are the same
+// record (omitempty), so a group observed again as it was is not written
+// again, which would wake its own watch.
 func sameObserved(a, b *store.Observed) bool {
 	x, y := *a, *b
 	x.UpdatedAt, y.UpdatedAt = time.Time{}, time.Time{}
-	return reflect.DeepEqual(x, y)
+	jx, errx := json.Marshal(x)
+	jy, erry := json.Marshal(y)
+	return errx == nil && erry == nil && bytes.Equal(jx, jy)
 }
 
 func errorBody(err error, def string) *api.ErrorBody {

@@ -30,6 +30,11 @@ func (a *Agent) Stats(ctx context.Context, id string) (*hostapi.GroupStats, erro
 // CheckPorts refuses ports this host does not let a group publish.
 func (a *Agent) CheckPorts(ports []api.Port) error { return a.rt.Network.CheckPorts(ports) }
 
+// RemoveShare deletes a deleted file share's data from this host.
+func (a *Agent) RemoveShare(_ context.Context, account, dir string) error {
+	return a.rt.Volumes.RemoveShare(account, dir)
+}
+
 // GroupCount is the number of groups the runtime holds.
 func (a *Agent) GroupCount() int { return len(a.rt.List()) }
 

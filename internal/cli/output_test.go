@@ -110,7 +110,7 @@ func TestShowJSONIsFlattenedLikeAz(t *testing.T) {
 	  "id": "/subscriptions/`+h.srv.Subscription+`/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/web",
 	  "name": "web", "type": "Microsoft.ContainerInstance/containerGroups", "location": "eastus", "resourceGroup": "rg",
 	  "osType": "Linux", "restartPolicy": "Always", "provisioningState": "Succeeded", "sku": "Standard", "initContainers": [],
-	  "instanceView": {"state": "Running", "events": []},
+	  "instanceView": {"state": "Running", "events": [], "host": "local"},
 	  "ipAddress": {"type": "Public", "ip": "127.0.0.1", "privateIp": "10.0.0.2", "ports": [{"protocol": "TCP", "port": 80}]},
 	  "containers": [{"name": "web", "image": "nginx", "command": [], "ports": [{"protocol": "TCP", "port": 80}],
 	    "environmentVariables": [{"name": "A", "value": "1"}],

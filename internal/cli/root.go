@@ -1,8 +1,9 @@
 // Package cli builds the skiff command tree and maps errors to exit codes.
 //
-// The API commands (group, container, account, image, monitor) are clients
-// of a Skiff server through package client; each lives in its own package
-// below this one and shares cmdutil (streams, client, output flags). The
+// The API commands (group, container, account, image, monitor, ad, role,
+// login) are clients of a Skiff server through package client; each lives
+// in its own package below this one and shares cmdutil (streams, client,
+// output flags). The
 // commands that compose a server or a virtual node are given by
 // cmd/skiff, so that this tree holds commands only. `skiff run` drives the
 // host runtime directly, without a server.
@@ -20,11 +21,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-sh/skiff/internal/cli/account"
+	"github.com/skiff-sh/skiff/internal/cli/ad"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	"github.com/skiff-sh/skiff/internal/cli/container"
+	"github.com/skiff-sh/skiff/internal/cli/deployment"
 	"github.com/skiff-sh/skiff/internal/cli/group"
+	"github.com/skiff-sh/skiff/internal/cli/host"
 	"github.com/skiff-sh/skiff/internal/cli/image"
+	"github.com/skiff-sh/skiff/internal/cli/login"
 	"github.com/skiff-sh/skiff/internal/cli/monitor"
+	"github.com/skiff-sh/skiff/internal/cli/role"
+	"github.com/skiff-sh/skiff/internal/cli/storage"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
@@ -89,10 +96,16 @@ func NewRootCmd(f *cmdutil.Factory, extra ...Command) *cobra.Command {
 	root.AddCommand(
 		group.NewCmd(f),
 		container.NewCmd(f),
+		deployment.NewCmd(f),
 		account.NewCmd(f),
 		image.NewCmd(f),
+		host.NewCmd(f),
 		monitor.NewCmd(f),
+		ad.NewCmd(f),
+		role.NewCmd(f),
+		storage.NewCmd(f),
 	)
+	root.AddCommand(login.NewCmds(f)...)
 	for _, c := range extra {
 		root.AddCommand(c(f))
 	}

@@ -88,9 +88,9 @@ func TestExecOverWebsocket(t *testing.T) {
 	h.addContainerGroup("rg", twoContainers)
 	h.stdin = "ls /\n"
 
-	// The agent echoes the command and exits 3 once it read ^D, which the
-	// CLI sends when its stdin ends.
-	r := h.run("container", "exec", "-g", "rg", "-n", "pair", "--container-name", "sidecar", "--exec-command", "/bin/sh")
+	// On a terminal (-t: ACI's protocol) the agent echoes the command and
+	// exits 3 once it read ^D, which the CLI sends when its stdin ends.
+	r := h.run("container", "exec", "-t", "-g", "rg", "-n", "pair", "--container-name", "sidecar", "--exec-command", "/bin/sh")
 	if r.code != 3 || r.err != "" {
 		t.Errorf("exit %d (want the remote 3), stderr %q", r.code, r.err)
 	}
@@ -108,10 +108,28 @@ func TestExecOverWebsocket(t *testing.T) {
 		t.Errorf("frames %+v, want %+v", got, want)
 	}
 
+	// With stdin not a terminal and no -t, the session speaks Skiff's
+	// channels without a terminal: stdin in chanStdin frames, then the
+	// end of input, and the exit code is the CLI's.
+	before := len(h.rec.received())
+	r = h.run("container", "exec", "-g", "rg", "-n", "pair", "--container-name", "sidecar", "--exec-command", "/bin/sh")
+	if r.code != 3 || r.err != "" || r.out != "/bin/sh\n" {
+		t.Errorf("piped exec: exit %d (want the remote 3), stdout %q, stderr %q", r.code, r.out, r.err)
+	}
+	exec = h.rec.last(http.MethodPost, "/containers/sidecar/exec")
+	want = []frame{
+		{Type: websocket.TextMessage, Data: h.execPassword(exec)},
+		{Type: websocket.BinaryMessage, Data: "\x00ls /\n"},
+		{Type: websocket.BinaryMessage, Data: "\x03"},
+	}
+	if got := h.rec.received()[before:]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("piped frames %+v, want %+v", got, want)
+	}
+
 	// Exit code 0 from the close frame is success; the default container is
 	// the first; terminal size flags are sent.
 	exitCode.Store(0)
-	r = h.ok("container", "exec", "-g", "rg", "-n", "pair", "--exec-command", `["sh","-c","echo ok"]`, "--terminal-row-size", "50", "--terminal-col-size", "132")
+	r = h.ok("container", "exec", "-t", "-g", "rg", "-n", "pair", "--exec-command", `["sh","-c","echo ok"]`, "--terminal-row-size", "50", "--terminal-col-size", "132")
 	if r.out != "sh -c echo ok\n" {
 		t.Errorf("stdout %q", r.out)
 	}
@@ -130,7 +148,13 @@ func TestExecOverWebsocket(t *testing.T) {
 		}
 		return true
 	})
-	h.fails(6, "the session ended without an exit code", "container", "exec", "-g", "rg", "-n", "pair", "--exec-command", "sh")
+	h.fails(6, "the session ended without an exit code", "container", "exec", "-t", "-g", "rg", "-n", "pair", "--exec-command", "sh")
+	// A server that does not speak the channels (ACI) cannot run a piped
+	// exec: one clear line.
+	r = h.run("container", "exec", "-g", "rg", "-n", "pair", "--exec-command", "sh")
+	if r.code == 0 || !strings.Contains(r.err, "exec without a terminal needs a Skiff server") || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
+		t.Errorf("piped exec against a server without the channels: exit %d, stderr %q", r.code, r.err)
+	}
 }
 
 // execPassword is the session password the server answered req with.

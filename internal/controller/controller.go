@@ -37,6 +37,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/lifecycle"
+	"github.com/skiff-sh/skiff/internal/scheduler"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
@@ -44,7 +45,8 @@ import (
 type Config struct {
 	Store store.Store
 	// Host is the host agent new groups are placed on (the embedded mode
-	// has one).
+	// has one). "" is cluster mode: the scheduler places each group on a
+	// host that joined, and the groups of a host that is lost move.
 	Host   string
 	Logger *slog.Logger
 }
@@ -60,6 +62,10 @@ type Controller struct {
 	// ops holds the InProgress operations by the lower-cased ARM id of the
 	// resource they wait on.
 	ops map[string]map[string]store.Operation
+	// sched places groups in cluster mode (nil in the embedded mode), and
+	// unplaced holds the groups that fit nowhere, by scheduler key.
+	sched    *scheduler.Scheduler
+	unplaced map[string]store.Change
 }
 
 // New returns a controller; Start starts it.
@@ -67,8 +73,12 @@ func New(cfg Config) *Controller {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{st: cfg.Store, host: cfg.Host, log: cfg.Logger, ops: map[string]map[string]store.Operation{},
+	c := &Controller{st: cfg.Store, host: cfg.Host, log: cfg.Logger, ops: map[string]map[string]store.Operation{}, unplaced: map[string]store.Change{},
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[store.Change](50*time.Millisecond, 30*time.Second))}
+	if cfg.Host == "" {
+		c.sched = scheduler.New()
+	}
+	return c
 }
 
 // Start queues everything unfinished and works the store's changes until
@@ -102,6 +112,24 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.sched != nil {
+		// The scheduler starts from the hosts and placements as they are;
+		// each host is worked once, so hosts lost while no controller led
+		// are found.
+		hosts, err := c.st.ListHosts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			c.sched.SetHost(h)
+			c.queue.Add(store.HostChangeFor(h.Name))
+		}
+		for i := range cgs {
+			if cgs[i].Host != "" {
+				c.sched.Assign(scheduler.RequestOf(&cgs[i]), cgs[i].Host)
+			}
+		}
+	}
 	for _, cg := range cgs {
 		c.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
 	}
@@ -134,6 +162,8 @@ func (c *Controller) work(ctx context.Context) {
 			err = c.reconcileResourceGroup(ctx, k)
 		case store.OperationChange:
 			err = c.reconcileOperation(ctx, k)
+		case store.HostChange:
+			err = c.reconcileHost(ctx, k)
 		}
 		if err != nil {
 			c.log.Warn("reconcile", "kind", k.Kind, "name", k.Name, "resourceGroup", k.ResourceGroup, "err", err)
@@ -152,6 +182,10 @@ var errChanged = errors.New("the record changed")
 func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 	cg, err := c.st.GetContainerGroup(ctx, k.Subscription, k.ResourceGroup, k.Name)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
+		if c.sched != nil {
+			c.unplace(k.Subscription, k.ResourceGroup, k.Name)
+			c.retryUnplaced() // its capacity is free
+		}
 		c.settle(ctx, api.ResourceID(k.Subscription, k.ResourceGroup, k.Name), nil)
 		c.queue.Add(store.RGChange(k.Subscription, k.ResourceGroup)) // a resource group being deleted may be empty now
 		return nil
@@ -162,6 +196,9 @@ func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 	defer c.settle(ctx, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name), cg)
 	prov := lifecycle.Provisioning(cg.Resource.Properties.ProvisioningState)
 	if prov == lifecycle.Deleting {
+		if cg.Host != "" && c.sched != nil && c.hostLost(ctx, cg.Host) {
+			return c.move(ctx, cg, "is lost") // no agent will remove it: the record goes
+		}
 		if cg.Host != "" {
 			// Its agent removes it; a resource group being deleted hears
 			// of a failure to.
@@ -185,6 +222,11 @@ func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 		}
 		return err
 	}
+	if c.sched != nil && cg.Host != "" {
+		// A PUT may have changed what it requests: its host counts the
+		// new amounts (it stays where it runs).
+		c.sched.Assign(scheduler.RequestOf(cg), cg.Host)
+	}
 	to, e := prov, cg.Error
 	if obs := cg.Observed; obs != nil && obs.Generation == cg.Generation {
 		if p, ok := lifecycle.FromObserved(lifecycle.GroupState(obs.State), obs.Error != nil); ok {
@@ -204,23 +246,46 @@ func (c *Controller) reconcileGroup(ctx context.Context, k store.Change) error {
 		c.log.Error("refused transition", "group", cg.Resource.Name, "err", err)
 		return nil
 	}
+	host := cg.Host
+	if host == "" {
+		h, ok, err := c.place(ctx, cg)
+		if err != nil || !ok {
+			return err // nothing fits: it stays Pending, and is queued again when a host changes
+		}
+		host = h
+	}
 	gen := cg.Generation
 	_, err = c.st.UpdateContainerGroup(ctx, cg.Subscription, cg.ResourceGroup, cg.Resource.Name, func(cur *store.ContainerGroup) error {
-		if cur.Generation != gen || cur.Resource.Properties.ProvisioningState != string(prov) {
+		if cur.Generation != gen || cur.Resource.Properties.ProvisioningState != string(prov) || (cur.Host != "" && cur.Host != host) {
 			return errChanged // a newer PUT or a DELETE: the next pass sees it
 		}
 		if cur.Host == "" {
-			cur.Host = c.host
+			cur.Host = host
+			if c.sched != nil {
+				cur.Events = appendEvent(cur.Events, api.EventNormal, "Scheduled", "Placed on host "+host+".")
+			}
 		}
 		cur.Resource.Properties.ProvisioningState = string(to)
 		cur.Error = e
 		cur.UpdatedAt = time.Now().UTC()
 		return nil
 	})
+	if cg.Host == "" && err != nil {
+		c.unplace(cg.Subscription, cg.ResourceGroup, cg.Resource.Name) // it did not get the host the scheduler counted it on
+	}
 	if errors.Is(err, errChanged) || errdefs.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
 	return err
+}
+
+// hostLost reports whether the named host is lost or gone.
+func (c *Controller) hostLost(ctx context.Context, name string) bool {
+	h, err := c.st.GetHost(ctx, name)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return true
+	}
+	return err == nil && !h.Alive && h.State == store.HostLost
 }
 
 func sameError(a, b *api.ErrorBody) bool {

@@ -92,11 +92,22 @@ func (e *env) startController(ctx context.Context) {
 // or update operation, waiting for the generation it wrote.
 func (e *env) put(rg, name, image string) (*store.ContainerGroup, *store.Operation) {
 	e.t.Helper()
+	return e.putWith(rg, name, image, nil)
+}
+
+// putWith is put of a spec that edit changed first.
+func (e *env) putWith(rg, name, image string, edit func(*api.ContainerGroup)) (*store.ContainerGroup, *store.Operation) {
+	e.t.Helper()
 	ctx := e.t.Context()
 	spec := api.ContainerGroup{Name: name, Location: "local", Properties: api.ContainerGroupProperties{OSType: "Linux",
 		Containers: []api.Container{{Name: "app", Properties: api.ContainerProperties{Image: image}}}}}
+	if edit != nil {
+		edit(&spec)
+	}
 	cg, created, err := e.st.CreateOrUpdateContainerGroup(ctx, sub, rg, name, func(old *store.ContainerGroup) (*store.ContainerGroup, error) {
-		rec := &store.ContainerGroup{Subscription: sub, ResourceGroup: rg, RuntimeID: store.RuntimeID(sub, rg, name), Resource: spec}
+		now := time.Now().UTC() // as the server's PUT (the store keeps the first CreatedAt)
+		rec := &store.ContainerGroup{Subscription: sub, ResourceGroup: rg, RuntimeID: store.RuntimeID(sub, rg, name), Resource: spec,
+			CreatedAt: now, UpdatedAt: now}
 		rec.Resource.Properties.ProvisioningState = string(lifecycle.Pending)
 		from := lifecycle.None
 		if old != nil {
@@ -512,7 +523,7 @@ func TestResume(t *testing.T) {
 	life, kill := context.WithCancel(t.Context())
 	e.start(life)
 	for _, g := range [][2]string{{"rg", "updated"}, {"rg", "deleted"}, {"rg", "deleting"}, {"rg", "started"}, {"rg", "restarted"},
-		{"rg", "settled"}, {"rg", "removed"}, {"doomed", "d1"}, {"doomed", "d2"}, {"doomed-quietly", "q1"}} {
+		{"rg", "settled"}, {"rg", "removed"}, {"rg", "recreated"}, {"doomed", "d1"}, {"doomed", "d2"}, {"doomed-quietly", "q1"}} {
 		_, op := e.put(g[0], g[1], "nginx")
 		e.wantEnded(op, api.OperationSucceeded, "")
 	}
@@ -547,6 +558,14 @@ func TestResume(t *testing.T) {
 	if err := e.st.DeleteContainerGroup(t.Context(), sub, "rg", "removed"); err != nil {
 		t.Fatal(err)
 	}
+	// An update, then a delete the agent carried out, then a create of
+	// the same name (generation 1 again): the update's version is gone.
+	_, ops["update, deleted, created again"] = e.put("rg", "recreated", "nginx:2")
+	if err := e.st.DeleteContainerGroup(t.Context(), sub, "rg", "recreated"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond) // a later CreatedAt than the update's operation
+	_, ops["create again"] = e.put("rg", "recreated", "nginx")
 	ops["resource group delete, done"] = e.removeResourceGroup("gone")
 	if err := e.st.DeleteResourceGroup(t.Context(), sub, "gone"); err != nil {
 		t.Fatal(err)
@@ -566,7 +585,7 @@ func TestResume(t *testing.T) {
 	})
 	for what, op := range ops {
 		want, code := api.OperationSucceeded, ""
-		if what == "create never placed" {
+		if what == "create never placed" || what == "update, deleted, created again" {
 			want, code = api.OperationCanceled, "OperationCanceled"
 		}
 		if got := e.op(op.ID); got.Status != want || (got.Error == nil) != (code == "") || (got.Error != nil && got.Error.Code != code) {

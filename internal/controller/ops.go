@@ -134,6 +134,11 @@ func outcome(op store.Operation, cg *store.ContainerGroup) (status string, e *ap
 		switch {
 		case cg == nil || prov == lifecycle.Deleting:
 			return canceled()
+		case cg.Generation < op.Target && cg.CreatedAt.After(op.StartTime):
+			// Deleted and created again since (generations start
+			// over): the version this operation waited for is gone,
+			// as if it had seen the delete.
+			return canceled()
 		case cg.Generation < op.Target || obs == nil || obs.Generation != cg.Generation:
 			// The agent has not run this generation yet.
 		default:

@@ -26,6 +26,9 @@ var (
 	// ErrTooLarge: a request or its content is larger than a limit. It is
 	// also of class ErrInvalidArgument.
 	ErrTooLarge = fmt.Errorf("too large: %w", ErrInvalidArgument)
+	// ErrForbidden: the caller is known but not allowed the action. It is
+	// also of class ErrUnauthorized.
+	ErrForbidden = fmt.Errorf("forbidden: %w", ErrUnauthorized)
 )
 
 // Is reports whether err is of class target.

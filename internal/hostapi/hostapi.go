@@ -1,8 +1,8 @@
 // Package hostapi is the seam between Skiff's control plane (the server and
 // the controller) and a host agent: the few things that cannot go through
 // the store because they are streams or host-local facts — logs, exec and
-// attach, metrics samples, the host's image cache and its published-port
-// check.
+// attach, metrics samples, the host's image cache, its published-port
+// check and the removal of a deleted file share's data.
 //
 // Everything else crosses the seam through the store: the control plane
 // writes a group's desired state, the host's agent (package agent) runs it
@@ -40,6 +40,11 @@ type Host interface {
 	CheckPorts(ports []api.Port) error
 	// GroupCount is the number of groups the host's runtime holds.
 	GroupCount() int
+	// RemoveShare deletes the data of a file share whose record is gone
+	// (the share, or its storage account, was deleted): the directory dir
+	// (storage.Share.Dir) of storage account account in the host's
+	// shares. A share the host does not hold is no error.
+	RemoveShare(ctx context.Context, account, dir string) error
 	// Images is the host's image cache.
 	Images() Images
 }

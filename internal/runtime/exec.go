@@ -17,6 +17,7 @@ import (
 	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
@@ -297,6 +298,13 @@ func (r *Runtime) execTTY(ctx context.Context, id string, p specs.Process, o Exe
 		return fmt.Errorf("open terminal: %w", err)
 	}
 	defer slave.Close()
+	// This terminal only carries the container's to the client, so it
+	// passes every byte as it is: raw. In its default cooked mode it took
+	// a ^D from the client as its own end of input, which runc then typed
+	// into the container's terminal as a NUL, echoed back as a stray "^@".
+	if _, err := term.MakeRaw(int(slave.Fd())); err != nil {
+		return fmt.Errorf("set the terminal raw: %w", err)
+	}
 	if o.Size.Rows > 0 {
 		_ = master.Resize(console.WinSize{Height: o.Size.Rows, Width: o.Size.Cols})
 	}

@@ -519,9 +519,10 @@ const DefaultGroupPidsLimit = 8192
 
 // cgroupParent is the cgroup under which the group's containers run. It
 // carries the group's pids limit (Config.GroupPidsLimit).
-func (g *group) cgroupParent() string { return "/skiff/" + g.id }
+func (g *group) cgroupParent() string { return g.r.cfg.CgroupRoot + "/" + g.id }
 
-// cgroupsPath is the container's cgroup, "/skiff/<group>/<container>".
+// cgroupsPath is the container's cgroup, "<root>/<group>/<container>"
+// ("/skiff/<group>/<container>" by default).
 func (c *container) cgroupsPath() string { return c.g.cgroupParent() + "/" + c.name }
 
 // release frees the network, volumes and the group's cgroup.

@@ -41,6 +41,8 @@ type HostOptions struct {
 	OnChange func(id string)
 	// GroupPidsLimit is passed to Config (default DefaultGroupPidsLimit).
 	GroupPidsLimit int64
+	// CgroupRoot is passed to Config (default "/skiff").
+	CgroupRoot string
 	// GitRepoMaxBytes and GitRepoTimeout bound each gitRepo clone
 	// (defaults volume.DefaultGitMaxBytes, volume.DefaultGitTimeout).
 	GitRepoMaxBytes int64
@@ -112,7 +114,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	rt, err := New(ctx, Config{
 		Root: rtDir, Sealer: sealer, OCIRuntime: opts.OCIRuntime, ShimCommand: opts.ShimCommand,
 		Images: images, Network: nw, Volumes: vols, Logger: log.With("component", "runtime"),
-		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange, GroupPidsLimit: opts.GroupPidsLimit,
+		Backoff: opts.Backoff, StopGrace: opts.StopGrace, OnChange: opts.OnChange, GroupPidsLimit: opts.GroupPidsLimit, CgroupRoot: opts.CgroupRoot,
 		Security: opts.Security,
 	})
 	if err != nil {

@@ -67,6 +67,11 @@ type Config struct {
 	// GroupPidsLimit caps the processes of all of a group's containers
 	// together, in the group's cgroup (default DefaultGroupPidsLimit).
 	GroupPidsLimit int64
+	// CgroupRoot is the cgroup the groups' cgroups are made under
+	// (default "/skiff"). Hosts sharing a machine (a cluster's agents in
+	// tests) need roots of their own: removing a group kills everything
+	// in its cgroup.
+	CgroupRoot string
 	// PullAttempts is how often an unreachable registry is tried (default 3).
 	PullAttempts int
 	// Security is what the operator allows containers beyond the defaults;
@@ -107,6 +112,24 @@ type GroupSpec struct {
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$`)
 
+// ShimBinary is the name of the small shim binary (cmd/skiff-shim) that
+// is looked for next to the skiff executable.
+const ShimBinary = "skiff-shim"
+
+// DefaultShimCommand is how a runtime in executable exe starts shims:
+// ShimBinary next to exe when it is there (one runs per container, and it
+// carries only the shim's packages), else `exe shim`, the same code
+// inside the whole binary. Containers started by either are adopted
+// alike after a restart or an upgrade: a shim is found by its pid and
+// its container's id, not its binary.
+func DefaultShimCommand(exe string) []string {
+	small := filepath.Join(filepath.Dir(exe), ShimBinary)
+	if st, err := os.Stat(small); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return []string{small}
+	}
+	return []string{exe, "shim"}
+}
+
 // New opens the runtime at cfg.Root and re-attaches to the groups found there.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Root == "" || cfg.Images == nil || cfg.Network == nil || cfg.Volumes == nil || cfg.Sealer == nil {
@@ -120,7 +143,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.ShimCommand = []string{exe, "shim"}
+		cfg.ShimCommand = DefaultShimCommand(exe)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -136,6 +159,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.GroupPidsLimit == 0 {
 		cfg.GroupPidsLimit = DefaultGroupPidsLimit
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/skiff"
 	}
 	if cfg.GroupPidsLimit < 0 {
 		return nil, fmt.Errorf("runtime: group pids limit %d: must be positive: %w", cfg.GroupPidsLimit, errdefs.ErrInvalidArgument)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
@@ -16,8 +17,11 @@ func validate(spec GroupSpec) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf(format+": %w", append(a, errdefs.ErrInvalidArgument)...)
 	}
-	if !namePattern.MatchString(spec.Name) {
-		return bad("group name %q must be 1-63 lowercase letters, digits or '-'", spec.Name)
+	// A group's name folds case (the API takes upper case from the
+	// api-versions that did, api.ValidateContainerGroupName); it is the
+	// containers' hostname, which may have either.
+	if !namePattern.MatchString(strings.ToLower(spec.Name)) {
+		return bad("group name %q must be 1-63 letters, digits or '-'", spec.Name)
 	}
 	p := spec.Properties
 	if p.OSType != "" && p.OSType != "Linux" {

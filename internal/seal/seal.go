@@ -106,7 +106,7 @@ func LoadKey(path string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	return New(decodeKey(data), path)
+	return New(DecodeKey(data), path)
 }
 
 // LoadOrCreateKey loads the key at path, creating it first (32 random
@@ -139,8 +139,8 @@ func LoadOrCreateKey(path string) (*Sealer, error) {
 	return LoadKey(path)
 }
 
-// decodeKey accepts raw bytes or hex digits (with surrounding white space).
-func decodeKey(data []byte) []byte {
+// DecodeKey accepts raw bytes or hex digits (with surrounding white space).
+func DecodeKey(data []byte) []byte {
 	if len(data) == KeySize {
 		return data
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
@@ -36,7 +37,7 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 			}
 		}
 		if withInstanceView {
-			props.InstanceView = &api.GroupInstanceView{State: obs.State, Events: append([]api.Event{}, obs.Events...)}
+			props.InstanceView = &api.GroupInstanceView{State: obs.State, Events: mergeEvents(cg.Events, obs.Events), Host: cg.Host}
 			for i := range props.Containers {
 				if oc := obs.Container(props.Containers[i].Name); oc != nil {
 					v := oc.View
@@ -51,7 +52,7 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 			}
 		}
 	} else if withInstanceView {
-		props.InstanceView = &api.GroupInstanceView{State: string(lifecycle.GroupPending), Events: []api.Event{}}
+		props.InstanceView = &api.GroupInstanceView{State: string(lifecycle.GroupPending), Events: mergeEvents(cg.Events, nil), Host: cg.Host}
 	}
 	out.Properties = props
 	red := api.Redact(&out)
@@ -59,6 +60,16 @@ func (s *Server) view(cg *store.ContainerGroup, withInstanceView bool) api.Conta
 		red = api.StripInstanceView(red)
 	}
 	return *red
+}
+
+// mergeEvents puts the control plane's events and the agent's in one list,
+// oldest first (timestamps are RFC 3339, so they sort as strings).
+func mergeEvents(control, agent []api.Event) []api.Event {
+	out := append(append([]api.Event{}, control...), agent...)
+	if len(control) > 0 {
+		slices.SortStableFunc(out, func(a, b api.Event) int { return strings.Compare(a.FirstTimestamp, b.FirstTimestamp) })
+	}
+	return out
 }
 
 func (s *Server) containerGroup(ctx context.Context, p params) (*store.ContainerGroup, error) {
@@ -79,7 +90,7 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err != nil {
 		return err
 	}
-	if err := api.ValidateName("containerGroup", p["name"]); err != nil {
+	if err := api.ValidateContainerGroupName(p["name"], r.URL.Query().Get("api-version")); err != nil {
 		return err
 	}
 	body, err := readBody(r)
@@ -103,7 +114,8 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err := api.CheckSecurityPolicy(cg.Name, &cg.Properties, s.cfg.Security); err != nil {
 		return err
 	}
-	if err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg); err != nil {
+	refusedBy, err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg)
+	if err != nil {
 		return err
 	}
 	// One compare-and-swap decides on the record as it is when it is
@@ -113,7 +125,7 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 		now := time.Now().UTC()
 		rec := &store.ContainerGroup{
 			Subscription: p["sub"], ResourceGroup: rg.Name, RuntimeID: store.RuntimeID(p["sub"], rg.Name, p["name"]),
-			Resource: *cg, CreatedAt: now, UpdatedAt: now,
+			Resource: *cg, CreatedAt: now, UpdatedAt: now, PortsRefusedBy: refusedBy,
 		}
 		if old == nil {
 			rec.Resource.Properties.ProvisioningState = string(lifecycle.Pending)
@@ -147,6 +159,8 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	kind := controller.KindCreate
 	if !created {
 		kind = controller.KindUpdate
+	} else {
+		s.forgetRoleAssignments(ctx, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name))
 	}
 	// The controller ends the operation once the agent ran this generation.
 	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name), rec.Generation)
@@ -154,11 +168,21 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 		return err // accepted all the same: the agent runs it
 	}
 	s.metrics.accepted.Inc()
-	s.asyncHeaders(w, r, op)
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
 	}
+	// A group that runs within the window is answered finished: no
+	// operation to poll (opwait.go).
+	if d := s.syncWindow(r); d > 0 {
+		if done, err := s.awaitOperation(ctx, op.ID, d); err == nil && done.Status == api.OperationSucceeded {
+			if now, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], rg.Name, p["name"]); err == nil && now.Generation == rec.Generation {
+				writeJSON(w, code, s.view(now, true))
+				return nil
+			}
+		}
+	}
+	s.asyncHeaders(w, r, op)
 	writeJSON(w, code, s.view(rec, true))
 	return nil
 }
@@ -259,9 +283,15 @@ func (s *Server) listContainerGroups(w http.ResponseWriter, r *http.Request, p p
 	} else if _, err := s.subscription(ctx, p["sub"]); err != nil {
 		return err
 	}
-	cgs, err := s.cfg.Store.ListContainerGroups(ctx, p["sub"], p["rg"])
+	all, err := s.cfg.Store.ListContainerGroups(ctx, p["sub"], p["rg"])
 	if err != nil {
 		return err
+	}
+	cgs := all[:0]
+	for _, cg := range all {
+		if listable(ctx, api.ResourceID(cg.Subscription, cg.ResourceGroup, cg.Resource.Name)) {
+			cgs = append(cgs, cg)
+		}
 	}
 	pg, err := pageOf(r)
 	if err != nil {
@@ -337,10 +367,14 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 // and, through the host network, ports this group does not publish yet that
 // a host process listens on, that the server itself uses, or that are
 // outside the operator's --published-ports: a 409 or 400 before anything is
-// stored.
-func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) error {
+// stored. In a cluster it asks the hosts instead (hostsRefusingPorts) and
+// returns those that refuse.
+func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) ([]string, error) {
 	if !cg.Properties.IPAddress.Published() {
-		return nil
+		return nil, nil
+	}
+	if s.cfg.Hosts != nil {
+		return s.hostsRefusingPorts(ctx, sub, rg, name, cg.Properties.IPAddress.Ports)
 	}
 	want := map[string]bool{}
 	for _, p := range cg.Properties.IPAddress.Ports {
@@ -348,7 +382,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 	}
 	groups, err := store.AllContainerGroups(ctx, s.cfg.Store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	self := store.RuntimeID(sub, rg, name)
 	mine := map[string]bool{} // published by this group's current version
@@ -363,10 +397,10 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 			case other.RuntimeID == self:
 				mine[key] = true
 			case want[key] && other.Subscription != sub:
-				return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
+				return nil, errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
 					"Port %s is already published on this host.", key)
 			case want[key]:
-				return errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
+				return nil, errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",
 					"Port %s is already published by container group '%s' in resource group '%s'.", key, other.Resource.Name, other.ResourceGroup)
 			}
 		}
@@ -377,7 +411,63 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 			fresh = append(fresh, p)
 		}
 	}
-	return s.cfg.Host.CheckPorts(fresh)
+	return nil, s.cfg.Host.CheckPorts(fresh)
+}
+
+// hostsRefusingPorts asks the agents of a cluster whether they can publish
+// ports: each host has its own public address, so other groups' ports are
+// the scheduler's to weigh, but a host process listening on one, or a
+// --published-ports range, only the host knows. A group placed already is
+// asked of its host only; a new one of every Ready host, at once. If every
+// host asked refuses, so does the PUT, with the first refusal (by host
+// name): one host behaves as the embedded server does. Otherwise the hosts
+// that refused are returned, for the scheduler to pass over. A host that
+// does not answer refuses nothing: its agent checks again when it sets the
+// group up.
+func (s *Server) hostsRefusingPorts(ctx context.Context, sub, rg, name string, ports []api.Port) ([]string, error) {
+	var hosts []string
+	old, err := s.cfg.Store.GetContainerGroup(ctx, sub, rg, name)
+	switch {
+	case err == nil && old.Host != "":
+		hosts = []string{old.Host}
+	case err == nil || errdefs.Is(err, errdefs.ErrNotFound):
+		if hosts, err = s.cfg.Hosts.Ready(ctx); err != nil {
+			return nil, err
+		}
+		slices.Sort(hosts)
+	default:
+		return nil, err
+	}
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() {
+			agent, err := s.cfg.Hosts.Agent(ctx, h)
+			if err == nil {
+				err = agent.CheckPorts(ports)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	var refused []string
+	var first error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errdefs.Is(err, errdefs.ErrConflict) || errdefs.Is(err, errdefs.ErrInvalidArgument):
+			refused = append(refused, hosts[i])
+			if first == nil {
+				first = err
+			}
+		default:
+			s.log.Warn("a host did not answer a port check", "host", hosts[i], "err", err)
+		}
+	}
+	if len(hosts) > 0 && len(refused) == len(hosts) {
+		return nil, first
+	}
+	return refused, nil
 }
 
 // portKey names a published port as "TCP/80".

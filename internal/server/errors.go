@@ -25,6 +25,8 @@ func status(err error) (int, string) {
 		return http.StatusConflict, "Conflict"
 	case errdefs.Is(err, errdefs.ErrConflict):
 		return http.StatusConflict, "Conflict"
+	case errdefs.Is(err, errdefs.ErrForbidden): // before ErrUnauthorized, which it is too
+		return http.StatusForbidden, "AuthorizationFailed"
 	case errdefs.Is(err, errdefs.ErrUnauthorized):
 		return http.StatusUnauthorized, "AuthenticationFailed"
 	case errdefs.Is(err, errdefs.ErrUnavailable):

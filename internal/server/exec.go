@@ -49,6 +49,10 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params)
 	if err := s.checkContainer(cg.Resource.Name, cg.Resource.Properties, p["container"]); err != nil {
 		return err
 	}
+	host, err := s.hostOf(r.Context(), cg)
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	opts := hostapi.LogOptions{Tail: -1, Timestamps: boolParam(q.Get("timestamps")), Previous: boolParam(q.Get("previous"))}
 	if t := q.Get("tail"); t != "" {
@@ -65,14 +69,14 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request, p params)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
 		fw := &flushWriter{w: w}
-		if err := s.cfg.Host.Logs(r.Context(), cg.RuntimeID, p["container"], opts, fw); err != nil && r.Context().Err() == nil {
+		if err := host.Logs(r.Context(), cg.RuntimeID, p["container"], opts, fw); err != nil && r.Context().Err() == nil {
 			s.log.Debug("log stream ended", "err", err)
 		}
 		return nil
 	}
 	opts.LimitBytes = maxLogBytes
 	var buf bytes.Buffer
-	if err := s.cfg.Host.Logs(r.Context(), cg.RuntimeID, p["container"], opts, &buf); err != nil {
+	if err := host.Logs(r.Context(), cg.RuntimeID, p["container"], opts, &buf); err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) && !opts.Previous {
 			buf.Reset() // not started yet: no logs
 		} else {
@@ -93,6 +97,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 
 // An execSession is a one-time websocket for an exec or an attach.
 type execSession struct {
+	host                 hostapi.Host // the agent of the group's host
 	runtimeID, container string
 	command              []string // nil for attach
 	size                 hostapi.WindowSize
@@ -185,7 +190,11 @@ func (s *Server) containerExec(w http.ResponseWriter, r *http.Request, p params)
 	if err != nil {
 		return err
 	}
-	sess := &execSession{runtimeID: cg.RuntimeID, container: p["container"], command: argv, size: hostapi.WindowSize{Rows: 24, Cols: 80}}
+	host, err := s.hostOf(r.Context(), cg)
+	if err != nil {
+		return err
+	}
+	sess := &execSession{host: host, runtimeID: cg.RuntimeID, container: p["container"], command: argv, size: hostapi.WindowSize{Rows: 24, Cols: 80}}
 	if ts := req.TerminalSize; ts != nil && ts.Rows > 0 && ts.Cols > 0 {
 		sess.size = hostapi.WindowSize{Rows: uint16(ts.Rows), Cols: uint16(ts.Cols)}
 	}
@@ -205,7 +214,11 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request, p param
 	if err := s.checkContainer(cg.Resource.Name, cg.Resource.Properties, p["container"]); err != nil {
 		return err
 	}
-	resp, err := s.newSession(r, &execSession{runtimeID: cg.RuntimeID, container: p["container"]})
+	host, err := s.hostOf(r.Context(), cg)
+	if err != nil {
+		return err
+	}
+	resp, err := s.newSession(r, &execSession{host: host, runtimeID: cg.RuntimeID, container: p["container"]})
 	if err != nil {
 		return err
 	}
@@ -220,7 +233,45 @@ const (
 	stdinQueueChunks = 32
 )
 
-var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, Subprotocols: []string{ExecProtocol}}
+
+// ExecProtocol is Skiff's exec websocket subprotocol, for clients that pipe
+// (docs/api.md, "Exec"). ACI's protocol, without a subprotocol, is a
+// terminal: frames are its raw bytes. With ExecProtocol each binary frame
+// starts with a channel byte, and the socket URL's tty=false runs the
+// command without a terminal, stdout and stderr apart:
+//   - client → server: chanStdin data, chanCloseStdin (end of input),
+//     chanResize {"rows","cols"};
+//   - server → client: chanStdout, chanStderr.
+//
+// Either way the server closes the socket with "exit code N".
+const ExecProtocol = "skiff.exec.v1"
+
+// The channels of ExecProtocol.
+const (
+	chanStdin byte = iota
+	chanStdout
+	chanStderr
+	chanCloseStdin
+	chanResize
+)
+
+// chanWriter writes a stream of ExecProtocol, one channel-tagged frame per
+// write.
+type chanWriter struct {
+	w  *wsWriter
+	ch byte
+}
+
+func (c chanWriter) Write(p []byte) (int, error) {
+	frame := make([]byte, 1+len(p))
+	frame[0] = c.ch
+	copy(frame[1:], p)
+	if _, err := c.w.Write(frame); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // Websocket deadlines. The server pings every wsPingPeriod; any frame from
 // the peer, its pongs included, pushes the read deadline wsPongWait ahead.
@@ -340,7 +391,7 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 				}
 			}
 		}()
-		_ = s.cfg.Host.Logs(ctx, sess.runtimeID, sess.container, hostapi.LogOptions{Tail: -1, Follow: true}, out)
+		_ = sess.host.Logs(ctx, sess.runtimeID, sess.container, hostapi.LogOptions{Tail: -1, Follow: true}, out)
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "container stopped"), time.Now().Add(time.Second))
 		return
 	}
@@ -358,14 +409,32 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 			}
 		}
 	}()
+	// channels: the client speaks ExecProtocol; tty: the command gets a
+	// terminal (always, in ACI's protocol).
+	channels := conn.Subprotocol() == ExecProtocol
+	tty := !channels || r.URL.Query().Get("tty") != "false"
 	resize := make(chan hostapi.WindowSize, 4)
 	go func() {
-		defer close(stdinQ)
+		var closeStdin sync.Once
+		defer closeStdin.Do(func() { close(stdinQ) })
 		for {
 			typ, msg, err := readFrame(conn, wsPongWait)
 			if err != nil {
 				cancel() // the peer closed the session, or is gone
 				return
+			}
+			if channels && typ == websocket.BinaryMessage && len(msg) > 0 {
+				switch ch := msg[0]; ch {
+				case chanStdin:
+					msg = msg[1:]
+				case chanCloseStdin:
+					closeStdin.Do(func() { close(stdinQ) })
+					continue
+				case chanResize:
+					typ, msg = websocket.TextMessage, msg[1:]
+				default:
+					continue
+				}
 			}
 			if typ == websocket.BinaryMessage {
 				for len(msg) > 0 {
@@ -388,13 +457,24 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 			}
 		}
 	}()
-	code, err := s.cfg.Host.Exec(ctx, sess.runtimeID, sess.container, hostapi.ExecOptions{
-		Command: sess.command, TTY: true, Size: sess.size, Resize: resize, Stdin: stdinR, Stdout: out,
+	var stdout, stderr io.Writer = out, nil
+	if channels {
+		stdout, stderr = chanWriter{out, chanStdout}, chanWriter{out, chanStderr}
+	}
+	if tty {
+		stderr = nil
+	}
+	code, err := sess.host.Exec(ctx, sess.runtimeID, sess.container, hostapi.ExecOptions{
+		Command: sess.command, TTY: tty, Size: sess.size, Resize: resize, Stdin: stdinR, Stdout: stdout, Stderr: stderr,
 	})
 	msg := fmt.Sprintf("exit code %d", code)
 	if err != nil {
 		msg = "error: " + err.Error()
-		out.Write([]byte(msg + "\r\n"))
+		if channels && !tty {
+			stderr.Write([]byte(msg + "\n"))
+		} else {
+			stdout.Write([]byte(msg + "\r\n"))
+		}
 	}
 	out.mu.Lock()
 	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, msg), time.Now().Add(time.Second))

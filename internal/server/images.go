@@ -29,7 +29,11 @@ func (s *Server) cachedImages(w http.ResponseWriter, r *http.Request, p params) 
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
 		return err
 	}
-	imgs, err := s.cfg.Host.Images().List()
+	cache, err := s.images(r)
+	if err != nil {
+		return err
+	}
+	imgs, err := cache.List()
 	if err != nil {
 		return err
 	}
@@ -76,8 +80,12 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, p params) err
 	if req.Image == "" {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "The image to pull must be given.")
 	}
+	cache, err := s.images(r)
+	if err != nil {
+		return err
+	}
 	if !strings.Contains(r.Header.Get("Accept"), ndjsonType) && r.URL.Query().Get("progress") != "true" {
-		img, err := s.cfg.Host.Images().Pull(r.Context(), req.Image, req.Credentials, nil)
+		img, err := cache.Pull(r.Context(), req.Image, req.Credentials, nil)
 		if err != nil {
 			return errdefs.WithCode(classOf(err), "InaccessibleImage", "%v", err)
 		}
@@ -95,7 +103,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request, p params) err
 			flusher.Flush()
 		}
 	}
-	img, err := s.cfg.Host.Images().Pull(r.Context(), req.Image, req.Credentials, func(p hostapi.ImageProgress) {
+	img, err := cache.Pull(r.Context(), req.Image, req.Credentials, func(p hostapi.ImageProgress) {
 		e := pullEvent{Layer: p.Layer, Status: p.Status, Complete: p.Complete, Total: p.Total, Attempt: p.Attempt, Message: p.Message}
 		if p.Delay > 0 {
 			e.Delay = p.Delay.String()
@@ -126,6 +134,10 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, p params) e
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
 		return err
 	}
+	cache, err := s.images(r)
+	if err != nil {
+		return err
+	}
 	limit := s.cfg.MaxImageImportSize
 	tooLarge := errdefs.WithCode(errdefs.ErrTooLarge, "RequestContentTooLarge",
 		"The image archive exceeds the maximum import size of %d bytes (skiff server --max-image-import-size).", limit)
@@ -146,7 +158,7 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, p params) e
 		}
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent", "read the image archive: %v", err)
 	}
-	imgs, err := s.cfg.Host.Images().Import(r.Context(), f.Name())
+	imgs, err := cache.Import(r.Context(), f.Name())
 	if err != nil {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImageArchive", "%v", err)
 	}
@@ -166,7 +178,11 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	if ref == "" {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidImage", "The image to remove must be given (?image=).")
 	}
-	target, err := s.cfg.Host.Images().Get(ref)
+	cache, err := s.images(r)
+	if err != nil {
+		return err
+	}
+	target, err := cache.Get(ref)
 	if err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
 			return errdefs.WithCode(errdefs.ErrNotFound, "ImageNotFound", "The image '%s' is not on this host.", ref)
@@ -182,7 +198,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	var own []string
 	others := false
 	for img, groups := range users {
-		if u, err := s.cfg.Host.Images().Get(img); err == nil && (u.Ref == target.Ref || u.Digest == target.Digest) {
+		if u, err := cache.Get(img); err == nil && (u.Ref == target.Ref || u.Digest == target.Digest) {
 			for _, g := range groups {
 				if g.sub == p["sub"] {
 					own = append(own, g.group)
@@ -200,7 +216,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) e
 	case others:
 		return errdefs.WithCode(errdefs.ErrConflict, "ImageInUse", "The image '%s' is in use by container groups on this host.", ref)
 	}
-	if err := s.cfg.Host.Images().Remove(ref); err != nil {
+	if err := cache.Remove(ref); err != nil {
 		if errdefs.Is(err, errdefs.ErrNotFound) {
 			return errdefs.WithCode(errdefs.ErrNotFound, "ImageNotFound", "The image '%s' is not on this host.", ref)
 		}

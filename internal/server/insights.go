@@ -60,11 +60,18 @@ var monitorAPIVersions = map[string]bool{
 	"2021-05-01": true, "2023-10-01": true, "2024-02-01": true,
 }
 
-// checkAPIVersion accepts Azure Monitor's api-versions on the metrics route
-// and the ARM range everywhere.
+// checkAPIVersion accepts Azure Monitor's api-versions on the metrics route,
+// Microsoft.Authorization's on the role routes, and the ARM range
+// everywhere.
 func checkAPIVersion(pattern, v string) error {
 	if strings.HasSuffix(pattern, insightsSuffix) && monitorAPIVersions[strings.ToLower(v)] {
 		return nil
+	}
+	if roleAPIVersionOK(pattern, v) || deploymentAPIVersionOK(pattern, v) {
+		return nil
+	}
+	if isStoragePattern(pattern) { // Microsoft.Storage's own range
+		return api.CheckStorageAPIVersion(v)
 	}
 	return api.CheckAPIVersion(v)
 }
@@ -231,7 +238,14 @@ func (s *Server) containerGroupMetrics(w http.ResponseWriter, r *http.Request, p
 // not running has no samples.
 func (s *Server) sampleMetrics(ctx context.Context, cg *store.ContainerGroup, withRate bool) ([]hostapi.ContainerStats, map[string]float64, error) {
 	id := cg.RuntimeID
-	st, err := s.cfg.Host.Stats(ctx, id)
+	host, err := s.hostOf(ctx, cg)
+	if errdefs.Is(err, errdefs.ErrConflict) {
+		return nil, nil, nil // not placed yet: no samples
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := host.Stats(ctx, id)
 	if errdefs.Is(err, errdefs.ErrNotFound) || errdefs.Is(err, errdefs.ErrConflict) {
 		return nil, nil, nil
 	}
@@ -255,7 +269,7 @@ func (s *Server) sampleMetrics(ctx context.Context, cg *store.ContainerGroup, wi
 			case <-ctx.Done():
 				return nil, nil, ctx.Err()
 			}
-			next, err := s.cfg.Host.Stats(ctx, id)
+			next, err := host.Stats(ctx, id)
 			if errdefs.Is(err, errdefs.ErrNotFound) || errdefs.Is(err, errdefs.ErrConflict) {
 				return nil, nil, nil
 			}

@@ -55,13 +55,18 @@ func (e *testEnv) operation(t *testing.T, op, status, code string) api.Operation
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, _, body := e.do(t, "GET", op, nil)
+		c, h, body := e.roundTrip(t, "GET", op, nil)
 		if c != 200 {
 			t.Fatalf("GET %s: %d %s", op, c, body)
 		}
 		var st api.OperationStatus
 		if err := json.Unmarshal(body, &st); err != nil {
 			t.Fatal(err)
+		}
+		// A poller waits what Retry-After says while the operation runs
+		// (az and the SDKs: 30 s without it), and stops after.
+		if ra := h.Get("Retry-After"); (st.Status == api.OperationInProgress) != (ra == "1") {
+			t.Errorf("operation %s %s: Retry-After %q", op, st.Status, ra)
 		}
 		if st.Status != api.OperationInProgress {
 			got := ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,14 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil || !strings.EqualFold(op.Subscription, p["sub"]) {
 		return errdefs.WithCode(errdefs.ErrNotFound, "OperationNotFound", "The operation '%s' could not be found.", p["op"])
 	}
+	if d := longPoll(r); d > 0 {
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(d/time.Second)))
+		if op.Status == api.OperationInProgress {
+			if now, err := s.awaitOperation(r.Context(), op.ID, d); err == nil {
+				op = now
+			}
+		}
+	}
 	out := api.OperationStatus{ID: op.ResourceID, Name: op.ID, Status: op.Status, StartTime: op.StartTime.Format(time.RFC3339Nano), Error: op.Error}
 	if !op.EndTime.IsZero() {
 		out.EndTime = op.EndTime.Format(time.RFC3339Nano)
@@ -54,6 +63,10 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p params) 
 			}
 			out.Properties = &api.OperationStatusDetails{Events: events}
 		}
+	}
+	if op.Status == api.OperationInProgress {
+		// Pollers (az's among them) wait their default of 30 s without it.
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -31,7 +31,12 @@ func newMetrics(s *Server) *metrics {
 	}
 	groups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "skiff_container_groups", Help: "Container groups known to the host runtime.",
-	}, func() float64 { return float64(s.cfg.Host.GroupCount()) })
+	}, func() float64 {
+		if s.cfg.Host == nil {
+			return 0 // a cluster's servers hold no groups; each agent counts its own
+		}
+		return float64(s.cfg.Host.GroupCount())
+	})
 	reg.MustRegister(m.requests, m.latency, m.accepted, groups,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

@@ -31,8 +31,14 @@ func readBody(r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-func subscriptionView(s store.Subscription) api.Subscription {
-	return api.Subscription{ID: "/subscriptions/" + s.ID, SubscriptionID: s.ID, DisplayName: s.DisplayName, State: s.State}
+// subscriptionView is a subscription as ARM shows it, with the identity
+// provider's tenant (az login keeps it).
+func (s *Server) subscriptionView(sub store.Subscription) api.Subscription {
+	v := api.Subscription{ID: "/subscriptions/" + sub.ID, SubscriptionID: sub.ID, DisplayName: sub.DisplayName, State: sub.State}
+	if s.cfg.Identity != nil {
+		v.TenantID = s.cfg.Identity.TenantID()
+	}
+	return v
 }
 
 func (s *Server) subscription(ctx context.Context, id string) (*store.Subscription, error) {
@@ -59,9 +65,15 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ par
 	if err != nil {
 		return err
 	}
+	member, err := s.subscriptionsOf(r.Context())
+	if err != nil {
+		return err
+	}
 	out := api.List[api.Subscription]{Value: []api.Subscription{}}
 	for _, sub := range subs {
-		out.Value = append(out.Value, subscriptionView(sub))
+		if member(sub.ID) {
+			out.Value = append(out.Value, s.subscriptionView(sub))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -72,7 +84,7 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, p param
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, subscriptionView(*sub))
+	writeJSON(w, http.StatusOK, s.subscriptionView(*sub))
 	return nil
 }
 
@@ -85,7 +97,7 @@ func (s *Server) registerProvider(w http.ResponseWriter, r *http.Request, p para
 		"namespace":         "Microsoft.ContainerInstance",
 		"registrationState": "Registered",
 		"resourceTypes": []map[string]any{
-			{"resourceType": "containerGroups", "locations": []string{s.cfg.Location}, "apiVersions": []string{"2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01"}},
+			{"resourceType": "containerGroups", "locations": []string{s.cfg.Location}, "apiVersions": []string{"2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01", "2017-08-01-preview"}},
 		},
 	})
 	return nil
@@ -130,7 +142,9 @@ func (s *Server) listResourceGroups(w http.ResponseWriter, r *http.Request, p pa
 	}
 	out := api.List[api.ResourceGroup]{Value: []api.ResourceGroup{}}
 	for _, rg := range rgs {
-		out.Value = append(out.Value, rgView(rg))
+		if listable(r.Context(), controller.ResourceGroupID(rg.Subscription, rg.Name)) {
+			out.Value = append(out.Value, rgView(rg))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -186,6 +200,7 @@ func (s *Server) putResourceGroup(w http.ResponseWriter, r *http.Request, p para
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
+		s.forgetRoleAssignments(r.Context(), controller.ResourceGroupID(rg.Subscription, rg.Name))
 	}
 	writeJSON(w, code, rgView(rg))
 	return nil
@@ -221,12 +236,22 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
 		return err
 	}
+	// Its storage accounts and their shares go first (storage.go): a
+	// failure leaves the resource group as it was, to be deleted again.
+	if err := s.deleteStorageOf(ctx, p["sub"], p["rg"]); err != nil {
+		return err
+	}
 	rg, err := controller.MarkResourceGroupDeleting(ctx, s.cfg.Store, p["sub"], p["rg"])
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		return errdefs.WithCode(errdefs.ErrNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", p["rg"])
 	}
 	if err != nil {
 		return err
+	}
+	// An account whose PUT raced the first pass: none gets in from now
+	// on (the resource group is Deleting).
+	if err := s.deleteStorageOf(ctx, rg.Subscription, rg.Name); err != nil {
+		s.log.Warn("a storage account of a deleted resource group is left", "resourceGroup", rg.Name, "err", err)
 	}
 	// The controller deletes its groups, then it, and ends the operation.
 	op, err := s.newOperation(ctx, rg.Subscription, controller.KindResourceGroupDelete, controller.ResourceGroupID(rg.Subscription, rg.Name), 0)

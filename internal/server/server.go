@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -25,8 +24,13 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/atomicfile"
+	"github.com/skiff-sh/skiff/internal/authz"
+	"github.com/skiff-sh/skiff/internal/deployment"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostapi"
+	"github.com/skiff-sh/skiff/internal/identity"
+	"github.com/skiff-sh/skiff/internal/seal"
+	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
@@ -37,12 +41,29 @@ type Config struct {
 	// images and the published-port check. Everything else the server
 	// reads and writes in the store.
 	Host hostapi.Host
+	// Hosts, in cluster mode, finds the agent of each host (Host is then
+	// unused): groups run on many hosts and each host's agent answers for
+	// its own. Published ports are then checked by the scheduler, per
+	// host, not at PUT.
+	Hosts HostDirectory
 	// Security is what the operator allows a securityContext beyond the
 	// defaults; a PUT asking for more is refused with a 400 before
 	// anything is stored.
 	Security api.SecurityPolicy
 	// Token is the admin bearer token.
-	Token    string
+	Token string
+	// Identity, if set, is Skiff's identity provider: its tokens
+	// authenticate service principals, and its discovery, token and Graph
+	// routes are served beside the API. Without it only the admin token
+	// authenticates.
+	Identity *identity.Provider
+	// AuditLogger gets the audit lines (default: Logger); it should log
+	// at Info whatever the server's log level.
+	AuditLogger *slog.Logger
+	// Authz is the role-based access control engine: the role definitions
+	// and assignments that the Microsoft.Authorization routes serve
+	// (roles.go), and that each route's principal is checked against.
+	Authz    *authz.Authorizer
 	Location string
 	Logger   *slog.Logger
 	// ExecSessionsPerGroup bounds the exec sessions of one container group
@@ -52,6 +73,13 @@ type Config struct {
 	// MaxImageImportSize bounds an image archive POSTed to images/import
 	// (default DefaultMaxImageImportSize).
 	MaxImageImportSize int64
+	// SyncWindow is how long a PUT of a container group waits for the
+	// group to run before it answers with a long-running operation
+	// (opwait.go): 0 is DefaultSyncWindow, negative never waits.
+	SyncWindow time.Duration
+	// Sealer seals the secure parameters of template deployments at rest
+	// (nil: a key of the process's own, lost when it ends).
+	Sealer *seal.Sealer
 }
 
 // DefaultMaxImageImportSize is the default bound on an imported image
@@ -60,16 +88,25 @@ const DefaultMaxImageImportSize = 8 << 30
 
 // Server serves the API.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	routes  router
-	metrics *metrics
+	cfg      Config
+	log      *slog.Logger
+	auditLog *slog.Logger
+	identity http.Handler // the identity provider's routes, if cfg.Identity
+	routes   router
+	metrics  *metrics
 
 	execMu     sync.Mutex
 	sessions   map[string]*execSession
 	execActive map[string]int // open exec websockets per group (runtime ID)
 
 	cpu cpuSamples // last CPU sample per container (insights.go)
+
+	opWaits opWaiters // requests waiting for operations (opwait.go)
+
+	storage *storage.Service // storage accounts and shares (storage.go); nil without a store
+
+	deploy       *deployment.Engine // template deployments (deployments.go)
+	inprocessLog *slog.Logger       // the log of the engine's requests (inprocess.go)
 }
 
 // New returns a server with its routes.
@@ -83,9 +120,30 @@ func New(cfg Config) *Server {
 	if cfg.MaxImageImportSize <= 0 {
 		cfg.MaxImageImportSize = DefaultMaxImageImportSize
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*execSession{}, execActive: map[string]int{}}
+	audit := cfg.AuditLogger
+	if audit == nil {
+		audit = cfg.Logger
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, auditLog: audit.With("component", "audit"),
+		sessions: map[string]*execSession{}, execActive: map[string]int{}}
+	if cfg.Identity != nil {
+		s.identity = identity.NewHandler(cfg.Identity, identity.HandlerOptions{Authenticate: s.authenticate, Allow: s.allowGraph,
+			Logger: cfg.Logger.With("component", "identity")})
+	}
 	s.metrics = newMetrics(s)
 	s.registerRoutes()
+	sealer := cfg.Sealer
+	if sealer == nil {
+		key := make([]byte, seal.KeySize)
+		_, _ = rand.Read(key)
+		sealer, _ = seal.New(key, "(the process's own)")
+	}
+	if cfg.Store != nil {
+		s.storage, _ = storage.New(storage.Config{Store: cfg.Store, Sealer: sealer})
+	}
+	s.inprocessLog = slog.New(errorsOnly{cfg.Logger.Handler()})
+	s.deploy = deployment.New(deployment.Config{Store: cfg.Store, Sealer: sealer, Resources: deployResources{s},
+		Logger: cfg.Logger.With("subsystem", "deployments")})
 	return s
 }
 
@@ -128,6 +186,11 @@ func (s *Server) registerRoutes() {
 	r.handle("POST", locPrefix+"/images/pull", s.pullImage)
 	r.handle("POST", locPrefix+"/images/import", s.importImage, rawBody)
 	r.handle("DELETE", locPrefix+"/images", s.removeImage)
+	r.handle("GET", "/providers/skiff.cluster/hosts", s.listHosts)
+	r.handle("GET", "/providers/skiff.cluster/hosts/{host}", s.getHost)
+	s.registerRoleRoutes()
+	s.registerDeploymentRoutes()
+	s.registerStorageRoutes()
 }
 
 // ServeHTTP authenticates, checks the api-version, routes and translates
@@ -150,41 +213,58 @@ func (s *Server) serve(w *statusRecorder, r *http.Request) string {
 	case strings.HasPrefix(r.URL.Path, "/exec/"):
 		s.serveExecSocket(w, r, strings.TrimPrefix(r.URL.Path, "/exec/"))
 		return "/exec"
+	case strings.HasPrefix(r.URL.Path, filesPrefix):
+		s.serveFiles(w, r) // authorized by the account's Shared Key
+		return "files"
 	}
-	if !s.authorized(r) {
-		writeError(w, r, s.log, errdefs.WithCode(errdefs.ErrUnauthorized, "AuthenticationFailed",
-			"Authentication failed. The 'Authorization' header is missing or does not carry a valid bearer token."))
+	if s.identity != nil && identity.Handles(r.URL.Path) {
+		s.identity.ServeHTTP(w, r) // authenticates its own
+		return "identity"
+	}
+	who, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
 		return "unauthorized"
+	}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, who))
+	return s.route(w, r, who)
+}
+
+// route serves an authenticated request (its principal in its context):
+// the route's match, api-version, authorization, handler and audit line.
+// The deployment engine's requests enter here (inprocess.go).
+func (s *Server) route(w *statusRecorder, r *http.Request, who *identity.Principal) string {
+	log := s.log
+	if inprocess(r.Context()) {
+		// The engine keeps the refusal, secure values scrubbed, in the
+		// deployment's operation: a 4xx of its request is not logged.
+		log = s.inprocessLog
 	}
 	rt, p, pathOK := s.routes.match(r.Method, r.URL.Path)
 	if rt == nil {
 		if pathOK {
-			writeError(w, r, s.log, errdefs.WithCode(errdefs.ErrInvalidArgument, "MethodNotAllowed",
+			writeError(w, r, log, errdefs.WithCode(errdefs.ErrInvalidArgument, "MethodNotAllowed",
 				"The method %s is not allowed on %s.", r.Method, r.URL.Path))
 			return "unmatched"
 		}
-		writeError(w, r, s.log, errdefs.WithCode(errdefs.ErrNotFound, "InvalidResourceType",
+		writeError(w, r, log, errdefs.WithCode(errdefs.ErrNotFound, "InvalidResourceType",
 			"The resource path %s is not known to this server.", r.URL.Path))
 		return "unmatched"
 	}
 	pattern := "/" + strings.Join(rt.segs, "/")
 	if err := checkAPIVersion(pattern, r.URL.Query().Get("api-version")); err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, log, err)
 		return pattern
 	}
-	if err := rt.handler(w, r, p); err != nil {
-		writeError(w, r, s.log, err)
+	ctx, err := s.authorize(r, pattern, p)
+	if err == nil {
+		err = rt.handler(w, r.WithContext(ctx), p)
 	}
+	if err != nil {
+		writeError(w, r, log, err)
+	}
+	s.audit(r, pattern, who, w.code)
 	return pattern
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.Token)) == 1
 }
 
 type statusRecorder struct {

@@ -33,7 +33,9 @@ func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Store: p.Store, Host: p.Agent, Token: testToken}
+	// The lifecycle tests follow each operation: a PUT announces its
+	// operation at once (opwait_test.go tests the synchronous PUT).
+	cfg := Config{Store: p.Store, Host: p.Agent, Token: testToken, SyncWindow: -1}
 	if mutate != nil {
 		mutate(&cfg)
 	}

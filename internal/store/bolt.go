@@ -1,11 +1,12 @@
 package store
 
-// Bucket layout of the bbolt database, schema version 2. Names in angle
+// Bucket layout of the bbolt database, schema version 4 (hosts: see
+// createHosts; objects: createObjects). Names in angle
 // brackets are lower-cased (ARM names are case-insensitive); the records keep
 // the case of their first write. Values are JSON.
 //
 //	meta
-//	├── schemaVersion : 2                    (reserved, see migrations)
+//	├── schemaVersion : 4                    (reserved, see migrations)
 //	├── sealCheck     : "skiff-sealed:v1:…"  (reserved: a sealed canary; a
 //	│                                         wrong key fails the open)
 //	└── <key>         : "value"              (GetMeta / PutMeta, key as given)
@@ -44,7 +45,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/seal"
@@ -75,6 +75,8 @@ func migrations(s *seal.Sealer) []migration {
 	return []migration{
 		createV1,       // 0 → 1
 		sealSecrets(s), // 1 → 2
+		createHosts,    // 2 → 3
+		createObjects,  // 3 → 4
 	}
 }
 
@@ -145,6 +147,7 @@ type Bolt struct {
 	db   *bolt.DB
 	seal *seal.Sealer
 	hub  hub
+	live liveness
 }
 
 var _ Store = (*Bolt)(nil)
@@ -346,7 +349,7 @@ func (b *Bolt) Watch(ctx context.Context) <-chan Change { return b.hub.watch(ctx
 // PutSubscription creates or replaces a subscription; a replacement keeps
 // the stored ID's case and CreatedAt.
 func (b *Bolt) PutSubscription(ctx context.Context, s Subscription) error {
-	if err := required("subscription id", s.ID); err != nil {
+	if err := Required("subscription id", s.ID); err != nil {
 		return err
 	}
 	return b.update(ctx, func(tx *bolt.Tx) error {
@@ -367,7 +370,7 @@ func (b *Bolt) GetSubscription(ctx context.Context, id string) (*Subscription, e
 	err := b.view(ctx, func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket([]byte(bucketSubscriptions)), key(id), &s)
 		if err == nil && !ok {
-			err = subscriptionNotFound(id)
+			err = SubscriptionNotFound(id)
 		}
 		return err
 	})
@@ -391,10 +394,10 @@ func (b *Bolt) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 // PutResourceGroup creates or replaces a resource group; a replacement keeps
 // the stored name's case and CreatedAt.
 func (b *Bolt) PutResourceGroup(ctx context.Context, rg ResourceGroup) (created bool, err error) {
-	if err := required("subscription", rg.Subscription); err != nil {
+	if err := Required("subscription", rg.Subscription); err != nil {
 		return false, err
 	}
-	if err := required("resource group name", rg.Name); err != nil {
+	if err := Required("resource group name", rg.Name); err != nil {
 		return false, err
 	}
 	err = b.write(ctx, RGChange(rg.Subscription, rg.Name), func(tx *bolt.Tx) error {
@@ -465,7 +468,7 @@ func (b *Bolt) DeleteResourceGroup(ctx context.Context, sub, name string) error 
 // name's case and CreatedAt on replacement, and sets Generation to 1 on
 // creation and to the stored Generation+1 on replacement.
 func (b *Bolt) PutContainerGroup(ctx context.Context, cg ContainerGroup) (created bool, err error) {
-	if err := required("container group name", cg.Resource.Name); err != nil {
+	if err := Required("container group name", cg.Resource.Name); err != nil {
 		return false, err
 	}
 	err = b.write(ctx, GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name), func(tx *bolt.Tx) error {
@@ -504,7 +507,7 @@ func (b *Bolt) GetContainerGroup(ctx context.Context, sub, rg, name string) (*Co
 		}
 		ok, err := getGroup(bk, key(name), &cg, b.seal)
 		if err == nil && !ok {
-			err = containerGroupNotFound(rg, name)
+			err = ContainerGroupNotFound(rg, name)
 		}
 		return err
 	})
@@ -550,7 +553,7 @@ func (b *Bolt) DeleteContainerGroup(ctx context.Context, sub, rg, name string) e
 			return err
 		}
 		if bk == nil || bk.Get([]byte(key(name))) == nil {
-			return containerGroupNotFound(rg, name)
+			return ContainerGroupNotFound(rg, name)
 		}
 		return bk.Delete([]byte(key(name)))
 	})
@@ -572,7 +575,7 @@ func (b *Bolt) UpdateContainerGroup(ctx context.Context, sub, rg, name string, f
 			return err
 		}
 		if !ok {
-			return containerGroupNotFound(rg, name)
+			return ContainerGroupNotFound(rg, name)
 		}
 		old := cg
 		if err := f(&cg); err != nil {
@@ -593,7 +596,7 @@ func (b *Bolt) UpdateContainerGroup(ctx context.Context, sub, rg, name string, f
 
 // PutOperation creates or replaces an operation.
 func (b *Bolt) PutOperation(ctx context.Context, op Operation) error {
-	if err := required("operation id", op.ID); err != nil {
+	if err := Required("operation id", op.ID); err != nil {
 		return err
 	}
 	return b.write(ctx, OpChange(op.Subscription, op.ID), func(tx *bolt.Tx) error {
@@ -607,7 +610,7 @@ func (b *Bolt) GetOperation(ctx context.Context, id string) (*Operation, error) 
 	err := b.view(ctx, func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket([]byte(bucketOperations)), key(id), &op)
 		if err == nil && !ok {
-			err = errdefs.WithCode(errdefs.ErrNotFound, "NotFound", "operation %q not found", id)
+			err = OperationNotFound(id)
 		}
 		return err
 	})
@@ -641,7 +644,7 @@ func (b *Bolt) GetMeta(ctx context.Context, k string) (string, error) {
 	err := b.view(ctx, func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket([]byte(bucketMeta)), k, &v)
 		if err == nil && !ok {
-			err = errdefs.WithCode(errdefs.ErrNotFound, "NotFound", "setting %q not found", k)
+			err = SettingNotFound(k)
 		}
 		return err
 	})
@@ -673,7 +676,7 @@ func getResourceGroup(tx *bolt.Tx, sub, name string) (*ResourceGroup, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, errdefs.WithCode(errdefs.ErrNotFound, "ResourceGroupNotFound", "resource group %q not found", name)
+		return nil, ResourceGroupNotFound(name)
 	}
 	return &rg, nil
 }
@@ -685,22 +688,6 @@ func containerGroups(tx *bolt.Tx, sub, rg string) (*bolt.Bucket, error) {
 		return nil, err
 	}
 	return buckets(tx, bucketContainerGroups, key(sub), key(rg)), nil
-}
-
-func subscriptionNotFound(id string) error {
-	return errdefs.WithCode(errdefs.ErrNotFound, "SubscriptionNotFound", "subscription %q not found", id)
-}
-
-func containerGroupNotFound(rg, name string) error {
-	return errdefs.WithCode(errdefs.ErrNotFound, "ResourceNotFound",
-		"container group %q not found in resource group %q", name, rg)
-}
-
-func required(what, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s is empty: %w", what, errdefs.ErrInvalidArgument)
-	}
-	return nil
 }
 
 // key folds a name for lookup.
@@ -776,18 +763,11 @@ func listJSON[T any](bk *bolt.Bucket) ([]T, error) {
 // putGroup stores a container group with its secrets sealed; cg itself is
 // not modified.
 func putGroup(bk *bolt.Bucket, k string, cg ContainerGroup, s *seal.Sealer) error {
-	cg.Resource = *api.Clone(&cg.Resource)
-	err := api.WalkSecrets(&cg.Resource.Properties, func(where, v string) (string, error) {
-		sealed, err := s.Seal(v)
-		if err != nil {
-			return "", fmt.Errorf("container group %q: %s: %w", cg.Resource.Name, where, err)
-		}
-		return sealed, nil
-	})
+	sealed, err := SealGroup(cg, s)
 	if err != nil {
 		return err
 	}
-	return putJSON(bk, k, cg)
+	return putJSON(bk, k, sealed)
 }
 
 // getGroup reads a container group and opens its secrets; false if bk or
@@ -798,17 +778,7 @@ func getGroup(bk *bolt.Bucket, k string, cg *ContainerGroup, s *seal.Sealer) (bo
 	if err != nil || !ok {
 		return ok, err
 	}
-	return true, openGroup(cg, s)
-}
-
-func openGroup(cg *ContainerGroup, s *seal.Sealer) error {
-	return api.WalkSecrets(&cg.Resource.Properties, func(where, v string) (string, error) {
-		plain, err := s.Open(v)
-		if err != nil {
-			return "", fmt.Errorf("container group %q: %s: %w", cg.Resource.Name, where, err)
-		}
-		return plain, nil
-	})
+	return true, OpenGroup(cg, s)
 }
 
 // listGroups reads every container group of bk (nil: none) in key order,
@@ -819,7 +789,7 @@ func listGroups(bk *bolt.Bucket, s *seal.Sealer) ([]ContainerGroup, error) {
 		return nil, err
 	}
 	for i := range out {
-		if err := openGroup(&out[i], s); err != nil {
+		if err := OpenGroup(&out[i], s); err != nil {
 			return nil, err
 		}
 	}

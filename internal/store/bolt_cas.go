@@ -46,7 +46,7 @@ func (b *Bolt) UpdateResourceGroup(ctx context.Context, sub, name string, f func
 // that is Deleting takes nothing (errdefs.ErrConflict, code
 // ResourceGroupBeingDeleted).
 func (b *Bolt) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, name string, f func(old *ContainerGroup) (*ContainerGroup, error)) (*ContainerGroup, bool, error) {
-	if err := required("container group name", name); err != nil {
+	if err := Required("container group name", name); err != nil {
 		return nil, false, err
 	}
 	var out *ContainerGroup
@@ -110,7 +110,7 @@ func (b *Bolt) DeleteContainerGroupIf(ctx context.Context, sub, rg, name string,
 			return err
 		}
 		if !found {
-			return containerGroupNotFound(rg, name)
+			return ContainerGroupNotFound(rg, name)
 		}
 		if err := ok(&cg); err != nil {
 			return err

@@ -11,10 +11,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/seal"
 )
 
 // Subscription is a tenant's subscription.
@@ -62,6 +64,10 @@ type ContainerGroup struct {
 	// Host is the host agent the controller placed the group on; "" until
 	// it is placed. Only that agent runs it.
 	Host string `json:"host,omitempty"`
+	// PortsRefusedBy are the hosts that refused the group's public ports
+	// when the server accepted its spec (the scheduler passes them over).
+	// Only the server writes it, with the spec.
+	PortsRefusedBy []string `json:"portsRefusedBy,omitempty"`
 	// Action is the last stop, start or restart asked of the group.
 	Action Action `json:"action,omitzero"`
 	// DeleteGrace is the time between SIGTERM and SIGKILL a DELETE asked
@@ -70,6 +76,10 @@ type ContainerGroup struct {
 	// Observed is what the group's host agent last saw of it. Only the
 	// agent writes it; every other writer keeps it as it is.
 	Observed *Observed `json:"observed,omitempty"`
+	// Events are the control plane's events of the group (Scheduled,
+	// FailedScheduling, HostLost, Rescheduled); reads show them with the
+	// agent's. Only the controller writes them.
+	Events []api.Event `json:"events,omitempty"`
 }
 
 // Action kinds.
@@ -151,7 +161,7 @@ type Operation struct {
 	EndTime   time.Time      `json:"endTime,omitzero"`
 }
 
-// Store persists resources. Every method is safe for concurrent use. Get and
+// Store persists resources and hosts. Every method is safe for concurrent use. Get and
 // Delete of something absent return an error wrapping errdefs.ErrNotFound.
 type Store interface {
 	PutSubscription(ctx context.Context, s Subscription) error
@@ -208,6 +218,9 @@ type Store interface {
 	// instead of polling.
 	Watch(ctx context.Context) <-chan Change
 
+	HostStore
+	ObjectStore
+
 	Close() error
 }
 
@@ -235,4 +248,29 @@ func AllContainerGroups(ctx context.Context, st Store) ([]ContainerGroup, error)
 		out = append(out, cgs...)
 	}
 	return out, nil
+}
+
+// SealGroup returns a copy of cg with every secret (api.WalkSecrets)
+// sealed, as a store keeps it at rest; cg is not modified.
+func SealGroup(cg ContainerGroup, s *seal.Sealer) (ContainerGroup, error) {
+	cg.Resource = *api.Clone(&cg.Resource)
+	err := api.WalkSecrets(&cg.Resource.Properties, func(where, v string) (string, error) {
+		sealed, err := s.Seal(v)
+		if err != nil {
+			return "", fmt.Errorf("container group %q: %s: %w", cg.Resource.Name, where, err)
+		}
+		return sealed, nil
+	})
+	return cg, err
+}
+
+// OpenGroup opens the secrets of a group SealGroup sealed, in place.
+func OpenGroup(cg *ContainerGroup, s *seal.Sealer) error {
+	return api.WalkSecrets(&cg.Resource.Properties, func(where, v string) (string, error) {
+		plain, err := s.Open(v)
+		if err != nil {
+			return "", fmt.Errorf("container group %q: %s: %w", cg.Resource.Name, where, err)
+		}
+		return plain, nil
+	})
 }

@@ -14,6 +14,8 @@ const (
 	ContainerGroupChange ChangeKind = iota + 1
 	ResourceGroupChange
 	OperationChange
+	// HostChange: a host's record or its liveness (Name is the host's).
+	HostChange
 )
 
 // Change names a record a committed write created, changed or deleted.
@@ -24,7 +26,8 @@ type Change struct {
 	Kind          ChangeKind
 	Subscription  string
 	ResourceGroup string
-	// Name is the container group's name, or the operation's id.
+	// Name is the container group's name, the operation's id or the
+	// host's name.
 	Name string
 }
 

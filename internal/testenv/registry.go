@@ -112,7 +112,7 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	// binds it; try a few times.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		addr := freeLoopbackAddr(t)
+		addr := FreeLoopbackAddr(t, "127.0.0.1")
 		cfgPath := filepath.Join(dir, "config.yml")
 		cfg := fmt.Sprintf(`version: 0.1
 log:
@@ -166,19 +166,6 @@ http:
 	}
 	t.Fatalf("testenv: docker-registry did not start: %v", lastErr)
 	return nil
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
-// moment ago.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: pick a port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // waitRegistry polls http://addr/v2/ until it answers 200 or 401.

@@ -19,7 +19,9 @@ func BuildSkiff() (bin, dir string, err error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin = filepath.Join(dir, "skiff")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/skiff")
+	// The shim binary beside it, as `make build` puts it: the server
+	// starts it for each container (runtime.DefaultShimCommand).
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/skiff", "./cmd/skiff-shim")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/client"
+	etcdenv "github.com/skiff-sh/skiff/internal/testenv/etcd"
+	"github.com/skiff-sh/skiff/internal/testenv/freeport"
 )
 
 // RunWithSkiff is the body of TestMain in the packages that run the skiff
@@ -53,6 +54,24 @@ type SkiffServerOptions struct {
 	LogLevel string
 	// Flags are further flags of `skiff server`.
 	Flags []string
+
+	// Etcd runs the server in cluster mode on these etcd endpoints
+	// (--store etcd); nil is the embedded mode on bbolt.
+	Etcd []string
+	// Cluster runs the cluster mode on an etcd of its own: etcd, then the
+	// server with --agent=false, then one `skiff agent` (named "agent-1")
+	// with Bridge and Subnet that runs the groups, so that a suite written
+	// for the embedded mode runs unchanged against a cluster.
+	Cluster bool
+	// NoAgent is --agent=false (cluster mode only).
+	NoAgent bool
+	// SealKeyFile is --seal-key-file: a second server of a cluster opens
+	// the first one's secrets with its key.
+	SealKeyFile string
+	// TLS also serves the API over HTTPS (--tls-listen on a free loopback
+	// port; SkiffServer.TLSEndpoint, CAFile). A Cluster's agent then joins
+	// over HTTPS, trusting CAFile (--ca-file), when the server made one.
+	TLS bool
 }
 
 // SkiffServer is a `skiff server` process that StartSkiffServer started,
@@ -63,17 +82,20 @@ type SkiffServer struct {
 	Client *client.Client
 	// Addr is the loopback address the API listens on, Endpoint its URL.
 	Addr, Endpoint string
+	// TLSEndpoint is the HTTPS URL of a TLS server and CAFile its
+	// DATA-DIR/ca.crt ("" when it made none: an operator's certificate).
+	TLSEndpoint, CAFile string
 	// Token is the admin token and Subscription the server's subscription.
 	Token, Subscription string
 	// DataDir is the server's data dir, which the server's log is in.
 	DataDir string
+	// Etcd is the etcd a Cluster server started, and Agent its agent.
+	Etcd  *etcdenv.Etcd
+	Agent *SkiffAgent
 
-	t    testing.TB
-	o    SkiffServerOptions
-	args []string
-	cmd  *exec.Cmd
-	// exited is closed once cmd has exited.
-	exited chan struct{}
+	t testing.TB
+	o SkiffServerOptions
+	skiffProc
 }
 
 // StartSkiffServer starts `skiff server` on a free loopback port, waits
@@ -93,29 +115,112 @@ func StartSkiffServer(t testing.TB, o SkiffServerOptions) *SkiffServer {
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := FreeLoopbackAddr(t, "127.0.0.1")
 	s := &SkiffServer{Addr: addr, Endpoint: "http://" + addr, DataDir: o.DataDir, t: t, o: o}
-	s.args = []string{"server", "--listen", addr, "--data-dir", o.DataDir, "--public-address", "127.0.0.1", "--log-level", o.LogLevel}
-	if o.StopGrace != 0 {
-		s.args = append(s.args, "--stop-grace", o.StopGrace.String())
+	s.bin, s.logPath = o.Binary, filepath.Join(o.DataDir, "server.log")
+	var etcd *etcdenv.Etcd
+	if o.Cluster {
+		etcd = etcdenv.Start(t)
+		o.Etcd, o.NoAgent = etcd.Endpoints, true
+		s.Etcd = etcd
 	}
-	if o.Bridge != "" {
-		s.args = append(s.args, "--bridge", o.Bridge)
+	s.args = []string{"server", "--listen", addr, "--data-dir", o.DataDir, "--log-level", o.LogLevel}
+	if !o.NoAgent {
+		s.args = append(s.args, "--public-address", "127.0.0.1")
+		s.args = append(s.args, runtimeFlags(o.StopGrace, o.Bridge, o.Subnet)...)
 	}
-	if o.Subnet != "" {
-		s.args = append(s.args, "--subnet", o.Subnet)
+	if len(o.Etcd) > 0 {
+		s.args = append(s.args, "--store", "etcd", "--etcd-endpoints", strings.Join(o.Etcd, ","))
 	}
-	s.args = append(s.args, o.Flags...)
+	if o.NoAgent {
+		s.args = append(s.args, "--agent=false")
+	}
+	if o.SealKeyFile != "" {
+		s.args = append(s.args, "--seal-key-file", o.SealKeyFile)
+	}
+	if o.TLS {
+		tlsAddr := FreeLoopbackAddr(t, "127.0.0.1")
+		s.TLSEndpoint = "https://" + tlsAddr
+		s.args = append(s.args, "--tls-listen", tlsAddr)
+	}
+	flags, agentFlags := clusterFlags(t, o)
+	s.args = append(s.args, flags...)
 	// Registered before the start, so that a server that never answers is
 	// stopped too.
 	t.Cleanup(s.cleanup)
 	s.Start()
+	if o.Cluster {
+		join := s.Endpoint
+		if s.CAFile != "" {
+			join, agentFlags = s.TLSEndpoint, append(agentFlags, "--ca-file", s.CAFile)
+		}
+		s.Agent = StartSkiffAgent(t, SkiffAgentOptions{Binary: o.Binary, Servers: []string{join}, JoinTokenFile: s.JoinTokenFile(),
+			Name: "agent-1", PublicAddress: "127.0.0.1", Bridge: o.Bridge, Subnet: o.Subnet, RemoveBridge: o.RemoveBridge,
+			StopGrace: o.StopGrace, LogLevel: o.LogLevel, Flags: agentFlags})
+		s.o.RemoveBridge = false // the agent's
+		s.WaitHosts(1)
+		s.DeleteAtCleanup()
+	}
 	return s
+}
+
+// runtimeFlags are the flags of a host agent's runtime that the options
+// set.
+func runtimeFlags(grace time.Duration, bridge, subnet string) []string {
+	var args []string
+	if grace != 0 {
+		args = append(args, "--stop-grace", grace.String())
+	}
+	if bridge != "" {
+		args = append(args, "--bridge", bridge)
+	}
+	if subnet != "" {
+		args = append(args, "--subnet", subnet)
+	}
+	return args
+}
+
+// FreeLoopbackAddr returns a free TCP address on the loopback address ip
+// (127.0.0.1, or another of 127.0.0.0/8 for a second host), from
+// freeport: no other server the test starts is given the same one.
+func FreeLoopbackAddr(t testing.TB, ip string) string {
+	t.Helper()
+	addr, err := freeport.Addr(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// JoinTokenFile is where a cluster server wrote the join token.
+func (s *SkiffServer) JoinTokenFile() string { return filepath.Join(s.DataDir, "join.token") }
+
+// SealKeyFile is the server's seal key (a second server of its cluster
+// is given it).
+func (s *SkiffServer) SealKeyFile() string { return filepath.Join(s.DataDir, "seal.key") }
+
+// WaitHosts waits until n hosts are Ready.
+func (s *SkiffServer) WaitHosts(n int) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		hosts, err := s.Client.ListHosts(ctx)
+		ready := 0
+		for _, h := range hosts {
+			if h.Properties.State == "Ready" {
+				ready++
+			}
+		}
+		if err == nil && ready >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("%d hosts should be Ready: %+v %v\n%s", n, hosts, err, s.LogTail(40))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Start starts the server (again, after Stop) on the same address and data
@@ -123,25 +228,10 @@ func StartSkiffServer(t testing.TB, o SkiffServerOptions) *SkiffServer {
 // subscription.
 func (s *SkiffServer) Start() {
 	s.t.Helper()
-	logf, err := os.OpenFile(s.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := s.start(); err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(s.o.Binary, s.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	err = cmd.Start()
-	// The server writes to its own copy of the descriptor.
-	logf.Close()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
-
+	cmd, exited := s.cmd, s.exited
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	anon, err := client.New(client.Options{Endpoint: s.Endpoint})
@@ -162,6 +252,9 @@ func (s *SkiffServer) Start() {
 		s.t.Fatal(err)
 	}
 	s.Token = strings.TrimSpace(string(tok))
+	if ca := filepath.Join(s.DataDir, "ca.crt"); s.o.TLS && fileExists(ca) {
+		s.CAFile = ca
+	}
 	c, err := client.New(client.Options{Endpoint: s.Endpoint, Token: s.Token})
 	if err != nil {
 		s.t.Fatal(err)
@@ -174,26 +267,23 @@ func (s *SkiffServer) Start() {
 	s.Client = c.WithSubscription(s.Subscription)
 }
 
-// Running reports whether the server was started and not stopped since.
-func (s *SkiffServer) Running() bool { return s.cmd != nil }
-
-// Process is the server's process, while it runs.
-func (s *SkiffServer) Process() *os.Process {
-	if s.cmd == nil {
-		return nil
-	}
-	return s.cmd.Process
-}
-
 // Stop sends the server sig and waits until it has exited: SIGTERM stops
 // it as an operator does, SIGKILL crashes it for the tests of recovery.
-func (s *SkiffServer) Stop(sig syscall.Signal) {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(sig)
-	<-s.exited
-	s.cmd = nil
+func (s *SkiffServer) Stop(sig syscall.Signal) { s.stop(sig) }
+
+// DeleteAtCleanup deletes the test's resource groups first when the test
+// ends, before the agents started after the server stop: call it once
+// they are started.
+func (s *SkiffServer) DeleteAtCleanup() {
+	s.t.Cleanup(func() {
+		if s.Running() && s.Client != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := s.DeleteResourceGroups(ctx); err != nil {
+				s.t.Logf("the test's resource groups were not all deleted: %v", err)
+			}
+		}
+	})
 }
 
 // DeleteResourceGroups deletes every resource group of the subscription
@@ -240,21 +330,9 @@ func (s *SkiffServer) cleanup() {
 	}
 }
 
-// LogPath is the file the server's output goes to, in its data dir; each
-// start appends to it.
-func (s *SkiffServer) LogPath() string { return filepath.Join(s.DataDir, "server.log") }
-
-// Log returns the server's output so far.
-func (s *SkiffServer) Log() string {
-	b, _ := os.ReadFile(s.LogPath())
-	return string(b)
-}
-
-// LogTail returns the last n lines of the server's output, for the
-// messages of failed tests.
-func (s *SkiffServer) LogTail(n int) string {
-	lines := strings.Split(strings.TrimRight(s.Log(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // StatusOf is the HTTP status a call of the client ended with: 200 when

@@ -81,6 +81,9 @@ type Config struct {
 	CleanupInterval time.Duration
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
+	// Principal names whom Client signs in as (e.g. "service principal
+	// APP-ID"), for the node's messages; empty: "the node's credentials".
+	Principal string
 }
 
 // tracked is what the provider knows of one pod.
@@ -256,7 +259,8 @@ func (p *Provider) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node)) {
 }
 
 // Healthy checks the Skiff API once: GET /healthz, then the resource
-// group (which also checks the token).
+// group (which also checks the credentials), then that the node's
+// principal may do what it needs there (CheckAccess).
 func (p *Provider) Healthy(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -272,7 +276,10 @@ func (p *Provider) Healthy(ctx context.Context) error {
 			p.log.Info("created resource group", "resourceGroup", p.cfg.ResourceGroup)
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return p.CheckAccess(ctx)
 }
 
 func (p *Provider) healthLoop(ctx context.Context) {
@@ -292,31 +299,65 @@ func (p *Provider) healthLoop(ctx context.Context) {
 	}
 }
 
+// Reasons of the node's Ready condition when it is False.
+const (
+	ReasonSkiffUnavailable     = "SkiffUnavailable"
+	ReasonAuthenticationFailed = "SkiffAuthenticationFailed"
+	ReasonAuthorizationFailed  = "SkiffAuthorizationFailed"
+)
+
+// setReady sets the node's Ready condition from a health check's result;
+// a change of state or of reason is logged once, recorded as an event on
+// the node and sent to the node controller.
 func (p *Provider) setReady(err error) {
-	ok := err == nil
+	status, reason, msg := corev1.ConditionTrue, "KubeletReady", "the Skiff API at "+p.cfg.Client.Endpoint()+" answers"
+	if err != nil {
+		status, reason, msg = corev1.ConditionFalse, ReasonSkiffUnavailable, err.Error()
+		switch {
+		case errdefs.Is(err, errdefs.ErrForbidden):
+			reason = ReasonAuthorizationFailed
+		case errdefs.Is(err, errdefs.ErrUnauthorized):
+			reason = ReasonAuthenticationFailed
+		}
+	}
 	p.nodeMu.Lock()
 	defer p.nodeMu.Unlock()
-	if p.node == nil || (p.healthy != nil && *p.healthy == ok) {
+	if p.node == nil {
 		return
 	}
-	p.healthy = &ok
-	now := metav1.Now()
+	var c *corev1.NodeCondition
 	for i := range p.node.Status.Conditions {
-		c := &p.node.Status.Conditions[i]
-		if c.Type != corev1.NodeReady {
-			continue
-		}
-		c.LastHeartbeatTime, c.LastTransitionTime = now, now
-		if ok {
-			c.Status, c.Reason, c.Message = corev1.ConditionTrue, "KubeletReady", "the Skiff API at "+p.cfg.Client.Endpoint()+" answers"
-		} else {
-			c.Status, c.Reason, c.Message = corev1.ConditionFalse, "SkiffUnavailable", err.Error()
+		if p.node.Status.Conditions[i].Type == corev1.NodeReady {
+			c = &p.node.Status.Conditions[i]
 		}
 	}
-	if ok {
+	if c == nil {
+		return
+	}
+	changed := p.healthy == nil || c.Status != status || c.Reason != reason
+	if !changed && c.Message == msg {
+		return
+	}
+	ok := err == nil
+	p.healthy = &ok
+	now := metav1.Now()
+	c.LastHeartbeatTime = now
+	if c.Status != status {
+		c.LastTransitionTime = now
+	}
+	c.Status, c.Reason, c.Message = status, reason, msg
+	ref := &corev1.ObjectReference{Kind: "Node", Name: p.cfg.NodeName, UID: types.UID(p.cfg.NodeName)}
+	switch {
+	case !changed: // the same failure, told differently: no new log line
+	case ok:
 		p.log.Info("Skiff API answers; node Ready")
-	} else {
+		p.event(ref, corev1.EventTypeNormal, "NodeReady", "Node %s is ready: %s", p.cfg.NodeName, msg)
+	case reason == ReasonAuthorizationFailed:
+		p.log.Warn("the node's principal may not do what it needs; node NotReady until it may", "resourceGroup", p.cfg.ResourceGroup, "err", err)
+		p.event(ref, corev1.EventTypeWarning, reason, "%s", msg)
+	default:
 		p.log.Warn("Skiff API does not answer; node NotReady", "err", err)
+		p.event(ref, corev1.EventTypeWarning, reason, "%s", msg)
 	}
 	if p.nodeNotify != nil {
 		p.nodeNotify(p.node.DeepCopy())

@@ -42,13 +42,13 @@ func (h hostGroup) empty() bool { return !h.dir && !h.netns && len(h.containers)
 
 func (s *server) hostGroup(t *testing.T, id string) hostGroup {
 	t.Helper()
-	_, netDir, _, _, rtDir := runtime.HostLayout(s.DataDir)
+	_, netDir, _, _, rtDir := runtime.HostLayout(s.hostDir())
 	var h hostGroup
 	_, err := os.Stat(filepath.Join(rtDir, "groups", id))
 	h.dir = err == nil
 	_, err = os.Stat(filepath.Join(netDir, "netns", id))
 	h.netns = err == nil
-	for _, c := range runcList(t, s.DataDir) {
+	for _, c := range runcList(t, s.hostDir()) {
 		if strings.HasPrefix(c, id+"_") {
 			h.containers = append(h.containers, c)
 		}
@@ -241,7 +241,7 @@ func TestCrashPutRacingDelete(t *testing.T) {
 	}
 	t.Logf("outcomes: %v", outcomes)
 	// Nothing but this one group, if any, ever ran.
-	if n := len(runcList(t, s.DataDir)); n > 1 {
+	if n := len(runcList(t, s.hostDir())); n > 1 {
 		t.Errorf("%d runc containers for one group", n)
 	}
 }
@@ -307,7 +307,7 @@ func TestCrashResourceGroupDeleteResumes(t *testing.T) {
 			t.Errorf("group %s left on the host: %+v", id, h)
 		}
 	}
-	if out := runcList(t, s.DataDir); len(out) != 0 {
+	if out := runcList(t, s.hostDir()); len(out) != 0 {
 		t.Errorf("runc containers left: %v", out)
 	}
 	// The name is free again.

@@ -36,6 +36,22 @@ func TestCLIImportExecAttachFollow(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "from-stdin") {
 		t.Errorf("exec with stdin: exit %d, out %q", code, out)
 	}
+	// A terminal (-t) whose input ends at once: the command's output and
+	// nothing else (the ^D of the end of input once came back as "^@").
+	out, _, code = s.skiffIn(strings.NewReader(""), "container", "exec", "-t", "-g", "air", "-n", "ticker", "--exec-command", `["echo","hi"]`)
+	if code != 0 || out != "hi\r\n" {
+		t.Errorf("exec -t with an empty stdin: exit %d, out %q; want exactly \"hi\\r\\n\"", code, out)
+	}
+	// Piped, as people pipe it: no terminal, stdin until it ends, stdout
+	// and stderr apart, byte for byte, and the command's exit code.
+	out, _, code = s.skiffIn(strings.NewReader("hi\nthere\n"), "container", "exec", "-g", "air", "-n", "ticker", "--exec-command", "cat")
+	if code != 0 || out != "hi\nthere\n" {
+		t.Errorf("echo hi | exec cat: exit %d, out %q; want exactly the input back", code, out)
+	}
+	out, errOut, code = s.skiffIn(strings.NewReader(""), "container", "exec", "-g", "air", "-n", "ticker", "--exec-command", `["sh","-c","echo out; echo err >&2; exit 4"]`)
+	if code != 4 || out != "out\n" || errOut != "err\n" {
+		t.Errorf("piped exec: exit %d, stdout %q, stderr %q; want 4, \"out\\n\", \"err\\n\"", code, out, errOut)
+	}
 
 	// logs --follow streams new lines as they come.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
@@ -60,7 +76,8 @@ func TestCLIImportExecAttachFollow(t *testing.T) {
 		t.Errorf("attach printed %q", attached.String())
 	}
 
-	// The image is in use: cachedImages lists it; metrics count the group.
+	// The image is in use: cachedImages lists it; metrics count the group
+	// (a cluster's server runs no group: its host's record counts it).
 	if cached, err := s.Client.ListCachedImages(t.Context(), "local"); len(cached) == 0 {
 		t.Errorf("cachedImages is empty (%v)", err)
 	}
@@ -70,7 +87,14 @@ func TestCLIImportExecAttachFollow(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), "skiff_container_groups 1") || !strings.Contains(string(body), "skiff_http_requests_total") {
-		t.Errorf("/metrics lacks the group gauge or request counter")
+	gauge := "skiff_container_groups 1"
+	if s.cluster() {
+		gauge = "skiff_container_groups "
+		if h, err := s.Client.GetHost(t.Context(), s.Agent.Name); err != nil || h.Properties.ContainerGroupCount != 1 {
+			t.Errorf("the cluster's host should count one group: %+v %v", h, err)
+		}
+	}
+	if !strings.Contains(string(body), gauge) || !strings.Contains(string(body), "skiff_http_requests_total") {
+		t.Errorf("/metrics lacks %q or the request counter", gauge)
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
@@ -23,8 +25,15 @@ var skiffBin string
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunWithSkiff(m, &skiffBin)) }
 
-// server is a running `skiff server` (testenv's), with the CLI pointed at
-// it.
+// server is the Skiff under test, with the CLI pointed at it: one `skiff
+// server` (testenv's) in the embedded mode, or, with SKIFF_TEST_MODE=cluster
+// (testenv.ModeEnv), a cluster: etcd, a `skiff server --agent=false` and one
+// `skiff agent` that runs the groups (testenv.SkiffServerOptions.Cluster).
+// Stop, Start and Log stand for the whole of it, as the one process of the
+// embedded mode does: a test that kills the server and starts it again
+// kills and restarts the cluster's server and its agent, so that both the
+// control plane and the host runtime recover, and the log it reads is the
+// server's and the agent's. The API calls go to the server either way.
 type server struct {
 	*testenv.SkiffServer
 	t *testing.T
@@ -38,11 +47,84 @@ func startServer(t *testing.T, flags ...string) *server {
 }
 
 // newServer starts a server of o on the package's container network
-// (ske2e0, e2eSubnet), with a stop grace short enough for the tests.
+// (ske2e0, e2eSubnet), with a stop grace short enough for the tests, in
+// the mode testenv.ModeEnv picks.
 func newServer(t *testing.T, o testenv.SkiffServerOptions) *server {
 	t.Helper()
 	o.Binary, o.Bridge, o.Subnet, o.StopGrace = skiffBin, "ske2e0", e2eSubnet, 2*time.Second
+	o.Cluster = testenv.ClusterMode(t)
 	return &server{SkiffServer: testenv.StartSkiffServer(t, o), t: t}
+}
+
+// cluster reports whether the Skiff under test is a cluster.
+func (s *server) cluster() bool { return s.Agent != nil }
+
+// waitGroupEvent polls a group until its instance view has the event
+// name with a message that contains inMsg, and returns the group's
+// instance view; it fails the test after timeout.
+func (s *server) waitGroupEvent(rg, group, name, inMsg string, timeout time.Duration) *api.GroupInstanceView {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		g, err := s.Client.GetContainerGroup(s.t.Context(), rg, group)
+		if err == nil && g.Properties.InstanceView != nil {
+			for _, e := range g.Properties.InstanceView.Events {
+				if e.Name == name && strings.Contains(e.Message, inMsg) {
+					return g.Properties.InstanceView
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s/%s has no %s event mentioning %q after %s: %v %+v", rg, group, name, inMsg, timeout, err, g)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// hostDir is the data dir of the host runtime that runs the groups: the
+// server's, or the cluster's agent's.
+func (s *server) hostDir() string {
+	if s.Agent != nil {
+		return s.Agent.DataDir
+	}
+	return s.DataDir
+}
+
+// Stop sends sig to the agent of a cluster and then to the server, and
+// waits until they have exited.
+func (s *server) Stop(sig syscall.Signal) {
+	if s.Agent != nil {
+		s.Agent.Stop(sig)
+	}
+	s.SkiffServer.Stop(sig)
+}
+
+// Start starts the server again and then the agent of a cluster, which
+// joins it again, and waits until the agent's host is Ready.
+func (s *server) Start() {
+	s.t.Helper()
+	s.SkiffServer.Start()
+	if s.Agent != nil {
+		s.Agent.Start()
+		s.WaitHosts(1)
+	}
+}
+
+// Log is the server's output so far, and then a cluster's agent's.
+func (s *server) Log() string {
+	if s.Agent == nil {
+		return s.SkiffServer.Log()
+	}
+	return s.SkiffServer.Log() + s.Agent.Log()
+}
+
+// LogTail is the last n lines of the server's output, and of a cluster's
+// agent's, for the messages of failed tests.
+func (s *server) LogTail(n int) string {
+	if s.Agent == nil {
+		return s.SkiffServer.LogTail(n)
+	}
+	return s.SkiffServer.LogTail(n) + "\nagent log:\n" + s.Agent.LogTail(n)
 }
 
 // reply is an answer of the server as it came on the wire: its status,
@@ -159,19 +241,5 @@ func busyboxRegistry(t *testing.T, opts testenv.RegistryOptions) (*testenv.Regis
 // waitHTTP polls url until it answers 200 and returns the body.
 func waitHTTP(t *testing.T, url string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return string(b)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", url, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return testenv.WaitHTTP(t, url, timeout)
 }

@@ -22,6 +22,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/skiff-sh/skiff/internal/testenv"
 	k8senv "github.com/skiff-sh/skiff/internal/testenv/k8s"
 )
 
@@ -452,7 +453,7 @@ func testHelmLifecycle(t *testing.T, h *helmCmd) {
 		node2   = "helm-vnode-b"
 	)
 	token, endpoint := sk.Token, sk.Endpoint
-	_, kport, _ := net.SplitHostPort(freePort(t))
+	_, kport, _ := net.SplitHostPort(testenv.FreeLoopbackAddr(t, "127.0.0.1"))
 	hk := &helmCmd{bin: h.bin, env: append(slices.Clone(h.env), "KUBECONFIG="+cp.Kubeconfig)}
 	t.Cleanup(func() {
 		hk.run("uninstall", release, "-n", ns, "--wait", "--timeout", "60s")

@@ -34,16 +34,6 @@ const (
 	resourceGroup = "vnode-test"
 )
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startSkiff starts a `skiff server` on the package's container network
 // (skvn0, vnodeSubnet).
 func startSkiff(t testing.TB, extra ...string) *testenv.SkiffServer {
@@ -52,11 +42,14 @@ func startSkiff(t testing.TB, extra ...string) *testenv.SkiffServer {
 }
 
 // startSkiffOn starts a `skiff server` whose containers use bridge and
-// subnet, and removes its resource groups and the bridge when t ends.
+// subnet, and removes its resource groups and the bridge when t ends. With
+// SKIFF_TEST_MODE=cluster (testenv.ModeEnv) it is a cluster instead: etcd,
+// a server with --agent=false and one `skiff agent` on bridge and subnet;
+// the virtual node speaks to the server either way.
 func startSkiffOn(t testing.TB, bridge, subnet string, extra ...string) *testenv.SkiffServer {
 	t.Helper()
 	return testenv.StartSkiffServer(t, testenv.SkiffServerOptions{Binary: skiffBin, Bridge: bridge, Subnet: subnet, RemoveBridge: true,
-		StopGrace: 2 * time.Second, Flags: extra})
+		StopGrace: 2 * time.Second, Flags: extra, Cluster: testenv.ClusterMode(t)})
 }
 
 // vnodeProc is a running `skiff virtual-node`.
@@ -78,6 +71,10 @@ type env struct {
 	kubelet string // port of the kubelet API
 	vn      *vnodeProc
 	dir     string
+	// principal, when set, is the AZURE_* environment the virtual node
+	// signs in with, over the server's TLSEndpoint, instead of the admin
+	// token.
+	principal []string
 }
 
 func setup(t testing.TB) *env {
@@ -91,7 +88,7 @@ func setup(t testing.TB) *env {
 	testenv.Push(t, reg, "library/busybox:latest", img)
 	e.skiff = startSkiff(t, "--registry-mirror", "docker.io=http://"+reg.Addr)
 	e.cp = k8senv.Start(t)
-	_, port, _ := net.SplitHostPort(freePort(t))
+	_, port, _ := net.SplitHostPort(testenv.FreeLoopbackAddr(t, "127.0.0.1"))
 	e.kubelet = port
 	e.startVirtualNode(t, true)
 	e.waitNodeReady(t)
@@ -111,16 +108,20 @@ func (e *env) startVirtualNode(t testing.TB, approve bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	endpoint, auth := e.skiff.Endpoint, []string{"SKIFF_TOKEN=" + e.skiff.Token}
+	if e.principal != nil {
+		endpoint, auth = e.skiff.TLSEndpoint, append([]string{"SKIFF_CA_FILE=" + e.skiff.CAFile}, e.principal...)
+	}
 	cmd := exec.Command(skiffBin, "virtual-node",
 		"--kubeconfig", e.cp.Kubeconfig,
-		"--endpoint", e.skiff.Endpoint,
+		"--endpoint", endpoint,
 		"--node-ip", "127.0.0.1",
 		"--kubelet-port", e.kubelet,
 		"--client-ca-file", e.cp.CAFile,
 		"--serving-cert", "csr",
 		"--sync-interval", "1s",
 		"--log-level", "debug")
-	cmd.Env = append(os.Environ(), "SKIFF_TOKEN="+e.skiff.Token, "ACI_RESOURCE_GROUP="+resourceGroup, "ACI_REGION=local")
+	cmd.Env = append(append(os.Environ(), auth...), "ACI_RESOURCE_GROUP="+resourceGroup, "ACI_REGION=local")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

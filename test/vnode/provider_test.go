@@ -182,7 +182,7 @@ func TestProviderAgainstSkiff(t *testing.T) {
 	}
 
 	// A provider whose Skiff API does not answer keeps the node NotReady, with a reason.
-	dead, _ := client.New(client.Options{Endpoint: "http://" + freePort(t), Token: "x"})
+	dead, _ := client.New(client.Options{Endpoint: "http://" + testenv.FreeLoopbackAddr(t, "127.0.0.1"), Token: "x"})
 	p2, _ := virtualnode.New(virtualnode.Config{Client: dead, ResourceGroup: resourceGroup, HealthInterval: 200 * time.Millisecond})
 	var n2 corev1.Node
 	p2.ConfigureNode(&n2)

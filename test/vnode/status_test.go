@@ -246,8 +246,8 @@ spec:
 // turns Ready once the server answers.
 func testSkiffDownAtStart(t *testing.T, e *env) {
 	const node = "skiff-down-node"
-	addr := freePort(t) // nothing listens here yet
-	_, kport, _ := net.SplitHostPort(freePort(t))
+	addr := testenv.FreeLoopbackAddr(t, "127.0.0.1") // nothing listens here yet
+	_, kport, _ := net.SplitHostPort(testenv.FreeLoopbackAddr(t, "127.0.0.1"))
 	logPath := filepath.Join(t.TempDir(), "vnode.log")
 	logf, err := os.Create(logPath)
 	if err != nil {

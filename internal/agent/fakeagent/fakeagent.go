@@ -82,6 +82,8 @@ type Agent struct {
 	logs   map[string]string // by runtime id and container: what Print wrote
 	// printed is closed, and replaced, whenever Print writes.
 	printed chan struct{}
+	// removedShares are RemoveShare's calls.
+	removedShares []string
 }
 
 // A run is a group's life from one observation to the next.
@@ -379,6 +381,23 @@ func (a *Agent) Stats(_ context.Context, id string) (*hostapi.GroupStats, error)
 
 // CheckPorts accepts every port.
 func (a *Agent) CheckPorts([]api.Port) error { return nil }
+
+// RemoveShare notes the share's removal (RemovedShares): the fake host
+// keeps no data.
+func (a *Agent) RemoveShare(_ context.Context, account, dir string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.removedShares = append(a.removedShares, account+"/"+dir)
+	return nil
+}
+
+// RemovedShares lists the shares RemoveShare was asked to remove, as
+// "account/dir", in order.
+func (a *Agent) RemovedShares() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.removedShares...)
+}
 
 // GroupCount counts the groups "running" or stopped here.
 func (a *Agent) GroupCount() int {

@@ -24,9 +24,16 @@ const (
 	EnvToken        = "SKIFF_TOKEN"
 	EnvDataDir      = "SKIFF_DATA_DIR"
 	EnvSubscription = "SKIFF_SUBSCRIPTION"
+	// EnvCAFile is the CA certificate an https endpoint is trusted with
+	// (a server's DATA-DIR/ca.crt); unset, the data dir's is used.
+	EnvCAFile = "SKIFF_CA_FILE"
+	// EnvConfigDir is where the CLI keeps its state (login.json); unset,
+	// ~/.skiff.
+	EnvConfigDir = "SKIFF_CONFIG_DIR"
 
 	DefaultDataDir = "/var/lib/skiff"
 	tokenFile      = "admin.token"
+	caFile         = "ca.crt"
 )
 
 // Factory carries what commands share. Its flag fields are filled when
@@ -44,6 +51,11 @@ type Factory struct {
 	// Output are the -o/--output and --query flags.
 	Output     output.Options
 	outputFlag string
+	// Credentials, when not nil, sign the client in instead of the stored
+	// login and the admin token (the virtual node's service principal).
+	Credentials client.TokenSource
+	// RespondAsync is client.Options.RespondAsync (the virtual node's).
+	RespondAsync bool
 
 	client *client.Client
 }
@@ -74,7 +86,9 @@ func (f *Factory) AddGlobalFlags(cmd *cobra.Command) {
 	}
 }
 
-// Client returns the API client, built from the flags and environment.
+// Client returns the API client, built from the flags and environment:
+// $SKIFF_TOKEN, else f.Credentials, else the principal of `skiff login`,
+// else the admin token file of the data dir.
 func (f *Factory) Client() (*client.Client, error) {
 	if f.client != nil {
 		return f.client, nil
@@ -83,12 +97,20 @@ func (f *Factory) Client() (*client.Client, error) {
 	if ep == "" {
 		ep = f.Getenv(EnvEndpoint)
 	}
-	sub := f.Subscription
-	if sub == "" {
-		sub = f.Getenv(EnvSubscription)
+	creds := f.Credentials
+	var login *Login
+	if strings.TrimSpace(f.Getenv(EnvToken)) == "" && creds == nil {
+		var err error
+		if login, err = f.LoadLogin(); err != nil {
+			return nil, err
+		}
+		if login != nil && (ep == "" || sameEndpoint(ep, login.Endpoint)) {
+			ep, creds = login.Endpoint, login.ServicePrincipal()
+		} else {
+			login = nil
+		}
 	}
-	token, hint := f.token()
-	c, err := client.New(client.Options{Endpoint: ep, Token: token, TokenHint: hint, Subscription: sub, HTTPClient: f.HTTPClient})
+	c, err := f.NewClient(ep, creds, login)
 	if err != nil {
 		return nil, err
 	}
@@ -96,21 +118,82 @@ func (f *Factory) Client() (*client.Client, error) {
 	return c, nil
 }
 
+// NewClient returns a client of the server at ep (flags and environment
+// decide the subscription and the CA) that signs in with creds, or with
+// the token of $SKIFF_TOKEN or the data dir when creds is nil. login, when
+// not nil, is the stored login whose CA file is used.
+func (f *Factory) NewClient(ep string, creds client.TokenSource, login *Login) (*client.Client, error) {
+	sub := f.Subscription
+	if sub == "" {
+		sub = f.Getenv(EnvSubscription)
+	}
+	if sub == "" && login != nil {
+		sub = login.Subscription
+	}
+	var token, hint string
+	if creds == nil {
+		token, hint = f.token()
+	}
+	ca, caHint := f.ca(ep)
+	if f.Getenv(EnvCAFile) == "" && login != nil && login.CAFile != "" {
+		ca = login.CAFile
+	}
+	c, err := client.New(client.Options{Endpoint: ep, Token: token, TokenHint: hint, Credentials: creds, Subscription: sub,
+		HTTPClient: f.HTTPClient, CAFile: ca, CAHint: caHint, RespondAsync: f.RespondAsync})
+	if err != nil {
+		if ca != "" {
+			return nil, fmt.Errorf("%s: %w", EnvCAFile, err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// CAFile is the CA file a client of endpoint trusts ("" for the system's
+// roots), as NewClient picks it.
+func (f *Factory) CAFile(endpoint string) string {
+	file, _ := f.ca(endpoint)
+	return file
+}
+
 // token reads $SKIFF_TOKEN, else <data-dir>/admin.token.
 func (f *Factory) token() (token, hint string) {
 	if t := strings.TrimSpace(f.Getenv(EnvToken)); t != "" {
 		return t, ""
 	}
-	dir := f.Getenv(EnvDataDir)
-	if dir == "" {
-		dir = DefaultDataDir
-	}
-	path := filepath.Join(dir, tokenFile)
+	path := filepath.Join(f.dataDir(), tokenFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Sprintf("set %s, or run where %s is readable", EnvToken, path)
 	}
 	return strings.TrimSpace(string(b)), ""
+}
+
+// ca picks the CA file an endpoint is trusted with: $SKIFF_CA_FILE, else
+// for an https endpoint <data-dir>/ca.crt when it is readable ("" for
+// none: the system's roots). hint says how to trust an untrusted server.
+func (f *Factory) ca(endpoint string) (file, hint string) {
+	hint = fmt.Sprintf("set %s to the server's CA certificate (its DATA-DIR/%s)", EnvCAFile, caFile)
+	if file = f.Getenv(EnvCAFile); file != "" {
+		return file, fmt.Sprintf("%s=%s is not the CA of this server: %s", EnvCAFile, file, hint)
+	}
+	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(endpoint)), "https://") {
+		return "", hint
+	}
+	path := filepath.Join(f.dataDir(), caFile)
+	if fd, err := os.Open(path); err == nil {
+		fd.Close()
+		return path, fmt.Sprintf("%s is not the CA of this server: %s", path, hint)
+	}
+	return "", hint
+}
+
+// dataDir is $SKIFF_DATA_DIR, or the default data dir.
+func (f *Factory) dataDir() string {
+	if dir := f.Getenv(EnvDataDir); dir != "" {
+		return dir
+	}
+	return DefaultDataDir
 }
 
 // Print writes v in the format and with the query of the output flags.

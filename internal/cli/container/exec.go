@@ -21,20 +21,32 @@ type execOptions struct {
 	container  string
 	command    string
 	rows, cols int
+	// tty, noTTY force a terminal or none; by default the command gets a
+	// terminal when stdin is one.
+	tty, noTTY bool
 }
 
 func newExecCmd(f *cmdutil.Factory) *cobra.Command {
 	o := &execOptions{}
 	cmd := &cobra.Command{
-		Use:   "exec -g GROUP -n NAME [--container-name C] --exec-command CMD",
-		Short: "Run a command in a running container, on a terminal",
-		Args:  cmdutil.NoArgs,
+		Use:   "exec -g GROUP -n NAME [--container-name C] --exec-command CMD [-t|-T]",
+		Short: "Run a command in a running container (on a terminal when stdin is one)",
+		Long: `Run a command in a running container.
+
+When stdin is a terminal the command runs on one, as az container exec
+does. Otherwise (a pipe, a file, a script) it runs without one, as kubectl
+exec -i does: stdin is passed until it ends, stdout and stderr stay apart,
+and the command's exit code is the exit code. -t forces a terminal, -T none.`,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.check(); err != nil {
 				return err
 			}
 			if o.command == "" {
 				return cmdutil.FlagErrorf("the following arguments are required: --exec-command")
+			}
+			if o.tty && o.noTTY {
+				return cmdutil.FlagErrorf("--tty and --no-tty cannot be used together")
 			}
 			if o.rows <= 0 || o.cols <= 0 {
 				return cmdutil.FlagErrorf("--terminal-row-size and --terminal-col-size must be more than 0")
@@ -50,6 +62,8 @@ func newExecCmd(f *cmdutil.Factory) *cobra.Command {
 	cmd.Flags().StringVar(&o.command, "exec-command", "", `command to run ("sh", or a JSON array for arguments: '["sh","-c","ls /"]')`)
 	cmd.Flags().IntVar(&o.rows, "terminal-row-size", 24, "rows of the terminal when stdout is not one")
 	cmd.Flags().IntVar(&o.cols, "terminal-col-size", 80, "columns of the terminal when stdout is not one")
+	cmd.Flags().BoolVarP(&o.tty, "tty", "t", false, "run the command on a terminal even when stdin is not one")
+	cmd.Flags().BoolVarP(&o.noTTY, "no-tty", "T", false, "run the command without a terminal even when stdin is one")
 	return cmd
 }
 
@@ -64,11 +78,41 @@ func runExec(ctx context.Context, f *cmdutil.Factory, o *execOptions) error {
 		}
 	}
 	req := api.ExecRequest{Command: o.command, TerminalSize: &api.TerminalSize{Rows: int32(o.rows), Cols: int32(o.cols)}}
+	if tty := o.tty || (f.IO.StdinTTY && !o.noTTY); !tty {
+		s, err := c.ExecStreams(ctx, o.rg, o.name, o.container, req, false)
+		if err != nil {
+			return err
+		}
+		return pipedSession(ctx, f.IO, s)
+	}
 	s, err := c.Exec(ctx, o.rg, o.name, o.container, req)
 	if err != nil {
 		return err
 	}
 	return session(ctx, f.IO, s, true)
+}
+
+// pipedSession connects stdin, stdout and stderr to a session without a
+// terminal: stdin until it ends (then the command's input is closed), the
+// command's stdout and stderr to ours. An exit code N ≠ 0 becomes an
+// *cmdutil.ExitStatusError.
+func pipedSession(ctx context.Context, streams *cmdutil.IOStreams, s *client.Session) error {
+	defer s.Close()
+	s.SetStderr(streams.ErrOut)
+	go pumpStdin(streams, s, true)
+	return copyOutput(streams, s)
+}
+
+// copyOutput copies the session's output to stdout until it ends; an exit
+// code N ≠ 0 becomes an *cmdutil.ExitStatusError.
+func copyOutput(streams *cmdutil.IOStreams, s *client.Session) error {
+	if _, err := io.Copy(streams.Out, s); err != nil {
+		return err
+	}
+	if n := s.ExitCode(); n != 0 {
+		return &cmdutil.ExitStatusError{Code: n}
+	}
+	return nil
 }
 
 func newAttachCmd(f *cmdutil.Factory) *cobra.Command {
@@ -121,7 +165,7 @@ func session(ctx context.Context, streams *cmdutil.IOStreams, s *client.Session,
 			return fmt.Errorf("put the terminal in raw mode: %w", err)
 		}
 		defer restore()
-		go pumpStdin(streams, s)
+		go pumpStdin(streams, s, !streams.StdinTTY)
 		if streams.StdoutTTY {
 			done := make(chan struct{})
 			defer close(done)
@@ -142,19 +186,14 @@ func session(ctx context.Context, streams *cmdutil.IOStreams, s *client.Session,
 			}()
 		}
 	}
-	if _, err := io.Copy(streams.Out, s); err != nil {
-		return err
-	}
-	if n := s.ExitCode(); n != 0 {
-		return &cmdutil.ExitStatusError{Code: n}
-	}
-	return nil
+	return copyOutput(streams, s)
 }
 
-// pumpStdin sends stdin to the session. When a piped stdin ends it sends
-// ^D, which the remote terminal reads as end of input.
-func pumpStdin(streams *cmdutil.IOStreams, s *client.Session) {
-	buf := make([]byte, 4096)
+// pumpStdin sends stdin to the session. When stdin ends and closeAtEOF is
+// set, it ends the command's input (Session.CloseStdin: ^D on a terminal),
+// as for a piped stdin; a terminal's own end is left to the user.
+func pumpStdin(streams *cmdutil.IOStreams, s *client.Session, closeAtEOF bool) {
+	buf := make([]byte, 32<<10)
 	for {
 		n, err := streams.In.Read(buf)
 		if n > 0 {
@@ -163,8 +202,8 @@ func pumpStdin(streams *cmdutil.IOStreams, s *client.Session) {
 			}
 		}
 		if err != nil {
-			if !streams.StdinTTY {
-				_, _ = s.Write([]byte{0x04})
+			if closeAtEOF {
+				_ = s.CloseStdin()
 			}
 			return
 		}

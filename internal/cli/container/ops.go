@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -65,13 +66,22 @@ func newListCmd(f *cmdutil.Factory) *cobra.Command {
 func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 	var t target
 	var yes, noWait bool
+	var grace int
 	cmd := &cobra.Command{
-		Use:   "delete -g GROUP -n NAME [--yes]",
+		Use:   "delete -g GROUP -n NAME [--yes] [--grace-period N]",
 		Short: "Delete a container group",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := t.check(); err != nil {
 				return err
+			}
+			var o client.DeleteOptions
+			if cmd.Flags().Changed("grace-period") {
+				if grace < 0 {
+					return cmdutil.FlagErrorf("--grace-period must be 0 or more seconds")
+				}
+				d := time.Duration(grace) * time.Second
+				o.GracePeriod = &d
 			}
 			if err := f.Confirm(yes, fmt.Sprintf("delete container group %q", t.name)); err != nil {
 				return err
@@ -81,7 +91,7 @@ func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 				return err
 			}
 			var raw json.RawMessage
-			poller, err := c.DeleteContainerGroup(client.WithRawJSON(cmd.Context(), &raw), t.rg, t.name, client.DeleteOptions{})
+			poller, err := c.DeleteContainerGroup(client.WithRawJSON(cmd.Context(), &raw), t.rg, t.name, o)
 			if err != nil {
 				return err
 			}
@@ -103,6 +113,7 @@ func newDeleteCmd(f *cmdutil.Factory) *cobra.Command {
 	t.flags(cmd)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not prompt for confirmation")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the deletion to finish")
+	cmd.Flags().IntVar(&grace, "grace-period", 0, "seconds the containers get between SIGTERM and SIGKILL (default: the server's --stop-grace; 0 kills at once, as kubectl's --grace-period 0)")
 	return cmd
 }
 

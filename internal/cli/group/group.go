@@ -11,6 +11,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
+	"github.com/skiff-sh/skiff/internal/cli/deployment"
 	"github.com/skiff-sh/skiff/internal/cli/output"
 )
 
@@ -38,6 +39,8 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	}
 	f.AddGlobalFlags(cmd)
 	cmd.AddCommand(newCreateCmd(f), newListCmd(f), newShowCmd(f), newDeleteCmd(f), newExistsCmd(f))
+	// az's deprecated `az group deployment` (the seed's grammar).
+	cmd.AddCommand(deployment.NewGroupDeploymentCmd(f))
 	return cmd
 }
 

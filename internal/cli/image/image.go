@@ -4,6 +4,7 @@
 package image
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 
@@ -31,8 +32,19 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	return cmd
 }
 
+// locationFlag adds -l, and --host: in a cluster, image operations go to
+// every Ready host unless --host names one.
 func locationFlag(cmd *cobra.Command, loc *string) {
 	cmd.Flags().StringVarP(loc, "location", "l", DefaultLocation, "location of the image cache")
+	cmd.Flags().String("host", "", "in a cluster: only this host's image cache (default: every Ready host's)")
+}
+
+// scoped is the command's context, on the host --host names.
+func scoped(cmd *cobra.Command) context.Context {
+	if h, _ := cmd.Flags().GetString("host"); h != "" {
+		return client.OnHost(cmd.Context(), h)
+	}
+	return cmd.Context()
 }
 
 func newImportCmd(f *cmdutil.Factory) *cobra.Command {
@@ -56,7 +68,7 @@ func newImportCmd(f *cmdutil.Factory) *cobra.Command {
 				return err
 			}
 			var raw json.RawMessage
-			if _, err := c.ImportImage(client.WithRawJSON(cmd.Context(), &raw), loc, file, st.Size()); err != nil {
+			if _, err := c.ImportImage(client.WithRawJSON(scoped(cmd), &raw), loc, file, st.Size()); err != nil {
 				return err
 			}
 			return f.PrintJSON(raw, nil)
@@ -78,7 +90,7 @@ func newListCmd(f *cmdutil.Factory) *cobra.Command {
 				return err
 			}
 			var raw json.RawMessage
-			if _, err := c.ListCachedImages(client.WithRawJSON(cmd.Context(), &raw), loc); err != nil {
+			if _, err := c.ListCachedImages(client.WithRawJSON(scoped(cmd), &raw), loc); err != nil {
 				return err
 			}
 			return f.PrintJSON(raw, nil)
@@ -120,7 +132,7 @@ func newPullCmd(f *cmdutil.Factory) *cobra.Command {
 				progress = pv.event
 			}
 			var raw json.RawMessage
-			if _, err := c.PullImage(client.WithRawJSON(cmd.Context(), &raw), loc, body, progress); err != nil {
+			if _, err := c.PullImage(client.WithRawJSON(scoped(cmd), &raw), loc, body, progress); err != nil {
 				return err
 			}
 			return f.PrintJSON(raw, nil)
@@ -146,7 +158,7 @@ func newRmCmd(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.RemoveImage(cmd.Context(), loc, args[0])
+			return c.RemoveImage(scoped(cmd), loc, args[0])
 		},
 	}
 	locationFlag(cmd, &loc)

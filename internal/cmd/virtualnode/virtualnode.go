@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/skiff-sh/skiff/client"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostaddr"
@@ -53,7 +54,37 @@ const (
 	EnvKeyFile       = "APISERVER_KEY_LOCATION"
 	EnvClientCAFile  = "APISERVER_CA_CERT_LOCATION"
 	EnvNodeName      = "SKIFF_NODE_NAME"
+	// The service principal of the seeds' connector: when
+	// AZURE_CLIENT_ID is set the node signs in with it (the secret in
+	// AZURE_CLIENT_KEY, else AZURE_CLIENT_SECRET) instead of SKIFF_TOKEN.
+	EnvClientID       = "AZURE_CLIENT_ID"
+	EnvClientKey      = "AZURE_CLIENT_KEY"
+	EnvClientSecret   = "AZURE_CLIENT_SECRET"
+	EnvTenantID       = "AZURE_TENANT_ID"
+	EnvSubscriptionID = "AZURE_SUBSCRIPTION_ID"
 )
+
+// principalFromEnv sets f's credentials to the service principal of the
+// AZURE_* variables, if AZURE_CLIENT_ID is set, and its subscription to
+// AZURE_SUBSCRIPTION_ID when no other is given.
+func principalFromEnv(f *cmdutil.Factory) error {
+	id := f.Getenv(EnvClientID)
+	if id == "" {
+		return nil
+	}
+	secret := f.Getenv(EnvClientKey)
+	if secret == "" {
+		secret = f.Getenv(EnvClientSecret)
+	}
+	if secret == "" {
+		return cmdutil.FlagErrorf("$%s is set but neither $%s nor $%s holds its secret", EnvClientID, EnvClientKey, EnvClientSecret)
+	}
+	f.Credentials = &client.ServicePrincipal{AppID: id, Secret: secret, Tenant: f.Getenv(EnvTenantID)}
+	if f.Subscription == "" && f.Getenv(cmdutil.EnvSubscription) == "" {
+		f.Subscription = f.Getenv(EnvSubscriptionID)
+	}
+	return nil
+}
 
 // Options of skiff virtual-node.
 type Options struct {
@@ -98,7 +129,9 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 container groups of a Skiff server, through the Skiff HTTP API.
 
 Kubernetes access: --kubeconfig (default $KUBECONFIG), else the in-cluster config.
-Skiff access: --endpoint/$SKIFF_ENDPOINT, $SKIFF_TOKEN, --subscription/$SKIFF_SUBSCRIPTION.`,
+Skiff access: --endpoint/$SKIFF_ENDPOINT, $SKIFF_CA_FILE, --subscription/$SKIFF_SUBSCRIPTION (else
+$AZURE_SUBSCRIPTION_ID), and a service principal: $AZURE_CLIENT_ID, $AZURE_CLIENT_KEY (or
+$AZURE_CLIENT_SECRET), $AZURE_TENANT_ID; without one, $SKIFF_TOKEN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -216,6 +249,12 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
+	if err := principalFromEnv(f); err != nil {
+		return err
+	}
+	// The provider follows its groups itself (pod status), so a PUT need
+	// not wait for the group to run.
+	f.RespondAsync = true
 	sk, err := f.Client()
 	if err != nil {
 		return err
@@ -238,6 +277,9 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 			InternalIP: o.NodeIP, KubeletPort: int32(o.KubeletPort), Capacity: capacity,
 			Pods: pc.Pods, Secrets: pc.Secrets, ConfigMaps: pc.ConfigMaps, Kube: kube, Events: recorder,
 			SyncInterval: o.SyncInterval, Logger: log, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
+		}
+		if sp, ok := f.Credentials.(*client.ServicePrincipal); ok {
+			cfg.Principal = "service principal " + sp.AppID
 		}
 		if taint != nil {
 			cfg.Taints = []corev1.Taint{*taint}

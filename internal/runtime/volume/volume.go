@@ -45,8 +45,10 @@ type Config struct {
 	// (mode 0700) if missing.
 	Root string
 	// SharesRoot holds the persistent file shares:
-	// SharesRoot/<storageAccountName>/<shareName>. It is created (mode 0700)
-	// if missing. It must not overlap Root.
+	// SharesRoot/<storageAccountName>/<shareName>, where the agent names
+	// the share's directory after its record (storage.Share.Dir:
+	// "<share>.<id>"), so that a share created again is a new one. It is
+	// created (mode 0700) if missing. It must not overlap Root.
 	SharesRoot string
 	// GitTimeout bounds each gitRepo clone; zero means DefaultGitTimeout.
 	GitTimeout time.Duration
@@ -327,6 +329,69 @@ func (m *Manager) ensureShare(dir string) error {
 		return fmt.Errorf("chown %s: %w", dir, err)
 	}
 	m.log.Info("file share created", "path", dir)
+	return nil
+}
+
+// ShareDir is a share directory below SharesRoot.
+type ShareDir struct {
+	Account, Dir string
+}
+
+// ShareDirs lists the share directories below SharesRoot
+// (SharesRoot/<account>/<dir>), by account and name.
+func (m *Manager) ShareDirs() ([]ShareDir, error) {
+	accounts, err := os.ReadDir(m.sharesRoot)
+	if err != nil {
+		return nil, fmt.Errorf("volume: list shares: %w", err)
+	}
+	var out []ShareDir
+	for _, a := range accounts {
+		if !a.IsDir() {
+			continue
+		}
+		dirs, err := os.ReadDir(filepath.Join(m.sharesRoot, a.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("volume: list shares: %w", err)
+		}
+		for _, d := range dirs {
+			if d.IsDir() {
+				out = append(out, ShareDir{Account: a.Name(), Dir: d.Name()})
+			}
+		}
+	}
+	return out, nil
+}
+
+// RemoveShare deletes the share directory SharesRoot/<account>/<dir> and
+// everything in it (the account's directory stays: a share of it may be
+// being created). A share
+// that is not there is no error. Groups that still mount it keep an empty,
+// deleted directory, as an Azure file share deleted under a mount.
+func (m *Manager) RemoveShare(account, dir string) error {
+	if err := checkName("storage account name", account); err != nil {
+		return err
+	}
+	if err := checkName("share directory", dir); err != nil {
+		return err
+	}
+	acctDir := filepath.Join(m.sharesRoot, account)
+	path := filepath.Join(acctDir, dir)
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("volume: remove share %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		err = os.RemoveAll(path)
+	} else {
+		err = os.Remove(path) // never follow a link out of the shares
+	}
+	if err != nil {
+		return fmt.Errorf("volume: remove share %s: %w", path, err)
+	}
+	m.log.Info("file share removed", "path", path)
 	return nil
 }
 

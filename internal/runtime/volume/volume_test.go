@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -529,6 +530,61 @@ func TestAzureFileShare(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), "ACCOUNTKEYSECRET") {
 		t.Fatal("storage account key logged")
+	}
+}
+
+// A deleted share's directory goes with its data, from the host's shares
+// only: a link in its place is removed, never followed; other shares stay.
+func TestRemoveShare(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	vols := func(share string) []api.Volume {
+		return []api.Volume{{Name: "data", AzureFile: &api.AzureFileVolume{StorageAccountName: "acct1", ShareName: share}}}
+	}
+	for i, share := range []string{"data.1", "data.2"} {
+		src, err := e.m.Prepare(ctx, fmt.Sprintf("group%d", i), vols(share))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src["data"].Path, "f"), []byte(share), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.m.Release(ctx, fmt.Sprintf("group%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(e.shares, "acct1", "link.3")); err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := e.m.ShareDirs()
+	if err != nil || len(dirs) != 2 || dirs[0] != (volume.ShareDir{Account: "acct1", Dir: "data.1"}) || dirs[1].Dir != "data.2" {
+		t.Fatalf("ShareDirs = %+v, %v", dirs, err)
+	}
+	if err := e.m.RemoveShare("acct1", "data.1"); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, filepath.Join(e.shares, "acct1", "data.1"))
+	if got := readFile(t, filepath.Join(e.shares, "acct1", "data.2", "f")); got != "data.2" {
+		t.Fatalf("the other share holds %q", got)
+	}
+	if err := e.m.RemoveShare("acct1", "link.3"); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, filepath.Join(e.shares, "acct1", "link.3"))
+	if got := readFile(t, filepath.Join(outside, "keep")); got != "x" {
+		t.Fatal("RemoveShare followed a link")
+	}
+	for _, bad := range [][2]string{{"..", "x"}, {"acct1", ".."}, {"acct1", "a/b"}, {"", "x"}} {
+		if err := e.m.RemoveShare(bad[0], bad[1]); !errdefs.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("RemoveShare(%q, %q) = %v, want ErrInvalidArgument", bad[0], bad[1], err)
+		}
+	}
+	if err := e.m.RemoveShare("acct1", "absent.9"); err != nil {
+		t.Fatalf("removing an absent share: %v", err)
 	}
 }
 

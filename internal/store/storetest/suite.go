@@ -49,7 +49,12 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Secrets", testSecrets},
 		{"Watch", testWatch},
+		{"SlowWatcher", testSlowWatcher},
 		{"ObservedKeptByOtherWriters", testObservedKept},
+		{"Hosts", testHosts},
+		{"Heartbeat", testHeartbeat},
+		{"Objects", testObjects},
+		{"ObjectsCompareAndSwap", testObjectsCAS},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -837,16 +842,7 @@ func testWatch(t *testing.T, open func(t *testing.T) store.Store) {
 		{Kind: store.OperationChange, Subscription: "sub", Name: "op1"},
 		store.GroupChange("sub", "rg", "web"),
 	}
-	for i, w := range want {
-		select {
-		case got := <-ch:
-			if got != w {
-				t.Fatalf("change %d: got %+v, want %+v", i, got, w)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("change %d (%+v) never heard", i, w)
-		}
-	}
+	wantChanges(t, ch, want)
 	select {
 	case got := <-ch:
 		t.Fatalf("an extra change: %+v (a failed write is not a change)", got)
@@ -860,6 +856,44 @@ func testWatch(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the channel stays open after the watch's context ended")
+	}
+}
+
+// testSlowWatcher: a watcher that does not read holds no writer up, and
+// later hears every write, in order.
+func testSlowWatcher(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	ch := s.Watch(ctx) // not read until every write is done
+	const n = 200
+	for i := range n {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := s.PutResourceGroup(wctx, store.ResourceGroup{Subscription: "sub", Name: fmt.Sprintf("rg-%03d", i)})
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d with a watcher that does not read: %v", i, err)
+		}
+	}
+	want := make([]store.Change, n)
+	for i := range want {
+		want[i] = store.RGChange("sub", fmt.Sprintf("rg-%03d", i))
+	}
+	wantChanges(t, ch, want)
+}
+
+// wantChanges reads len(want) changes from ch and fails the test unless
+// they are want, in order, each within 5 s.
+func wantChanges(t *testing.T, ch <-chan store.Change, want []store.Change) {
+	t.Helper()
+	for i, w := range want {
+		select {
+		case got := <-ch:
+			if got != w {
+				t.Fatalf("change %d: got %+v, want %+v", i, got, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("change %d (%+v) never heard", i, w)
+		}
 	}
 }
 

@@ -44,7 +44,13 @@ func Start(t testing.TB, middleware ...func(http.Handler) http.Handler) *Server 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h http.Handler = server.New(server.Config{Store: p.Store, Host: p.Agent, Token: token})
+	srv := server.New(server.Config{Store: p.Store, Host: p.Agent, Token: token, Sealer: p.Sealer})
+	// Template deployments run beside the controller, as in `skiff server`.
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { srv.Deployments().Run(ctx); close(ran) }()
+	t.Cleanup(func() { stop(); <-ran })
+	var h http.Handler = srv
 	for i := len(middleware) - 1; i >= 0; i-- {
 		h = middleware[i](h)
 	}

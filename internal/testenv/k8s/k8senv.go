@@ -31,6 +31,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv/freeport"
 )
 
 // Version is the Kubernetes version of the control plane binaries.
@@ -156,7 +158,7 @@ func Start(t testing.TB) *ControlPlane {
 	cp.KubeletClientCertFile = files.kubeletClientCert
 	cp.KubeletClientKeyFile = files.kubeletClientKey
 
-	ports, err := freePorts(3)
+	ports, err := freeport.N(3)
 	if err != nil {
 		t.Fatalf("k8senv: %v", err)
 	}
@@ -443,27 +445,6 @@ contexts:
 current-context: skiff-test
 `, server, base64.StdEncoding.EncodeToString(caPEM), token)
 	return os.WriteFile(path, []byte(cfg), 0o600)
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1. The listeners are
-// held until all ports are picked, so the ports differ from each other.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // helpMentions reports whether `bin --help` mentions flag.

@@ -40,3 +40,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "skiff-virtual-node.secretKey" -}}
 {{- if .Values.existingSecret -}}{{ .Values.existingSecretKey | default "token" }}{{- else -}}token{{- end -}}
 {{- end -}}
+
+{{/* "true" when the node signs in as a service principal (the Secret holds AZURE_*). */}}
+{{- define "skiff-virtual-node.servicePrincipal" -}}
+{{- if or .Values.servicePrincipal.enabled .Values.servicePrincipal.appId -}}true{{- end -}}
+{{- end -}}
+
+{{/* The volume source of the Skiff server's CA, "" when none is given. */}}
+{{- define "skiff-virtual-node.caVolume" -}}
+{{- if .Values.ca.pem -}}
+configMap:
+  name: {{ include "skiff-virtual-node.fullname" . }}-ca
+{{- else if .Values.ca.existingConfigMap -}}
+configMap:
+  name: {{ .Values.ca.existingConfigMap }}
+{{- else if .Values.ca.existingSecret -}}
+secret:
+  secretName: {{ .Values.ca.existingSecret }}
+{{- end -}}
+{{- end -}}

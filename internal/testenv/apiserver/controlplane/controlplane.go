@@ -23,6 +23,8 @@ type Plane struct {
 	Store store.Store
 	// Agent is the fake host agent, for its hooks (Fail, Hold, Print, …).
 	Agent *fakeagent.Agent
+	// Sealer is the store's seal key.
+	Sealer *seal.Sealer
 }
 
 // Start starts a plane that stops when the test ends, composed as
@@ -47,5 +49,5 @@ func Start(t testing.TB) *Plane {
 	if err := controller.New(controller.Config{Store: st, Host: fakeagent.Name}).Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &Plane{Dir: dir, Store: st, Agent: agent}
+	return &Plane{Dir: dir, Store: st, Agent: agent, Sealer: sealer}
 }
