@@ -53,6 +53,9 @@ type HostOptions struct {
 	// NetworkPolicy is what the operator allows groups on the network
 	// (host access, published port range, reserved ports); zero: nothing.
 	NetworkPolicy network.Policy
+	// NetworkPool is the number of attachments the network keeps prepared
+	// for groups without published ports (network.Config.PoolSize).
+	NetworkPool int
 	// IDMap is the host's user namespace mapping (package userns; see
 	// userns.Parse): every group gets a user namespace of its own with it,
 	// and images, volumes and root filesystems are owned through it. The
@@ -101,7 +104,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	nw, err := network.New(network.Config{
 		StateDir: netDir, BridgeName: opts.BridgeName, Subnet: opts.Subnet, NetworkName: opts.NetworkName,
 		PublicAddress: opts.PublicAddress, Logger: log.With("component", "network"), IDMap: opts.IDMap,
-		Policy: opts.NetworkPolicy,
+		Policy: opts.NetworkPolicy, PoolSize: opts.NetworkPool,
 	})
 	if err != nil {
 		return nil, err
@@ -109,6 +112,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	vols, err := volume.New(volume.Config{Root: volDir, SharesRoot: shareDir, Logger: log.With("component", "volume"), IDMap: opts.IDMap,
 		GitTimeout: opts.GitRepoTimeout, GitMaxBytes: opts.GitRepoMaxBytes})
 	if err != nil {
+		nw.Close()
 		return nil, err
 	}
 	rt, err := New(ctx, Config{
@@ -118,7 +122,14 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 		Security: opts.Security,
 	})
 	if err != nil {
+		nw.Close()
 		return nil, err
 	}
 	return &Host{Runtime: rt, Images: images, Network: nw, Volumes: vols}, nil
+}
+
+// Close closes the runtime (its groups go on running) and then the
+// network's pool of prepared attachments.
+func (h *Host) Close() error {
+	return errors.Join(h.Runtime.Close(), h.Network.Close())
 }

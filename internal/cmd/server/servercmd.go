@@ -53,6 +53,9 @@ import (
 // DefaultListen is where the server listens unless told otherwise.
 const DefaultListen = "127.0.0.1:7700"
 
+// DefaultNetworkPool is --network-pool's default.
+const DefaultNetworkPool = 4
+
 // Options of skiff server.
 type Options struct {
 	// Listen is the plain HTTP API's address, on loopback only ("": no
@@ -73,6 +76,9 @@ type Options struct {
 	StopGrace time.Duration
 	// Bridge and Subnet of the group network.
 	Bridge, Subnet string
+	// NetworkPool is the number of network attachments kept prepared for
+	// groups that publish no ports (network.Config.PoolSize).
+	NetworkPool int
 	// RegistryMirrors are "REGISTRY=URL" values merged into the registries
 	// config file's mirrors.
 	RegistryMirrors []string
@@ -189,6 +195,7 @@ func addHostFlags(f *pflag.FlagSet, o *Options) {
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.Bridge, "bridge", "skiff0", "Linux bridge the groups are attached to")
 	f.StringVar(&o.Subnet, "subnet", "10.201.0.0/16", "private range group IPs come from (never routed off the host)")
+	f.IntVar(&o.NetworkPool, "network-pool", DefaultNetworkPool, "network namespaces kept attached and addressed ahead, for groups that publish no ports to take at create (0: none)")
 	f.IntVar(&o.ImageGCHigh, "image-gc-high-threshold", 85, "disk usage percent of the data dir's filesystem at which unused images are removed (100: never)")
 	f.IntVar(&o.ImageGCLow, "image-gc-low-threshold", 80, "disk usage percent image garbage collection frees down to")
 	f.DurationVar(&o.ImageGCInterval, "image-gc-interval", 5*time.Minute, "how often disk usage is checked for image garbage collection")
@@ -572,6 +579,8 @@ func startAgent(ctx context.Context, o Options, log *slog.Logger, sealer *seal.S
 		return nil, gcPolicy, err
 	}
 	switch {
+	case o.NetworkPool < 0 || o.NetworkPool > 256:
+		return nil, gcPolicy, fmt.Errorf("--network-pool must be between 0 and 256, not %d", o.NetworkPool)
 	case o.GroupPidsLimit <= 0:
 		return nil, gcPolicy, fmt.Errorf("--group-pids-limit must be positive, not %d", o.GroupPidsLimit)
 	case o.GitRepoSizeLimit.Value() <= 0:
@@ -600,7 +609,7 @@ func startAgent(ctx context.Context, o Options, log *slog.Logger, sealer *seal.S
 	hopts := runtime.HostOptions{
 		NetworkPolicy: netPolicy,
 		DataDir:       o.DataDir, PublicAddress: o.PublicAddress, OCIRuntime: o.Runtime, StopGrace: o.StopGrace,
-		BridgeName: o.Bridge, Subnet: o.Subnet, Sealer: sealer, IDMap: idmap, Security: security,
+		BridgeName: o.Bridge, Subnet: o.Subnet, NetworkPool: o.NetworkPool, Sealer: sealer, IDMap: idmap, Security: security,
 		GroupPidsLimit: o.GroupPidsLimit, GitRepoMaxBytes: o.GitRepoSizeLimit.Value(), GitRepoTimeout: o.GitRepoTimeout,
 		Logger: log, OnChange: func(id string) {
 			if ag := agp.Load(); ag != nil {

@@ -93,13 +93,7 @@ func (m *Manager) leasedAddress(id string) *net.IPNet {
 		if ip == nil || !subnet.Contains(ip) {
 			continue
 		}
-		// host-local writes "<container id>\r\n<ifname>".
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		owner, _, _ := strings.Cut(string(b), "\n")
-		if strings.TrimSpace(owner) == id {
+		if leaseOwner(filepath.Join(dir, e.Name())) == id {
 			return &net.IPNet{IP: ip.To4(), Mask: subnet.Mask}
 		}
 	}

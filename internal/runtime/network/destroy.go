@@ -72,12 +72,13 @@ var sharedChains = []sharedChain{
 var builtinChains = []string{"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
 
 // Destroy removes what the network holds on the host once no group is
-// attached: the bridge, the nftables guard's tables, and the CNI iptables chains shared by all CNI
+// attached: the pool's ready entries (Close), the bridge, the nftables guard's tables, and the CNI iptables chains shared by all CNI
 // networks on the host (CNI-HOSTPORT-*, CNI-FORWARD, CNI-ADMIN) when no
 // attachment of any network uses them. It fails with errdefs.ErrConflict
 // while a group is attached. StateDir is left in place.
 func (m *Manager) Destroy(ctx context.Context) error {
-	ids, err := m.cachedIDs()
+	m.closePool(ctx)
+	ids, err := m.attachedIDs()
 	if err != nil {
 		return err
 	}

@@ -35,10 +35,19 @@ type LeakCount struct {
 	// guard: set and map elements, and tenant chains. (The tables and
 	// their base chains are per network, and stay until Destroy.)
 	GuardEntries int
+	// Bindings is the number of groups' pool bindings (pool.go).
+	Bindings int
+	// Pool is the number of prepared attachments ready to be taken: what a
+	// Manager keeps by design (Config.PoolSize), not a leak. The counts
+	// above leave out what they hold; Close or Destroy removes them.
+	Pool int
 }
 
-// Zero reports whether nothing is held.
-func (l LeakCount) Zero() bool { return l == LeakCount{} }
+// Zero reports whether nothing is held but the pool's ready entries.
+func (l LeakCount) Zero() bool {
+	l.Pool = 0
+	return l == LeakCount{}
+}
 
 var ipv4Re = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
 
@@ -51,16 +60,27 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 		return lc, err
 	}
 
-	entries, err := os.ReadDir(cfg.netnsDir())
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return lc, fmt.Errorf("network: read netns dir: %v: %w", err, errdefs.ErrUnavailable)
+	pool, poolVeths, err := readyPoolEntries(cfg)
+	if err != nil {
+		return lc, err
 	}
-	lc.NetNS = len(entries)
-	users, err := os.ReadDir(cfg.usernsDir())
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return lc, fmt.Errorf("network: read userns dir: %v: %w", err, errdefs.ErrUnavailable)
+	lc.Pool = len(pool)
+	for _, dir := range []string{cfg.netnsDir(), cfg.usernsDir()} {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return lc, fmt.Errorf("network: read %s: %v: %w", dir, err, errdefs.ErrUnavailable)
+		}
+		for _, e := range entries {
+			if !pool[e.Name()] {
+				lc.NetNS++
+			}
+		}
 	}
-	lc.NetNS += len(users)
+	bound, err := os.ReadDir(cfg.boundDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return lc, fmt.Errorf("network: read bindings: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	lc.Bindings = len(bound)
 
 	if br, err := netlink.LinkByName(cfg.BridgeName); err == nil {
 		links, err := netlink.LinkList()
@@ -68,7 +88,7 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 			return lc, fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
 		}
 		for _, l := range links {
-			if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" {
+			if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" && !poolVeths[l.Attrs().Name] {
 				lc.Veths++
 			}
 		}
@@ -76,12 +96,13 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 		return lc, fmt.Errorf("network: look up bridge %s: %v: %w", cfg.BridgeName, err, errdefs.ErrUnavailable)
 	}
 
-	leases, err := os.ReadDir(filepath.Join(cfg.ipamDir(), cfg.NetworkName))
+	leaseDir := filepath.Join(cfg.ipamDir(), cfg.NetworkName)
+	leases, err := os.ReadDir(leaseDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return lc, fmt.Errorf("network: read ipam dir: %v: %w", err, errdefs.ErrUnavailable)
 	}
 	for _, e := range leases {
-		if net.ParseIP(e.Name()) != nil {
+		if net.ParseIP(e.Name()) != nil && !pool[leaseOwner(filepath.Join(leaseDir, e.Name()))] {
 			lc.IPAllocations++
 		}
 	}

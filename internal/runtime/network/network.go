@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,9 @@ type Config struct {
 	// IDMap, when enabled, puts each group's network namespace in a user
 	// namespace of its own with this mapping (package userns).
 	IDMap userns.Mapping
+	// PoolSize is the number of attachments kept prepared for groups that
+	// publish no ports (pool.go); 0 keeps none.
+	PoolSize int
 }
 
 // Attachment is a group's live attachment to the network.
@@ -134,8 +138,11 @@ type Manager struct {
 	log  *slog.Logger
 	exec invoke.Exec
 	cni  *libcni.CNIConfig
-	list *libcni.NetworkConfigList
-	mu   sync.Mutex
+	list *libcni.NetworkConfigList // bridge and portmap: groups with ports
+	// bridgeList is the bridge alone: groups without ports and the pool.
+	bridgeList *libcni.NetworkConfigList
+	pool       *pool // nil: no pool (Config.PoolSize 0)
+	mu         sync.Mutex
 	// chainsMade is set once an ADD succeeded (so the plugins' shared
 	// chains exist); Destroy, which removes them, clears it.
 	chainsMade atomic.Bool
@@ -213,44 +220,45 @@ func (cfg Config) ipamDir() string  { return filepath.Join(cfg.StateDir, "ipam")
 // netnsPath is where the namespace of group id is mounted.
 func (cfg Config) netnsPath(id string) string { return filepath.Join(cfg.netnsDir(), id) }
 
-// conflist renders the CNI network configuration list.
+// conflist renders the CNI network configuration list: the bridge plugin
+// (with host-local), and portmap if withPorts.
 //
 // The loopback interface is brought up by Setup with netlink, not by a
 // plugin. Two per-bridge ACCEPT rules in FORWARD (forward.go) let the
 // groups' traffic pass even when the host's FORWARD policy is DROP
 // (br_netfilter sends bridged frames through iptables); the nftables guard
 // filters it.
-func (cfg Config) conflist() ([]byte, error) {
-	list := map[string]any{
-		"cniVersion": cniVersion,
-		"name":       cfg.NetworkName,
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      cfg.BridgeName,
-				"isGateway":   true,
-				"ipMasq":      false,
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": cfg.Subnet}}},
-					"dataDir": cfg.ipamDir(),
-				},
-			},
-			map[string]any{
-				"type":         "portmap",
-				"capabilities": map[string]bool{"portMappings": true},
-				"snat":         true,
+func (cfg Config) conflist(withPorts bool) ([]byte, error) {
+	plugins := []any{
+		map[string]any{
+			"type":        "bridge",
+			"bridge":      cfg.BridgeName,
+			"isGateway":   true,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": cfg.Subnet}}},
+				"dataDir": cfg.ipamDir(),
 			},
 		},
 	}
+	if withPorts {
+		plugins = append(plugins, map[string]any{
+			"type":         "portmap",
+			"capabilities": map[string]bool{"portMappings": true},
+			"snat":         true,
+		})
+	}
+	list := map[string]any{"cniVersion": cniVersion, "name": cfg.NetworkName, "plugins": plugins}
 	return json.MarshalIndent(list, "", "  ")
 }
 
-// New prepares StateDir and the network configuration, and installs the
+// New prepares StateDir and the network configuration, installs the
 // nftables guard (idempotently; with the entries of attachments an earlier
-// process made). It creates no bridge: the bridge plugin creates it on the
-// first Setup.
+// process made), and starts filling the pool (Config.PoolSize), adopting
+// the entries an earlier process left. The bridge plugin creates the bridge
+// on the first ADD.
 func New(cfg Config) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -261,7 +269,7 @@ func New(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("network: create state dir: %v: %w", err, errdefs.ErrUnavailable)
 		}
 	}
-	raw, err := cfg.conflist()
+	raw, err := cfg.conflist(true)
 	if err != nil {
 		return nil, fmt.Errorf("network: render conflist: %v: %w", err, errdefs.ErrUnavailable)
 	}
@@ -272,6 +280,14 @@ func New(cfg Config) (*Manager, error) {
 	if err := writeFileAtomic(filepath.Join(cfg.StateDir, cfg.NetworkName+".conflist"), raw); err != nil {
 		return nil, fmt.Errorf("network: write conflist: %v: %w", err, errdefs.ErrUnavailable)
 	}
+	rawBridge, err := cfg.conflist(false)
+	if err != nil {
+		return nil, fmt.Errorf("network: render conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	bridgeList, err := libcni.ConfListFromBytes(rawBridge)
+	if err != nil {
+		return nil, fmt.Errorf("network: parse conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
 	// An explicit Exec: libcni creates its default lazily, which races
 	// when Setups run concurrently.
 	exec := &invoke.DefaultExec{
@@ -279,13 +295,14 @@ func New(cfg Config) (*Manager, error) {
 		PluginDecoder: version.PluginDecoder{},
 	}
 	m := &Manager{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		exec:  exec,
-		cni:   libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cfg.cacheDir(), exec),
-		list:  list,
-		busy:  map[string]bool{},
-		ports: map[portKey]string{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		exec:       exec,
+		cni:        libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cfg.cacheDir(), exec),
+		list:       list,
+		bridgeList: bridgeList,
+		busy:       map[string]bool{},
+		ports:      map[portKey]string{},
 	}
 	entries, err := m.loadCache()
 	if err != nil {
@@ -297,6 +314,9 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.installForward(context.Background()); err != nil {
 		return nil, err
 	}
+	if err := m.startPool(context.Background()); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -306,13 +326,18 @@ func (m *Manager) Config() Config { return m.cfg }
 // loadCache records the ports published by attachments an earlier process
 // made, and returns their guard entries.
 func (m *Manager) loadCache() ([]guardEntry, error) {
-	ids, err := m.cachedIDs()
+	ids, err := m.attachedIDs()
 	if err != nil {
 		return nil, err
 	}
 	var entries []guardEntry
 	for _, id := range ids {
-		conf := m.runtimeConf(id, Request{})
+		b, bound := m.cfg.readBinding(id)
+		cid := id
+		if bound {
+			cid = b.Pool
+		}
+		conf := m.runtimeConf(cid, Request{})
 		_, rt, err := m.cni.GetNetworkListCachedConfig(m.list, conf)
 		if err != nil || rt == nil {
 			m.log.Warn("network: unreadable cache entry", "id", id, "err", err)
@@ -327,6 +352,9 @@ func (m *Manager) loadCache() ([]guardEntry, error) {
 			continue
 		}
 		tenant, _ := rt.CapabilityArgs[tenantCapability].(string)
+		if bound {
+			tenant = b.Tenant
+		}
 		e, err := guardFromResult(id, m.cfg.BridgeName, tenant, res)
 		if err != nil {
 			m.log.Warn("network: cannot guard cached attachment", "id", id, "err", err)
@@ -337,7 +365,32 @@ func (m *Manager) loadCache() ([]guardEntry, error) {
 	return entries, nil
 }
 
-// cachedIDs lists the ids that have a libcni cache entry on this network.
+// attachedIDs lists the groups attached: those with a libcni cache entry
+// under their own id, and those bound to a pool entry.
+func (m *Manager) attachedIDs() ([]string, error) {
+	cached, err := m.cachedIDs()
+	if err != nil {
+		return nil, err
+	}
+	byPool, err := m.cfg.bindings()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, cid := range cached {
+		if !isPoolID(cid) {
+			ids = append(ids, cid)
+		}
+	}
+	for _, id := range byPool {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// cachedIDs lists the CNI container ids (groups' and pool entries') that
+// have a libcni cache entry on this network.
 func (m *Manager) cachedIDs() ([]string, error) {
 	entries, err := os.ReadDir(filepath.Join(m.cfg.cacheDir(), "results"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -436,6 +489,9 @@ func validateID(id string) error {
 	if e := utils.ValidateContainerID(id); e != nil {
 		return fmt.Errorf("network: group id %q: %v: %w", id, e.Msg, errdefs.ErrInvalidArgument)
 	}
+	if isPoolID(id) {
+		return fmt.Errorf("network: group id %q: the prefix %q is the pool's: %w", id, poolPrefix, errdefs.ErrInvalidArgument)
+	}
 	return nil
 }
 
@@ -491,8 +547,10 @@ func (m *Manager) portsOf(id string) []portKey {
 }
 
 // Setup creates the namespace of group id, attaches it to the bridge behind
-// the guard and publishes ports on PublicAddress. Ports CheckPorts refuses
-// are refused with its errors. On failure nothing it made is left.
+// the guard and publishes ports on PublicAddress. A group without ports
+// takes a prepared attachment from the pool when one is ready. Ports
+// CheckPorts refuses are refused with its errors. On failure nothing it
+// made is left.
 func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachment, retErr error) {
 	if err := validateID(id); err != nil {
 		return nil, err
@@ -517,8 +575,23 @@ func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachm
 	}()
 
 	nsPath := m.cfg.netnsPath(id)
+	if _, bound := m.cfg.readBinding(id); bound {
+		return nil, fmt.Errorf("network: group %q is already attached: %w", id, errdefs.ErrAlreadyExists)
+	}
+	if len(ports) == 0 && m.pool != nil {
+		if _, err := os.Lstat(nsPath); err == nil {
+			return nil, fmt.Errorf("network: group %q is already attached: %w", id, errdefs.ErrAlreadyExists)
+		}
+		if pid := m.pool.take(); pid != "" {
+			return m.setupPooled(ctx, id, pid, req)
+		}
+	}
+	list := m.bridgeList
+	if len(ports) > 0 {
+		list = m.list
+	}
 	log := m.log.With("id", id)
-	userNS, err := m.createNamespaces(id)
+	_, err = m.createNamespaces(id)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("network: group %q is already attached: %w", id, errdefs.ErrAlreadyExists)
@@ -540,17 +613,17 @@ func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachm
 	// Until one ADD has succeeded, the plugins' shared chains may not exist
 	// yet, and portmap creating them from two ADDs at once fails ("chain
 	// exists"): the first ADDs take the chain lock exclusively.
-	unlock, err := lockChains(ctx, !m.chainsMade.Load())
+	unlock, err := lockChains(ctx, len(ports) > 0 && !m.chainsMade.Load())
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	log.Debug("network: cni add", "netns", nsPath, "ports", ports)
-	res, err := m.cni.AddNetworkList(ctx, m.list, rt)
+	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		// A plugin failing halfway leaves the earlier ones' work behind,
 		// which DEL (idempotent in every plugin we use) undoes.
-		if derr := m.delUncached(context.WithoutCancel(ctx), m.list, rt); derr != nil {
+		if derr := m.delUncached(context.WithoutCancel(ctx), list, rt); derr != nil {
 			log.Warn("network: rollback: cni del", "err", derr)
 		}
 		return nil, fmt.Errorf("network: cni add for %q: %v: %w", id, err, classify(ctx, err))
@@ -560,11 +633,18 @@ func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachm
 	}
 	defer func() {
 		if retErr != nil {
-			if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), m.list, rt); derr != nil {
+			if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt); derr != nil {
 				log.Warn("network: rollback: cni del", "err", derr)
 			}
 		}
 	}()
+	return m.finishSetup(ctx, id, req, res, ports)
+}
+
+// finishSetup reads group id's attachment from its ADD's result and adds
+// the guard's entry for it: the last step of Setup, pooled or not.
+func (m *Manager) finishSetup(ctx context.Context, id string, req Request, res types.Result, ports []api.Port) (*Attachment, error) {
+	nsPath := m.cfg.netnsPath(id)
 	att, err := attachmentFromResult(id, nsPath, res, ports)
 	if err != nil {
 		return nil, err
@@ -573,20 +653,13 @@ func (m *Manager) Setup(ctx context.Context, id string, req Request) (_ *Attachm
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if retErr != nil {
-			if err := m.removeGuard(context.WithoutCancel(ctx), id); err != nil {
-				log.Warn("network: rollback: remove guard", "err", err)
-			}
-		}
-	}()
 	if err := m.addGuard(ctx, entry); err != nil {
 		return nil, err
 	}
-	if userNS != "" {
-		att.UserNSPath, att.IDMap = userNS, m.cfg.IDMap
+	if m.cfg.IDMap.Enabled() {
+		att.UserNSPath, att.IDMap = m.cfg.usernsPath(id), m.cfg.IDMap
 	}
-	log.Debug("network: attached", "ip", att.IP, "gateway", att.Gateway)
+	m.log.Debug("network: attached", "id", id, "ip", att.IP, "gateway", att.Gateway)
 	return att, nil
 }
 
@@ -628,9 +701,9 @@ func attachmentFromResult(id, nsPath string, res types.Result, ports []api.Port)
 }
 
 // Teardown detaches group id: CNI DEL with the configuration and port
-// mappings cached at Setup (so it works after a restart), then the namespace
-// is unmounted and removed. Tearing down an unknown or already torn down id
-// succeeds.
+// mappings cached at its ADD (so it works after a restart), then the guard
+// entry, the namespaces and the pool binding are removed. Tearing down an
+// unknown or already torn down id succeeds.
 func (m *Manager) Teardown(ctx context.Context, id string) (retErr error) {
 	if err := validateID(id); err != nil {
 		return err
@@ -645,50 +718,81 @@ func (m *Manager) Teardown(ctx context.Context, id string) (retErr error) {
 		}
 		m.unclaim(id, drop)
 	}()
+	return m.teardown(ctx, id)
+}
 
+// teardown is Teardown with id's claim held.
+func (m *Manager) teardown(ctx context.Context, id string) error {
+	cid := m.cniID(id)
+	if err := m.release(ctx, cid, id); err != nil {
+		return err
+	}
+	if cid != id {
+		if err := os.Remove(m.cfg.bindingPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("network: remove binding of %q: %v: %w", id, err, errdefs.ErrUnavailable)
+		}
+	}
+	return nil
+}
+
+// release undoes the attachment made under CNI container id cid for group
+// id (the same id unless the group took a pool entry, or a pool entry
+// itself): CNI DEL, the guard's entry, and the namespaces at both ids' paths.
+func (m *Manager) release(ctx context.Context, cid, id string) error {
 	nsPath := m.cfg.netnsPath(id)
-	rt := m.runtimeConf(id, Request{})
+	if !isNetNS(nsPath) {
+		nsPath = m.cfg.netnsPath(cid)
+	}
 	if !isNetNS(nsPath) {
 		// Missing, or left unmounted by a reboot: plugins skip the
 		// in-namespace work, and the veth died with the namespace.
-		rt.NetNS = ""
+		nsPath = ""
 	}
+	rt := m.runtimeConf(cid, Request{})
 	var list *libcni.NetworkConfigList
 	cachedConf, cachedRT, err := m.cni.GetNetworkListCachedConfig(m.list, rt)
 	if err != nil {
-		m.log.Warn("network: unreadable cache entry; deleting with current config", "id", id, "err", err)
+		m.log.Warn("network: unreadable cache entry; deleting with current config", "id", cid, "err", err)
 	} else if cachedConf != nil {
 		if l, err := libcni.ConfListFromBytes(cachedConf); err == nil {
 			list, rt = l, cachedRT
 		} else {
-			m.log.Warn("network: unparsable cached config; deleting with current config", "id", id, "err", err)
+			m.log.Warn("network: unparsable cached config; deleting with current config", "id", cid, "err", err)
 		}
 	}
+	rt.NetNS = nsPath
 	unlock, err := lockChains(ctx, false)
 	if err != nil {
 		return err
 	}
 	if list != nil {
-		m.log.Debug("network: cni del", "id", id, "netns", rt.NetNS)
+		m.log.Debug("network: cni del", "id", cid, "netns", rt.NetNS)
 		err = m.cni.DelNetworkList(ctx, list, rt)
 	} else {
 		// DEL runs even without a cache entry: a process that died during
 		// ADD leaves a lease and rules behind but no cache entry.
-		m.log.Debug("network: cni del without cache", "id", id, "netns", rt.NetNS)
+		m.log.Debug("network: cni del without cache", "id", cid, "netns", rt.NetNS)
 		err = m.delUncached(ctx, m.list, rt)
 		if err == nil {
-			_ = os.Remove(filepath.Join(m.cfg.cacheDir(), "results", m.cfg.NetworkName+"-"+id+"-"+IfName))
+			_ = os.Remove(filepath.Join(m.cfg.cacheDir(), "results", m.cfg.NetworkName+"-"+cid+"-"+IfName))
 		}
 	}
 	unlock()
 	if err != nil {
 		return fmt.Errorf("network: cni del for %q: %v: %w", id, err, classify(ctx, err))
 	}
-	if err := m.removeGuard(ctx, id); err != nil {
-		return err
+	if !isPoolID(id) {
+		if err := m.removeGuard(ctx, id); err != nil {
+			return err
+		}
 	}
 	if err := m.removeNamespaces(id); err != nil {
 		return fmt.Errorf("network: remove netns of %q: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	if cid != id {
+		if err := m.removeNamespaces(cid); err != nil {
+			return fmt.Errorf("network: remove netns of %q: %v: %w", id, err, errdefs.ErrUnavailable)
+		}
 	}
 	return nil
 }
@@ -701,7 +805,7 @@ func (m *Manager) Attachment(id string) (*Attachment, error) {
 		return nil, err
 	}
 	nsPath := m.cfg.netnsPath(id)
-	rt := m.runtimeConf(id, Request{})
+	rt := m.runtimeConf(m.cniID(id), Request{})
 	res, err := m.cni.GetNetworkListCachedResult(m.list, rt)
 	if err != nil {
 		return nil, fmt.Errorf("network: cached result of %q: %v: %w", id, err, errdefs.ErrUnavailable)
@@ -723,8 +827,9 @@ func (m *Manager) Attachment(id string) (*Attachment, error) {
 	return att, err
 }
 
-// Attachments lists the ids that are attached (have a cache entry).
-func (m *Manager) Attachments() ([]string, error) { return m.cachedIDs() }
+// Attachments lists the ids that are attached (have a cache entry or a
+// pool entry).
+func (m *Manager) Attachments() ([]string, error) { return m.attachedIDs() }
 
 // writeFileAtomic writes data to path, mode 0600, atomically and durably.
 func writeFileAtomic(path string, data []byte) error {

@@ -78,7 +78,9 @@ func testConfig(t *testing.T) Config {
 			ids, _ := m.Attachments()
 			entries, _ := os.ReadDir(filepath.Join(cfg.StateDir, "netns"))
 			for _, e := range entries {
-				ids = append(ids, e.Name())
+				if !isPoolID(e.Name()) { // Destroy drops the pool's
+					ids = append(ids, e.Name())
+				}
 			}
 			for _, id := range ids {
 				if err := m.Teardown(context.Background(), id); err != nil {
