@@ -8,7 +8,8 @@ deps:
 	./hack/install-deps.sh
 
 build:
-	$(GO) build -o bin/ ./cmd/skiff ./cmd/skiff-shim
+	$(GO) build -o bin/ ./cmd/skiff
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/skiff-shim
 	@ln -sf $(CURDIR)/bin/skiff /usr/local/bin/skiff 2>/dev/null || true
 
 # Runs skiff server in the foreground with embedded defaults. It also builds

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/oci"
@@ -35,7 +36,7 @@ const samples = 30
 
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "shim" {
-		os.Exit(shim.Main(os.Args[2:], oci.OOMKilled))
+		os.Exit(shim.Main(os.Args[2:], cgroup.OOMKilled))
 	}
 	os.Exit(m.Run())
 }
@@ -65,7 +66,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	var h *runtime.Host
 	h, err := runtime.Open(context.Background(), runtime.HostOptions{
 		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: "skbench0", Subnet: "10.214.0.0/16",
-		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second, IDMap: benchIDMap(b),
+		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second, IDMap: benchIDMap(b), NetworkPool: 4,
 		OnChange: func(id string) {
 			mu.Lock()
 			ch := running[id]
@@ -154,7 +155,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		bare = append(bare, time.Since(start))
 		exec.Command("runc", "--root", runcRoot, "delete", "--force", id).Run()
 	}
-	_ = oci.RemoveCgroup("/skiff-bench")
+	_ = cgroup.RemoveCgroup("/skiff-bench")
 
 	pod := podmanRun(b, img, samples)
 

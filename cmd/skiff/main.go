@@ -8,19 +8,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/cli"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	runcmd "github.com/skiff-sh/skiff/internal/cmd/run"
 	servercmd "github.com/skiff-sh/skiff/internal/cmd/server"
 	virtualnodecmd "github.com/skiff-sh/skiff/internal/cmd/virtualnode"
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
 )
 
 func main() {
 	// The shim is started once per container run; keep it off cobra's path.
 	if len(os.Args) > 1 && os.Args[1] == "shim" {
-		os.Exit(shim.Main(os.Args[2:], oci.OOMKilled))
+		os.Exit(shim.Main(os.Args[2:], cgroup.OOMKilled))
 	}
 	os.Exit(cli.Main(os.Args[1:],
 		func(*cmdutil.Factory) *cobra.Command { return runcmd.NewCmd() },

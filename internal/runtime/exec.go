@@ -22,8 +22,8 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostapi"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/runtime/logs"
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
 )
 
 // WindowSize, ExecOptions and LogOptions are the host seam's
@@ -82,7 +82,7 @@ func (r *Runtime) Exec(ctx context.Context, id, name string, o ExecOptions) (int
 	// hierarchical).
 	sub := execCgroupPrefix + randomID()
 	subPath := c.cgroupsPath() + "/" + sub
-	if err := oci.CreateSubCgroup(subPath); err != nil {
+	if err := cgroup.CreateSubCgroup(subPath); err != nil {
 		return -1, fmt.Errorf("exec in %q: %w", name, err)
 	}
 	defer r.endExec(subPath)
@@ -112,7 +112,7 @@ func (r *Runtime) Exec(ctx context.Context, id, name string, o ExecOptions) (int
 		}
 		kctx, cancel := context.WithTimeout(context.Background(), execKillWait)
 		defer cancel()
-		if err := oci.KillCgroup(kctx, subPath); err != nil {
+		if err := cgroup.KillCgroup(kctx, subPath); err != nil {
 			r.log.Warn("exec session: kill", "group", id, "container", name, "err", err)
 		}
 		select {
@@ -195,13 +195,13 @@ func randomID() string {
 func (r *Runtime) endExec(subPath string) {
 	ctx, cancel := context.WithTimeout(context.Background(), execKillWait)
 	defer cancel()
-	if err := oci.KillCgroup(ctx, subPath); err != nil {
+	if err := cgroup.KillCgroup(ctx, subPath); err != nil {
 		r.log.Warn("exec session: kill what is left", "cgroup", subPath, "err", err)
 	}
 	// A killed process leaves its cgroup an instant after it is gone from
 	// cgroup.procs; rmdir says EBUSY until then.
 	for {
-		err := oci.RemoveCgroup(subPath)
+		err := cgroup.RemoveCgroup(subPath)
 		if err == nil {
 			return
 		}
@@ -218,7 +218,7 @@ func (r *Runtime) endExec(subPath string) {
 // their clients were connected to it, so nothing can reach them any more.
 func (g *group) killStaleExecs() {
 	for _, c := range g.ctrs {
-		subs, err := oci.SubCgroups(c.cgroupsPath(), execCgroupPrefix)
+		subs, err := cgroup.SubCgroups(c.cgroupsPath(), execCgroupPrefix)
 		if err != nil {
 			continue
 		}

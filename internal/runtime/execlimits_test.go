@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
 )
 
 // procs lists the command lines of the live processes in a container, as a
@@ -49,7 +49,7 @@ func TestExecSessionEndKillsItsProcesses(t *testing.T) {
 	e.create("ex", group("ex", container("app", e.image, "sh", "-c", "while true; do sleep 1; done")))
 	e.waitState("ex", api.GroupRunning, 60*time.Second)
 	execCgroups := func() []string {
-		subs, err := oci.SubCgroups("/skiff/ex/app", "skiff-exec-")
+		subs, err := cgroup.SubCgroups("/skiff/ex/app", "skiff-exec-")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestGroupPidsLimit(t *testing.T) {
 	e.create("pids", spec)
 	e.waitState("pids", api.GroupRunning, 60*time.Second)
 
-	_, gmax, err := oci.Pids("/skiff/pids")
+	_, gmax, err := cgroup.Pids("/skiff/pids")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,15 +159,15 @@ func TestGroupPidsLimit(t *testing.T) {
 		t.Fatalf("group cgroup pids.max = %d, want %d", gmax, limit)
 	}
 	for _, c := range []string{"a", "b"} {
-		if _, cmax, err := oci.Pids("/skiff/pids/" + c); err != nil || cmax != 4096 {
+		if _, cmax, err := cgroup.Pids("/skiff/pids/" + c); err != nil || cmax != 4096 {
 			t.Fatalf("container %s pids.max = %d, %v; want 4096", c, cmax, err)
 		}
 	}
 	var peak, hits int64
-	aCount := func() int64 { n, _, _ := oci.Pids("/skiff/pids/a"); return n }
+	aCount := func() int64 { n, _, _ := cgroup.Pids("/skiff/pids/a"); return n }
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		cur, _, err := oci.Pids("/skiff/pids")
+		cur, _, err := cgroup.Pids("/skiff/pids")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,16 +175,16 @@ func TestGroupPidsLimit(t *testing.T) {
 		if cur > limit {
 			t.Fatalf("the group has %d processes, over its limit of %d", cur, limit)
 		}
-		ng, err := oci.PidsMaxEvents("/skiff/pids")
+		ng, err := cgroup.PidsMaxEvents("/skiff/pids")
 		if err != nil {
 			t.Fatal(err)
 		}
-		nb, err := oci.PidsMaxEvents("/skiff/pids/b")
+		nb, err := cgroup.PidsMaxEvents("/skiff/pids/b")
 		if err != nil {
 			t.Fatal(err)
 		}
 		hits = int64(max(ng, nb))
-		if bn, _, _ := oci.Pids("/skiff/pids/b"); bn > limit-41 {
+		if bn, _, _ := cgroup.Pids("/skiff/pids/b"); bn > limit-41 {
 			t.Fatalf("container b has %d processes, more than the %d the group's limit leaves it", bn, limit-41)
 		}
 		if hits >= 3 && aCount() == 41 {

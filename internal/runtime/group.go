@@ -13,8 +13,8 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/lifecycle"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/runtime/network"
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
 	"github.com/skiff-sh/skiff/internal/runtime/volume"
 )
 
@@ -342,7 +342,7 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 	}
 	// The group's cgroup, parent of its containers', caps their processes
 	// together; each container has its own (smaller) limit too.
-	if err := oci.SetPidsLimit(g.cgroupParent(), g.r.cfg.GroupPidsLimit); err != nil {
+	if err := cgroup.SetPidsLimit(g.cgroupParent(), g.r.cfg.GroupPidsLimit); err != nil {
 		return CodeContainerFailed, fmt.Errorf("group pids limit: %w", err)
 	}
 	return "", nil
@@ -528,7 +528,7 @@ func (c *container) cgroupsPath() string { return c.g.cgroupParent() + "/" + c.n
 // release frees the network, volumes and the group's cgroup.
 func (g *group) release(ctx context.Context) error {
 	var errs []error
-	if err := oci.RemoveCgroup(g.cgroupParent()); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+	if err := cgroup.RemoveCgroup(g.cgroupParent()); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 	}
 	if err := g.r.cfg.Network.Teardown(ctx, g.id); err != nil {

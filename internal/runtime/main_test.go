@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
 )
 
@@ -13,7 +13,7 @@ import (
 // binary does in production.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "shim" {
-		os.Exit(shim.Main(os.Args[2:], oci.OOMKilled))
+		os.Exit(shim.Main(os.Args[2:], cgroup.OOMKilled))
 	}
 	if os.Getenv("SKIFF_TEST_DAEMON") != "" {
 		os.Exit(daemonMain())

@@ -20,13 +20,17 @@ func BuildSkiff() (bin, dir string, err error) {
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin = filepath.Join(dir, "skiff")
 	// The shim binary beside it, as `make build` puts it: the server
-	// starts it for each container (runtime.DefaultShimCommand).
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/skiff", "./cmd/skiff-shim")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("build skiff: %w", err)
+	// starts it for each container (runtime.DefaultShimCommand). It is
+	// static (no cgo: no libc arenas per thread), as make build makes it.
+	for _, b := range []struct{ pkg, cgo string }{{"./cmd/skiff", "CGO_ENABLED=1"}, {"./cmd/skiff-shim", "CGO_ENABLED=0"}} {
+		build := exec.Command("go", "build", "-o", dir+"/", b.pkg)
+		build.Dir = root
+		build.Env = append(os.Environ(), b.cgo)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			os.RemoveAll(dir)
+			return "", "", fmt.Errorf("build %s: %w", b.pkg, err)
+		}
 	}
 	return bin, dir, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 )
 
 // testEnv is one test's rootfs, runc state root and cgroup parent.
@@ -89,10 +90,10 @@ func newEnv(t *testing.T) *testEnv {
 	}
 	e := &testEnv{t: t, rootfs: rootfs, runcRoot: filepath.Join(dir, "runc"), cgParent: "/skiff-ocitest-" + randHex(t)}
 	t.Cleanup(func() {
-		if err := RemoveCgroup(e.cgParent); err != nil {
+		if err := cgroup.RemoveCgroup(e.cgParent); err != nil {
 			t.Errorf("remove test cgroups: %v", err)
 		}
-		if n, err := CountCgroups(e.cgParent); err != nil || n != 0 {
+		if n, err := cgroup.CountCgroups(e.cgParent); err != nil || n != 0 {
 			t.Errorf("cgroups left under %s: %d (%v)", e.cgParent, n, err)
 		}
 	})
@@ -356,7 +357,7 @@ func TestRuncPrivileged(t *testing.T) {
 // readCgroup reads a controller file of the container's cgroup on the host.
 func readCgroup(t *testing.T, cgPath, controller, v1File, v2File string) (string, bool) {
 	t.Helper()
-	p, v2, err := controllerFile(cgPath, controller, v1File, v2File)
+	p, v2, err := cgroup.ControllerFile(cgPath, controller, v1File, v2File)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,12 +426,12 @@ func TestRuncResourcesAndOOM(t *testing.T) {
 	cfg := e.config("sh", "-c", "echo fine")
 	cfg.MemoryLimitBytes, cfg.CPULimit, cfg.CPUShares, cfg.PidsLimit = limit, 0.5, 0.25, 100
 	out := e.createStart(cfg, func() {
-		if !CgroupExists(cfg.CgroupsPath) {
-			t.Errorf("CgroupExists(%s) = false for a created container", cfg.CgroupsPath)
+		if !cgroup.CgroupExists(cfg.CgroupsPath) {
+			t.Errorf("cgroup.CgroupExists(%s) = false for a created container", cfg.CgroupsPath)
 		}
 		// The container's cgroup and its parent, in each of several hierarchies.
-		if n, err := CountCgroups(e.cgParent); err != nil || n < 2 {
-			t.Errorf("CountCgroups(%s) = %d, %v for a created container", e.cgParent, n, err)
+		if n, err := cgroup.CountCgroups(e.cgParent); err != nil || n < 2 {
+			t.Errorf("cgroup.CountCgroups(%s) = %d, %v for a created container", e.cgParent, n, err)
 		}
 		if v, v2 := readCgroup(t, cfg.CgroupsPath, "memory", "memory.limit_in_bytes", "memory.max"); v != strconv.Itoa(limit) {
 			t.Errorf("memory limit (v2=%v) = %s, want %d", v2, v, limit)
@@ -451,7 +452,7 @@ func TestRuncResourcesAndOOM(t *testing.T) {
 	if !strings.Contains(out, "fine") {
 		t.Errorf("output %q", out)
 	}
-	if oom, err := OOMKilled(cfg.CgroupsPath); err != nil || oom {
+	if oom, err := cgroup.OOMKilled(cfg.CgroupsPath); err != nil || oom {
 		t.Errorf("OOMKilled for a container within its limit = %v, %v", oom, err)
 	}
 
@@ -462,16 +463,16 @@ func TestRuncResourcesAndOOM(t *testing.T) {
 	if !strings.Contains(out, "tail-exit=137") {
 		t.Errorf("memory hog was not SIGKILLed: %q", out)
 	}
-	if oom, err := OOMKilled(cfg.CgroupsPath); err != nil || !oom {
+	if oom, err := cgroup.OOMKilled(cfg.CgroupsPath); err != nil || !oom {
 		t.Errorf("OOMKilled after exceeding the memory limit = %v, %v", oom, err)
 	}
 	if err := e.runc(context.Background(), "delete", "--force", cfg.ID).Run(); err != nil {
 		t.Fatal(err)
 	}
-	if CgroupExists(cfg.CgroupsPath) {
+	if cgroup.CgroupExists(cfg.CgroupsPath) {
 		t.Errorf("cgroup %s still exists after runc delete", cfg.CgroupsPath)
 	}
-	if _, err := OOMKilled(cfg.CgroupsPath); err == nil {
+	if _, err := cgroup.OOMKilled(cfg.CgroupsPath); err == nil {
 		t.Errorf("OOMKilled of a deleted cgroup did not fail")
 	}
 }

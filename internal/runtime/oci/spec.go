@@ -40,6 +40,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/atomicfile"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
@@ -454,7 +455,7 @@ func resources(cfg ContainerConfig) *specs.LinuxResources {
 	if cfg.MemoryLimitBytes > 0 {
 		limit := cfg.MemoryLimitBytes
 		r.Memory = &specs.LinuxMemory{Limit: &limit}
-		if swapLimitSupported() {
+		if cgroup.SwapLimitSupported() {
 			swap := limit // memory+swap == memory: no swap
 			r.Memory.Swap = &swap
 		}
@@ -465,24 +466,6 @@ func resources(cfg ContainerConfig) *specs.LinuxResources {
 	}
 	r.Pids = &specs.LinuxPids{Limit: pids}
 	return r
-}
-
-// swapLimitSupported reports whether the runtime can be given a swap limit:
-// always on cgroup2 (runc ignores a missing memory.swap.max), and on v1 only
-// when swap accounting is on (memory.memsw.* exists), since runc fails writing
-// a missing memsw file.
-func swapLimitSupported() bool {
-	hs, err := hierarchies()
-	if err != nil {
-		return false
-	}
-	for _, h := range hs {
-		if !h.v2 && slices.Contains(h.controllers, "memory") {
-			_, err := os.Stat(filepath.Join(h.mountpoint, "memory.memsw.limit_in_bytes"))
-			return err == nil
-		}
-	}
-	return true
 }
 
 // deviceRules denies every device, then allows runc's default set: mknod of

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 )
 
 func writeRootfs(t *testing.T, files map[string]string) string {
@@ -329,19 +330,19 @@ func TestWriteBundle(t *testing.T) {
 
 func TestCgroupHelpersOnMissingCgroup(t *testing.T) {
 	p := "/skiff-ocitest-absent/x"
-	if CgroupExists(p) {
+	if cgroup.CgroupExists(p) {
 		t.Errorf("CgroupExists of a missing cgroup")
 	}
-	if n, err := CountCgroups(p); n != 0 || err != nil {
+	if n, err := cgroup.CountCgroups(p); n != 0 || err != nil {
 		t.Errorf("CountCgroups of a missing cgroup = %d, %v", n, err)
 	}
-	if _, err := OOMKilled(p); !errdefs.Is(err, errdefs.ErrNotFound) {
+	if _, err := cgroup.OOMKilled(p); !errdefs.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("OOMKilled of a missing cgroup: %v", err)
 	}
-	if err := RemoveCgroup(p); err != nil {
+	if err := cgroup.RemoveCgroup(p); err != nil {
 		t.Errorf("RemoveCgroup of a missing cgroup: %v", err)
 	}
-	if _, err := OOMKilled("/../etc"); !errdefs.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := cgroup.OOMKilled("/../etc"); !errdefs.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("OOMKilled of an escaping path: %v", err)
 	}
 }

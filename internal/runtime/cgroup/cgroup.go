@@ -1,4 +1,7 @@
-package oci
+// Package cgroup reads and changes the host's cgroups (v1, hybrid and v2)
+// for the runtime: a leaf package, so that the per-container supervisor
+// (cmd/skiff-shim), which needs OOMKilled, carries nothing else.
+package cgroup
 
 import (
 	"bufio"
@@ -63,10 +66,10 @@ func cgroupDir(h hierarchy, cgroupsPath string) (string, error) {
 	return filepath.Join(h.mountpoint, clean), nil
 }
 
-// controllerFile returns the path of file in the hierarchy that carries
+// ControllerFile returns the path of file in the hierarchy that carries
 // controller (v1) or, on a host whose cgroup2 is the only hierarchy with
 // controllers, in cgroup2. It reports whether the hierarchy is v2.
-func controllerFile(cgroupsPath, controller, v1File, v2File string) (path string, v2 bool, err error) {
+func ControllerFile(cgroupsPath, controller, v1File, v2File string) (path string, v2 bool, err error) {
 	hs, err := hierarchies()
 	if err != nil {
 		return "", false, err
@@ -428,7 +431,7 @@ func SetPidsLimit(cgroupsPath string, limit int64) error {
 	if limit <= 0 {
 		return fmt.Errorf("pids limit %d: must be positive: %w", limit, errdefs.ErrInvalidArgument)
 	}
-	file, v2, err := controllerFile(cgroupsPath, "pids", "pids.max", "pids.max")
+	file, v2, err := ControllerFile(cgroupsPath, "pids", "pids.max", "pids.max")
 	if err != nil {
 		return err
 	}
@@ -468,7 +471,7 @@ func SetPidsLimit(cgroupsPath string, limit int64) error {
 // Pids reads the number of processes (pids.current) and the limit
 // (pids.max; -1 for "max") of the cgroup at cgroupsPath.
 func Pids(cgroupsPath string) (current, limit int64, err error) {
-	file, _, err := controllerFile(cgroupsPath, "pids", "pids.current", "pids.current")
+	file, _, err := ControllerFile(cgroupsPath, "pids", "pids.current", "pids.current")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -503,7 +506,7 @@ func Pids(cgroupsPath string) (current, limit int64, err error) {
 // it) failed because this cgroup's own pids.max was reached ("max" in
 // pids.events).
 func PidsMaxEvents(cgroupsPath string) (uint64, error) {
-	file, _, err := controllerFile(cgroupsPath, "pids", "pids.events", "pids.events")
+	file, _, err := ControllerFile(cgroupsPath, "pids", "pids.events", "pids.events")
 	if err != nil {
 		return 0, err
 	}
@@ -515,4 +518,22 @@ func PidsMaxEvents(cgroupsPath string) (uint64, error) {
 		return 0, fmt.Errorf("pids cgroup %s: no pids.events: %w", cgroupsPath, errdefs.ErrNotFound)
 	}
 	return n, nil
+}
+
+// SwapLimitSupported reports whether the runtime can be given a swap limit:
+// always on cgroup2 (runc ignores a missing memory.swap.max), and on v1 only
+// when swap accounting is on (memory.memsw.* exists), since runc fails writing
+// a missing memsw file.
+func SwapLimitSupported() bool {
+	hs, err := hierarchies()
+	if err != nil {
+		return false
+	}
+	for _, h := range hs {
+		if !h.v2 && slices.Contains(h.controllers, "memory") {
+			_, err := os.Stat(filepath.Join(h.mountpoint, "memory.memsw.limit_in_bytes"))
+			return err == nil
+		}
+	}
+	return true
 }
