@@ -1,5 +1,6 @@
 # Skiff: the two commands of the README are `make run` and `make test`.
 export PATH := /usr/local/go/bin:$(PATH)
+SHELL := /bin/bash
 GO ?= go
 
 .PHONY: deps build run test test-cluster-mode fuzz bench image
@@ -60,11 +61,14 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(or $(FUZZTIME),$$n) -fuzzminimizetime 2000x $$pkg; \
 	done
 
-# create→Running latency against bare runc and podman.
+# Every benchmark against its peers in one run, then one table of their
+# rows (testenv.BenchRow) with issue 14's goals.
+BENCH_OUT ?= /tmp/skiff-bench.out
 bench: deps
-	SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
+	set -o pipefail; SKIFF_K8S_BIN="$$(./hack/build-k8s.sh)" && export SKIFF_K8S_BIN && \
 		SKIFF_HELM="$$(./hack/build-helm.sh)" && export SKIFF_HELM && \
-		$(GO) test -count=1 -run '^$$' -p 1 -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/
+		$(GO) test -count=1 -run '^$$' -p 1 -bench . -benchtime 1x -timeout 40m ./bench/ ./test/vnode/ 2>&1 | tee $(BENCH_OUT)
+	./hack/bench-table.sh $(BENCH_OUT)
 
 # The skiff container image (static binary on scratch) for the virtual node's
 # Deployment: make image [IMAGE=registry/skiff:tag], then podman push it.

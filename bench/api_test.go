@@ -78,7 +78,10 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	s := testenv.StartSkiffServer(b, testenv.SkiffServerOptions{Binary: bin, LogLevel: "error", StopGrace: time.Second})
+	// 1000 groups of 0.1 CPU and 0.1 GB: more than the machine, as requests
+	// (sleeping groups use next to nothing).
+	s := testenv.StartSkiffServer(b, testenv.SkiffServerOptions{Binary: bin, LogLevel: "error", StopGrace: time.Second,
+		Flags: []string{"--cpu", "200", "--memory", "200"}})
 	c := s.Client
 	ctx := context.Background()
 	if _, err := c.CreateResourceGroup(ctx, "bench", api.ResourceGroup{Location: "local"}); err != nil {
@@ -88,28 +91,14 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 		b.Fatalf("pre-pull: %v", err)
 	}
 
+	serverPid := s.Process().Pid
+	memAt0 := privateBytes(b, serverPid)
 	var viaAPI []time.Duration
 	for i := 0; i < samples; i++ {
 		name := fmt.Sprintf("lat%d", i)
 		viaAPI = append(viaAPI, createRunning(b, c, name, ref))
 		deleteAndWait(b, c, name)
 	}
-
-	const clients, perClient = 10, 5
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < clients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < perClient; i++ {
-				createRunning(b, c, fmt.Sprintf("tp%d-%d", w, i), ref)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	rate := float64(clients*perClient) / elapsed.Seconds()
 	// The CLI as a user runs it: `skiff container create` returns once the
 	// group runs; `skiff container delete --yes` once it is gone.
 	var cliCreate, cliDelete []time.Duration
@@ -132,35 +121,79 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 		cliDelete = append(cliDelete, skiff("container", "delete", "-g", "bench", "-n", name, "--yes", "--grace-period", "0", "-o", "none"))
 	}
 
-	// podman runs on a host without Skiff's groups.
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// Sustained creates: 10 clients, 300 groups, each client's next PUT
+	// once its last group runs. The memory of the idle groups (the
+	// server's growth and the supervisors) is read when 200 are up.
+	const clients = 10
+	created := 0
+	createMany := func(n int) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := 0; w < clients; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += clients {
+					createRunning(b, c, fmt.Sprintf("tp%d", created+i), ref)
+				}
+			}()
+		}
+		wg.Wait()
+		created += n
+		return time.Since(start)
+	}
+	elapsed := createMany(200)
+	time.Sleep(2 * time.Second) // idle: the creates' garbage collected
+	shims := supervisors(s.DataDir)
+	memAt200 := privateBytes(b, serverPid) - memAt0
+	for _, pid := range shims {
+		memAt200 += privateBytes(b, pid)
+	}
+	elapsed += createMany(100)
+	rate := float64(created) / elapsed.Seconds()
+
+	// create→Running with 1000 groups running, against none (viaAPI).
+	createMany(1000 - created)
+	var at1000 []time.Duration
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("big%d", i)
+		at1000 = append(at1000, createRunning(b, c, name, ref))
+		deleteAndWait(b, c, name)
+	}
+
+	// The peers run on a host without Skiff's groups.
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	if err := s.DeleteResourceGroups(dctx); err != nil {
 		b.Logf("delete the benchmark's groups: %v", err)
 	}
 	cancel()
 
+	bare := runcRun(b, img, samples)
 	pod, podRm := podmanRunRm(b, img, samples)
-	ra, rp := percentiles("skiff API", viaAPI), percentiles("podman run -d", pod)
+	ra, rp, rr := percentiles("skiff API", viaAPI), percentiles("podman run -d", pod), percentiles("runc run -d", bare)
 	rc, rd, rpr := percentiles("skiff create", cliCreate), percentiles("skiff delete", cliDelete), percentiles("podman rm -f", podRm)
-	fmt.Printf("\n%-44s %10s %10s %7s %s\n", "metric (p50)", "Skiff", "peer", "ratio", "goal (issue 14)")
-	row := func(metric string, skiff, peer time.Duration, goal string) {
-		fmt.Printf("%-44s %10s %10s %6.2fx %s\n", metric, skiff.Round(100*time.Microsecond), peer.Round(100*time.Microsecond),
-			float64(skiff)/float64(peer), goal)
-	}
-	row("API create→Running vs podman run -d", ra.p50, rp.p50, "≤ 0.35x")
-	row("skiff container create vs podman run -d", rc.p50, rp.p50, "≤ 0.5x")
-	row("skiff container delete vs podman rm -f", rd.p50, rpr.p50, "≤ 0.5x")
+	rb := percentiles("skiff API at 1000", at1000)
+	ms := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+	ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
+	testenv.BenchRow("API create->Running p50 vs runc run -d (no network)", ms(ra.p50), ms(rr.p50), ratio(ra.p50, rr.p50), "<= 1.5x")
+	testenv.BenchRow("API create->Running p50 vs podman run -d", ms(ra.p50), ms(rp.p50), ratio(ra.p50, rp.p50), "<= 0.35x")
+	testenv.BenchRow("skiff container create p50 vs podman run -d", ms(rc.p50), ms(rp.p50), ratio(rc.p50, rp.p50), "<= 0.5x")
+	testenv.BenchRow(fmt.Sprintf("sustained creates/s, %d clients, %d groups", clients, 300), fmt.Sprintf("%.1f/s", rate), "-", 0, ">= 60/s")
+	testenv.BenchRow("skiff container delete p50 vs podman rm -f", ms(rd.p50), ms(rpr.p50), ratio(rd.p50, rpr.p50), "<= 0.5x")
+	testenv.BenchRow(fmt.Sprintf("private memory per idle group at 200 (%d supervisors)", len(shims)),
+		fmt.Sprintf("%.2f MiB", float64(memAt200)/200/(1<<20)), "-", 0, "<= 3 MiB")
+	testenv.BenchRow("API create->Running p50, 1000 groups running vs none", ms(rb.p50), ms(ra.p50), ratio(rb.p50, ra.p50), "<= 1.2x")
 	fmt.Printf("\ncreate→Running through the API (PUT until instanceView Running), %d samples, cached image\n", samples)
-	fmt.Printf("%-14s %10s %10s\n", "", "p50", "p99")
-	for _, r := range []result{ra, rp} {
-		fmt.Printf("%-14s %10s %10s\n", r.name, r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond))
+	fmt.Printf("%-18s %10s %10s\n", "", "p50", "p99")
+	for _, r := range []result{ra, rb, rr, rp} {
+		fmt.Printf("%-18s %10s %10s\n", r.name, ms(r.p50), ms(r.p99))
 	}
-	fmt.Printf("skiff API/podman  p50 %.2fx  p99 %.2fx\n", float64(ra.p50)/float64(rp.p50), float64(ra.p99)/float64(rp.p99))
-	fmt.Printf("sustained: %d groups created to Running by %d concurrent clients in %s = %.1f creates/s\n",
-		clients*perClient, clients, elapsed.Round(time.Millisecond), rate)
 	b.ReportMetric(float64(ra.p50.Microseconds())/1000, "api-p50-ms")
-	b.ReportMetric(float64(ra.p50)/float64(rp.p50), "api/podman-p50")
+	b.ReportMetric(ratio(ra.p50, rp.p50), "api/podman-p50")
+	b.ReportMetric(ratio(ra.p50, rr.p50), "api/runc-p50")
 	b.ReportMetric(rate, "creates/s")
-	b.ReportMetric(float64(rc.p50)/float64(rp.p50), "cli-create/podman-p50")
-	b.ReportMetric(float64(rd.p50)/float64(rpr.p50), "cli-delete/podman-rm-p50")
+	b.ReportMetric(ratio(rc.p50, rp.p50), "cli-create/podman-p50")
+	b.ReportMetric(ratio(rd.p50, rpr.p50), "cli-delete/podman-rm-p50")
+	b.ReportMetric(float64(memAt200)/200/(1<<20), "MiB/idle-group")
+	b.ReportMetric(ratio(rb.p50, ra.p50), "at1000/at0-p50")
 }

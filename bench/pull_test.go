@@ -85,6 +85,7 @@ func BenchmarkPull(b *testing.B) {
 	}
 	ratio := float64(rs[0].p50) / float64(rs[1].p50)
 	fmt.Printf("skiff/podman  p50 %.2fx\n", ratio)
+	testenv.BenchRow("cold pull p50 vs podman pull", rs[0].p50.Round(time.Millisecond).String(), rs[1].p50.Round(time.Millisecond).String(), ratio, "-")
 	b.ReportMetric(float64(rs[0].p50.Milliseconds()), "skiff-pull-p50-ms")
 	b.ReportMetric(ratio, "skiff/podman-pull-p50")
 

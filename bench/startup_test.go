@@ -15,19 +15,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
-	"github.com/skiff-sh/skiff/internal/runtime/oci"
-	"github.com/skiff-sh/skiff/internal/runtime/rootfs"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
 	"github.com/skiff-sh/skiff/internal/testenv"
 )
@@ -121,41 +117,8 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		}
 	}
 
-	// Bare runc on the same unpacked image.
-	local, err := h.Images.Get(ref)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bundle := b.TempDir()
-	merged, err := rootfs.Mount(local.Layers, filepath.Join(bundle, "rootfs"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rootfs.Unmount(filepath.Join(bundle, "rootfs"))
-	ociSpec, err := oci.Spec(oci.ContainerConfig{ID: "benchrunc", Hostname: "bench", RootfsPath: merged,
-		Args: []string{"sleep", "3600"}, CgroupsPath: "/skiff-bench/runc", CPUShares: 1, CPULimit: 1, MemoryLimitBytes: 512 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := oci.WriteBundle(bundle, ociSpec); err != nil {
-		b.Fatal(err)
-	}
-	runcRoot := b.TempDir()
-	var bare []time.Duration
-	for i := 0; i < samples; i++ {
-		id := "benchrunc" + strconv.Itoa(i)
-		start := time.Now()
-		// The container inherits runc's stdio: /dev/null, so nothing waits on it.
-		logFile := filepath.Join(runcRoot, "runc.log")
-		cmd := exec.Command("runc", "--root", runcRoot, "--log", logFile, "run", "-d", "--bundle", bundle, id)
-		if err := cmd.Run(); err != nil {
-			out, _ := os.ReadFile(logFile)
-			b.Fatalf("runc run: %v %s", err, out)
-		}
-		bare = append(bare, time.Since(start))
-		exec.Command("runc", "--root", runcRoot, "delete", "--force", id).Run()
-	}
-	_ = cgroup.RemoveCgroup("/skiff-bench")
+	// Bare runc on the same image.
+	bare := runcRun(b, img, samples)
 
 	pod := podmanRun(b, img, samples)
 
@@ -168,6 +131,8 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
 	fmt.Printf("skiff/runc    p50 %.2fx  p99 %.2fx\n", ratio(rs[0].p50, rs[1].p50), ratio(rs[0].p99, rs[1].p99))
 	fmt.Printf("skiff/podman  p50 %.2fx  p99 %.2fx\n", ratio(rs[0].p50, rs[2].p50), ratio(rs[0].p99, rs[2].p99))
+	testenv.BenchRow("runtime create->Running p50 (no API) vs runc run -d", rs[0].p50.Round(100*time.Microsecond).String(),
+		rs[1].p50.Round(100*time.Microsecond).String(), ratio(rs[0].p50, rs[1].p50), "-")
 	b.ReportMetric(float64(rs[0].p50.Microseconds())/1000, "skiff-p50-ms")
 	b.ReportMetric(ratio(rs[0].p50, rs[1].p50), "skiff/runc-p50")
 	b.ReportMetric(ratio(rs[0].p50, rs[2].p50), "skiff/podman-p50")

@@ -525,18 +525,27 @@ func (g *group) cgroupParent() string { return g.r.cfg.CgroupRoot + "/" + g.id }
 // ("/skiff/<group>/<container>" by default).
 func (c *container) cgroupsPath() string { return c.g.cgroupParent() + "/" + c.name }
 
-// release frees the network, volumes and the group's cgroup.
+// release frees the network, volumes and the group's cgroup, the three at
+// once (they share nothing).
 func (g *group) release(ctx context.Context) error {
-	var errs []error
-	if err := cgroup.RemoveCgroup(g.cgroupParent()); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
-		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
-	}
-	if err := g.r.cfg.Network.Teardown(ctx, g.id); err != nil {
-		errs = append(errs, fmt.Errorf("network teardown: %w", err))
-	}
-	if err := g.r.cfg.Volumes.Release(ctx, g.id); err != nil {
-		errs = append(errs, fmt.Errorf("volume release: %w", err))
-	}
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := cgroup.RemoveCgroup(g.cgroupParent()); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			errs[0] = fmt.Errorf("remove cgroup: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := g.r.cfg.Network.Teardown(ctx, g.id); err != nil {
+			errs[1] = fmt.Errorf("network teardown: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := g.r.cfg.Volumes.Release(ctx, g.id); err != nil {
+			errs[2] = fmt.Errorf("volume release: %w", err)
+		}
+	})
+	wg.Wait()
 	g.mu.Lock()
 	g.net, g.vols = nil, nil
 	g.st.IP = ""

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/testenv"
 )
 
 // benchReplicas is the size of the Deployment BenchmarkDeployment100 rolls out.
@@ -126,6 +128,7 @@ spec:
 
 	pps := float64(benchReplicas) / total.Seconds()
 	fmt.Printf("BenchmarkDeployment100: %d replicas Ready in %s (%.2f pods/s)\n", benchReplicas, total.Round(time.Millisecond), pps)
+	testenv.BenchRow(fmt.Sprintf("%d-replica Deployment on the virtual node, apply->all Ready", benchReplicas), total.Round(time.Millisecond).String(), "-", 0, "<= 10s")
 	fmt.Printf("  creation→Running (creationTimestamp→state.running.startedAt, 1s resolution): p50 %s p99 %s max %s\n",
 		pct(running, 0.50), pct(running, 0.99), pct(running, 1))
 	fmt.Printf("  creation→Ready (creationTimestamp→Ready lastTransitionTime, 1s resolution): p50 %s p99 %s max %s\n",

@@ -13,6 +13,9 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // delUncached runs CNI DEL for an attachment that has no libcni cache entry:
@@ -95,6 +98,91 @@ func (m *Manager) leasedAddress(id string) *net.IPNet {
 		}
 		if leaseOwner(filepath.Join(dir, e.Name())) == id {
 			return &net.IPNet{IP: ip.To4(), Mask: subnet.Mask}
+		}
+	}
+	return nil
+}
+
+// bridgeOnly reports whether list is the bridge plugin alone (with
+// host-local): the configuration of groups without ports and of the pool.
+func bridgeOnly(list *libcni.NetworkConfigList) bool {
+	return len(list.Plugins) == 1 && list.Plugins[0].Network.Type == "bridge" &&
+		list.Plugins[0].Network.IPAM.Type == "host-local"
+}
+
+// releaseBridge undoes a bridge-only ADD of cid in process, without the two
+// plugin execs of a DEL (bridge, and host-local under it): what the bridge
+// plugin's DEL does with ipMasq off. The namespace's end of the veth is
+// deleted (the host's end goes with it), host-local's lease is removed
+// under host-local's own lock (DATA-DIR/<network>/lock, flock), and libcni's
+// cache entry last. Every step is idempotent.
+func (m *Manager) releaseBridge(cid, nsPath string) error {
+	if nsPath != "" {
+		if err := deleteLinkIn(nsPath, IfName); err != nil {
+			return fmt.Errorf("delete %s in %s: %w", IfName, nsPath, err)
+		}
+	}
+	if err := m.releaseLease(cid); err != nil {
+		return err
+	}
+	err := os.Remove(filepath.Join(m.cfg.cacheDir(), "results", m.cfg.NetworkName+"-"+cid+"-"+IfName))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// deleteLinkIn deletes link name inside the namespace mounted at nsPath; a
+// missing link is not an error.
+func deleteLinkIn(nsPath, name string) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return h.LinkDel(l)
+}
+
+// releaseLease removes the host-local leases held by cid, as host-local's
+// DEL (ReleaseByID) does, holding the lock file it holds.
+func (m *Manager) releaseLease(cid string) error {
+	dir := filepath.Join(m.cfg.ipamDir(), m.cfg.NetworkName)
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDONLY|os.O_CREATE, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no lease was ever made on this network
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) == nil {
+			continue
+		}
+		if p := filepath.Join(dir, e.Name()); leaseOwner(p) == cid {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 		}
 	}
 	return nil

@@ -765,10 +765,14 @@ func (m *Manager) release(ctx context.Context, cid, id string) error {
 	if err != nil {
 		return err
 	}
-	if list != nil {
+	switch {
+	case list != nil && bridgeOnly(list):
+		m.log.Debug("network: release in process", "id", cid, "netns", rt.NetNS)
+		err = m.releaseBridge(cid, rt.NetNS)
+	case list != nil:
 		m.log.Debug("network: cni del", "id", cid, "netns", rt.NetNS)
 		err = m.cni.DelNetworkList(ctx, list, rt)
-	} else {
+	default:
 		// DEL runs even without a cache entry: a process that died during
 		// ADD leaves a lease and rules behind but no cache entry.
 		m.log.Debug("network: cni del without cache", "id", cid, "netns", rt.NetNS)
