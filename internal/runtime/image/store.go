@@ -34,6 +34,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -94,6 +95,8 @@ type Store struct {
 	gcMu sync.RWMutex
 	// recMu serialises writes of image records.
 	recMu sync.Mutex
+	// recCache holds decoded records by path (readRecord).
+	recCache sync.Map
 
 	pulls  singleflight.Group // key: reference + credentials
 	layers singleflight.Group // key: diffID
@@ -572,8 +575,23 @@ func (s *Store) records() ([]*record, error) {
 }
 
 // readRecord reads the record stored under a normalised reference.
+//
+// A create reads its image's record every time: records are kept decoded
+// in memory, keyed by file and checked against the file's inode, size and
+// modification time (a stat), so a record written since, by this store or
+// another process (records are replaced by rename), is read again.
 func (s *Store) readRecord(ref string) (*record, error) {
-	b, err := os.ReadFile(s.recordPath(ref))
+	path := s.recordPath(ref)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	key := recordStamp(st)
+	if c, ok := s.recCache.Load(path); ok && c.(cachedRecord).stamp == key {
+		r := *c.(cachedRecord).r
+		return &r, nil
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -581,7 +599,30 @@ func (s *Store) readRecord(ref string) (*record, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("image record %s: %w", ref, err)
 	}
+	if st2, err := os.Stat(path); err == nil && recordStamp(st2) == key {
+		c := r
+		s.recCache.Store(path, cachedRecord{stamp: key, r: &c})
+	}
 	return &r, nil
+}
+
+// cachedRecord is a decoded record and the stamp of the file it came from.
+type cachedRecord struct {
+	stamp fileStamp
+	r     *record
+}
+
+type fileStamp struct {
+	ino, size uint64
+	mtime     int64
+}
+
+func recordStamp(st fs.FileInfo) fileStamp {
+	k := fileStamp{size: uint64(st.Size()), mtime: st.ModTime().UnixNano()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		k.ino = sys.Ino
+	}
+	return k
 }
 
 // writeRecord stores r atomically.
