@@ -19,7 +19,9 @@ const maxTerminalDimension = 1<<16 - 1
 
 // DecodeContainerGroup decodes the body of ContainerGroups_CreateOrUpdate.
 //
-// Field names match case-insensitively, as ARM's do. Unknown keys are
+// Field names match case-insensitively, as ARM's do. Properties of the
+// schema that Skiff does not honour (a GPU, a managed identity, …;
+// unsupported.go) are refused with <Field>NotSupported. Unknown keys are
 // ignored, so the documents `az container create --file` sends (with
 // top-level apiVersion, type and name) are accepted. Read-only properties a
 // client echoes back from a GET (id, provisioningState, instanceView, fqdn)
@@ -46,6 +48,9 @@ func DecodeContainerGroup(body []byte) (*ContainerGroup, error) {
 	if len(raw.Properties) == 0 || string(raw.Properties) == "null" {
 		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, codeInvalidRequestContent,
 			"The request content was invalid: the container group's 'properties' are required.")
+	}
+	if err := refuseUnhonoured(body); err != nil {
+		return nil, err
 	}
 	cg.ID = ""
 	p := &cg.Properties

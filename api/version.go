@@ -14,7 +14,7 @@ import (
 // shapes differ only in a published port given as a string (portjson.go).
 const (
 	MinAPIVersion = "2017-08-01"
-	MaxAPIVersion = "2025-09-01"
+	MaxAPIVersion = "2026-07-01"
 )
 
 const previewSuffix = "-preview"

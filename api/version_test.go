@@ -19,8 +19,10 @@ func TestCheckAPIVersion(t *testing.T) {
 		{"2017-08-01-preview", ""},
 		{"2017-07-31-preview", "InvalidApiVersionParameter"},
 		{"2016-09-01", "InvalidApiVersionParameter"},
-		{"2025-09-02", "InvalidApiVersionParameter"},
-		{"2026-01-01-preview", "InvalidApiVersionParameter"},
+		{"2026-07-01", ""},
+		{"2026-01-01-preview", ""},
+		{"2026-07-02", "InvalidApiVersionParameter"},
+		{"2027-01-01-preview", "InvalidApiVersionParameter"},
 		{"2021-9-1", "InvalidApiVersionParameter"},
 		{"2021-09-01-beta", "InvalidApiVersionParameter"},
 		{"2021-09-01preview", "InvalidApiVersionParameter"},
@@ -32,7 +34,7 @@ func TestCheckAPIVersion(t *testing.T) {
 		t.Run(tc.v, func(t *testing.T) {
 			msg := ""
 			if tc.code == "InvalidApiVersionParameter" {
-				msg = "The api-version '" + tc.v + "' is invalid. The supported versions are '2017-08-01' through '2025-09-01'"
+				msg = "The api-version '" + tc.v + "' is invalid. The supported versions are '2017-08-01' through '2026-07-01'"
 			}
 			checkErr(t, CheckAPIVersion(tc.v), tc.code, nil, msg)
 		})

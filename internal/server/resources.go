@@ -97,7 +97,7 @@ func (s *Server) registerProvider(w http.ResponseWriter, r *http.Request, p para
 		"namespace":         "Microsoft.ContainerInstance",
 		"registrationState": "Registered",
 		"resourceTypes": []map[string]any{
-			{"resourceType": "containerGroups", "locations": []string{s.cfg.Location}, "apiVersions": []string{"2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01", "2017-08-01-preview"}},
+			{"resourceType": "containerGroups", "locations": []string{s.cfg.Location}, "apiVersions": []string{"2026-07-01", "2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01", "2017-08-01-preview"}},
 		},
 	})
 	return nil
