@@ -745,7 +745,11 @@ func (p *Provider) GetPodStatus(ctx context.Context, ns, name string) (*corev1.P
 }
 
 // GetPods lists the pods whose groups this node runs, from the groups'
-// tags (so a restarted process sees the groups of the previous one).
+// tags (so a restarted process sees the groups of the previous one). A pod
+// whose deletion Kubernetes has confirmed (it is gone from the API server,
+// or its name is another pod's now) is not listed, even while its group's
+// containers are still stopping (a delete with --force --grace-period 0):
+// the node lists only pods that exist. Orphaned groups are Cleanup's.
 func (p *Provider) GetPods(ctx context.Context) ([]*corev1.Pod, error) {
 	groups, err := p.listGroups(ctx)
 	if err != nil {
@@ -753,6 +757,11 @@ func (p *Provider) GetPods(ctx context.Context) ([]*corev1.Pod, error) {
 	}
 	var out []*corev1.Pod
 	for _, g := range groups {
+		if p.cfg.Pods != nil {
+			if orig := p.originalPod(g.Tags[TagNamespace], g.Tags[TagPod]); orig == nil || string(orig.UID) != g.Tags[TagUID] {
+				continue
+			}
+		}
 		p.mu.Lock()
 		t := p.pods[key(g.Tags[TagNamespace], g.Tags[TagPod])]
 		p.mu.Unlock()

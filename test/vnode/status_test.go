@@ -195,6 +195,25 @@ spec:
 	if d := timeDelete("grace30", "--grace-period=3"); d < 2500*time.Millisecond || d > 15*time.Second {
 		t.Errorf("delete --grace-period=3 took %s, want about 3s", d)
 	}
+
+	// A forced delete is gone from the API server at once; from then on the
+	// node's own pod lists never show it, though its container ignores
+	// SIGTERM and takes the server's grace to stop.
+	e.apply(t, pod("forced", 30))
+	e.waitPhase(t, "default", "forced", "Running", 90*time.Second)
+	for _, path := range []string{"/runningpods/", "/pods"} {
+		if out, err := e.kubeletGet(path); err != nil || !strings.Contains(out, `"forced"`) {
+			t.Fatalf("node's %s before the delete: %v, has forced: %v", path, err, strings.Contains(out, `"forced"`))
+		}
+	}
+	e.cp.Kubectl(t, "delete", "pod", "forced", "--force", "--grace-period=0")
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, path := range []string{"/runningpods/", "/pods"} {
+			if out, err := e.kubeletGet(path); err == nil && strings.Contains(out, `"forced"`) {
+				t.Fatalf("the node's %s still lists the force-deleted pod", path)
+			}
+		}
+	}
 }
 
 // testLogsOptionsAndAttach: kubectl logs --tail, --timestamps and --since,
