@@ -14,7 +14,6 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,24 +134,16 @@ func (m *Manager) releaseBridge(cid, nsPath string) error {
 // deleteLinkIn deletes link name inside the namespace mounted at nsPath; a
 // missing link is not an error.
 func deleteLinkIn(nsPath, name string) error {
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	l, err := h.LinkByName(name)
-	if errors.As(err, new(netlink.LinkNotFoundError)) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return h.LinkDel(l)
+	return withHandle(nsPath, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(name)
+		if errors.As(err, new(netlink.LinkNotFoundError)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return h.LinkDel(l)
+	})
 }
 
 // releaseLease removes the host-local leases held by cid, as host-local's

@@ -105,8 +105,9 @@ func isNetNS(path string) bool {
 // unmounted file is not an error.
 func removeNetNS(path string) error { return userns.Remove(path) }
 
-// loopbackUp sets lo up inside the namespace mounted at path.
-func loopbackUp(path string) error {
+// withHandle runs fn with a netlink handle inside the namespace mounted at
+// path.
+func withHandle(path string, fn func(*netlink.Handle) error) error {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return err
@@ -117,9 +118,16 @@ func loopbackUp(path string) error {
 		return err
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return err
-	}
-	return h.LinkSetUp(lo)
+	return fn(h)
+}
+
+// loopbackUp sets lo up inside the namespace mounted at path.
+func loopbackUp(path string) error {
+	return withHandle(path, func(h *netlink.Handle) error {
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return h.LinkSetUp(lo)
+	})
 }

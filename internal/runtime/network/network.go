@@ -254,6 +254,19 @@ func (cfg Config) conflist(withPorts bool) ([]byte, error) {
 	return json.MarshalIndent(list, "", "  ")
 }
 
+// parsedConflist is conflist, rendered and parsed by libcni.
+func (cfg Config) parsedConflist(withPorts bool) ([]byte, *libcni.NetworkConfigList, error) {
+	raw, err := cfg.conflist(withPorts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("network: render conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("network: parse conflist: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	return raw, list, nil
+}
+
 // New prepares StateDir and the network configuration, installs the
 // nftables guard (idempotently; with the entries of attachments an earlier
 // process made), and starts filling the pool (Config.PoolSize), adopting
@@ -269,24 +282,16 @@ func New(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("network: create state dir: %v: %w", err, errdefs.ErrUnavailable)
 		}
 	}
-	raw, err := cfg.conflist(true)
+	raw, list, err := cfg.parsedConflist(true)
 	if err != nil {
-		return nil, fmt.Errorf("network: render conflist: %v: %w", err, errdefs.ErrUnavailable)
-	}
-	list, err := libcni.ConfListFromBytes(raw)
-	if err != nil {
-		return nil, fmt.Errorf("network: parse conflist: %v: %w", err, errdefs.ErrUnavailable)
+		return nil, err
 	}
 	if err := writeFileAtomic(filepath.Join(cfg.StateDir, cfg.NetworkName+".conflist"), raw); err != nil {
 		return nil, fmt.Errorf("network: write conflist: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	rawBridge, err := cfg.conflist(false)
+	_, bridgeList, err := cfg.parsedConflist(false)
 	if err != nil {
-		return nil, fmt.Errorf("network: render conflist: %v: %w", err, errdefs.ErrUnavailable)
-	}
-	bridgeList, err := libcni.ConfListFromBytes(rawBridge)
-	if err != nil {
-		return nil, fmt.Errorf("network: parse conflist: %v: %w", err, errdefs.ErrUnavailable)
+		return nil, err
 	}
 	// An explicit Exec: libcni creates its default lazily, which races
 	// when Setups run concurrently.

@@ -413,11 +413,7 @@ func readyPoolEntries(cfg Config) (map[string]bool, map[string]bool, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	raw, err := cfg.conflist(false)
-	if err != nil {
-		return nil, nil, err
-	}
-	list, err := libcni.ConfListFromBytes(raw)
+	_, list, err := cfg.parsedConflist(false)
 	if err != nil {
 		return nil, nil, err
 	}
