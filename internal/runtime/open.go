@@ -89,6 +89,7 @@ func Open(ctx context.Context, opts HostOptions) (*Host, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	raiseKeyQuota(log)
 	imgDir, netDir, volDir, shareDir, rtDir := HostLayout(opts.DataDir)
 	sealer := opts.Sealer
 	if sealer == nil {
