@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/runtime"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 )
 
 // procs lists the command lines of the live processes in a container, as a
