@@ -8,12 +8,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/cli"
 	"github.com/skiff-sh/skiff/internal/cli/cmdutil"
 	runcmd "github.com/skiff-sh/skiff/internal/cmd/run"
 	servercmd "github.com/skiff-sh/skiff/internal/cmd/server"
 	virtualnodecmd "github.com/skiff-sh/skiff/internal/cmd/virtualnode"
+	"github.com/skiff-sh/skiff/internal/runtime/cgroup"
 	"github.com/skiff-sh/skiff/internal/runtime/shim"
 )
 
