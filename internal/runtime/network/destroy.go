@@ -86,7 +86,7 @@ func (m *Manager) Destroy(ctx context.Context) error {
 		return fmt.Errorf("network: %d groups still attached (%s): %w", len(ids), strings.Join(ids, ", "), errdefs.ErrConflict)
 	}
 	if br, err := netlink.LinkByName(m.cfg.BridgeName); err == nil {
-		links, err := netlink.LinkList()
+		links, err := linkList()
 		if err != nil {
 			return fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
 		}

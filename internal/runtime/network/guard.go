@@ -166,6 +166,9 @@ func (m *Manager) installGuard(ctx context.Context, entries []guardEntry) error 
 	if err := nft(ctx, m.cfg.baseRules()+m.cfg.entryRules(entries)); err != nil {
 		return fmt.Errorf("network: install nftables guard: %w", err)
 	}
+	for _, e := range entries {
+		m.tenantRefs[tenantChain(e.tenant)]++
+	}
 	return nil
 }
 
@@ -175,6 +178,45 @@ func (m *Manager) addGuard(ctx context.Context, e guardEntry) error {
 	defer m.guardMu.Unlock()
 	if err := nft(ctx, m.cfg.entryRules([]guardEntry{e})); err != nil {
 		return fmt.Errorf("network: guard group %q: %w", e.id, err)
+	}
+	m.tenantRefs[tenantChain(e.tenant)]++
+	return nil
+}
+
+// removeGuardEntry deletes the elements of entry e, and its tenant's chain
+// and set when e was the tenant's last veth, in one transaction, without
+// listing the guard (whose listing grows with every group). Each element
+// is added before it is deleted, so the transaction holds whether or not a
+// teardown before this one got that far. It fails, changing nothing, when
+// the guard is not as tenantRefs says (a chain still in use, a missing
+// table): removeGuard then does it by listing.
+func (m *Manager) removeGuardEntry(ctx context.Context, e guardEntry) error {
+	m.guardMu.Lock()
+	defer m.guardMu.Unlock()
+	t, tc := m.cfg.nftTable(), tenantChain(e.tenant)
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	w("add set bridge %s %s { type ifname; }", t, tc)
+	w("add chain bridge %s %s", t, tc)
+	veth := fmt.Sprintf("%q", e.veth)
+	for _, el := range [][2]string{{tc, veth}, {"ports", veth}, {"macs", veth + " . " + e.mac.String()}, {"ips", veth + " . " + e.ip.String()}} {
+		w("add element bridge %s %s { %s }", t, el[0], el[1])
+		w("delete element bridge %s %s { %s }", t, el[0], el[1])
+	}
+	w("add element bridge %s tenants { %s : jump %s }", t, veth, tc)
+	w("delete element bridge %s tenants { %s }", t, veth)
+	left := m.tenantRefs[tc] - 1
+	if left <= 0 {
+		w("delete chain bridge %s %s", t, tc)
+		w("delete set bridge %s %s", t, tc)
+	}
+	if err := nft(ctx, b.String()); err != nil {
+		return err
+	}
+	if left <= 0 {
+		delete(m.tenantRefs, tc)
+	} else {
+		m.tenantRefs[tc] = left
 	}
 	return nil
 }
@@ -206,6 +248,22 @@ func (m *Manager) removeGuard(ctx context.Context, id string) error {
 	}
 	for _, tc := range tenantGone {
 		fmt.Fprintf(&b, "delete chain bridge %s %s\ndelete set bridge %s %s\n", t, tc, t, tc)
+	}
+	// What the listing shows is the truth tenantRefs follows.
+	for _, set := range st.sets {
+		if strings.HasPrefix(set.name, "t_") {
+			n := 0
+			for _, e := range set.elems {
+				if e.comment != id {
+					n++
+				}
+			}
+			if n == 0 {
+				delete(m.tenantRefs, set.name)
+			} else {
+				m.tenantRefs[set.name] = n
+			}
+		}
 	}
 	if b.Len() == 0 {
 		return nil

@@ -83,7 +83,7 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 	lc.Bindings = len(bound)
 
 	if br, err := netlink.LinkByName(cfg.BridgeName); err == nil {
-		links, err := netlink.LinkList()
+		links, err := linkList()
 		if err != nil {
 			return lc, fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
 		}

@@ -131,3 +131,15 @@ func loopbackUp(path string) error {
 		return h.LinkSetUp(lo)
 	})
 }
+
+// linkList lists the host's links, dumping again when the kernel says the
+// dump was interrupted by a change (veths come and go while groups start
+// and stop).
+func linkList() ([]netlink.Link, error) {
+	for i := 0; ; i++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == 9 {
+			return links, err
+		}
+	}
+}

@@ -148,8 +148,11 @@ type Manager struct {
 	chainsMade atomic.Bool
 	busy       map[string]bool    // ids with a Setup or Teardown in progress
 	ports      map[portKey]string // published ports -> owning id
-	// guardMu orders changes of the nftables guard (guard.go).
-	guardMu sync.Mutex
+	// guardMu orders changes of the nftables guard (guard.go), and guards
+	// tenantRefs: the number of veths in each tenant chain, so a teardown
+	// knows when a chain goes without listing the guard.
+	guardMu    sync.Mutex
+	tenantRefs map[string]int
 }
 
 type portKey struct {
@@ -307,6 +310,7 @@ func New(cfg Config) (*Manager, error) {
 		list:       list,
 		bridgeList: bridgeList,
 		busy:       map[string]bool{},
+		tenantRefs: map[string]int{},
 		ports:      map[portKey]string{},
 	}
 	entries, err := m.loadCache()
@@ -766,6 +770,20 @@ func (m *Manager) release(ctx context.Context, cid, id string) error {
 		}
 	}
 	rt.NetNS = nsPath
+	// The guard's entry, known from the cached result before DEL drops it,
+	// is removed element by element; without it, by listing the guard.
+	var entry *guardEntry
+	if !isPoolID(id) && list != nil {
+		if res, err := m.cni.GetNetworkListCachedResult(list, rt); err == nil && res != nil {
+			tenant, _ := rt.CapabilityArgs[tenantCapability].(string)
+			if b, ok := m.cfg.readBinding(id); ok {
+				tenant = b.Tenant
+			}
+			if e, err := guardFromResult(id, m.cfg.BridgeName, tenant, res); err == nil {
+				entry = &e
+			}
+		}
+	}
 	unlock, err := lockChains(ctx, false)
 	if err != nil {
 		return err
@@ -791,8 +809,10 @@ func (m *Manager) release(ctx context.Context, cid, id string) error {
 		return fmt.Errorf("network: cni del for %q: %v: %w", id, err, classify(ctx, err))
 	}
 	if !isPoolID(id) {
-		if err := m.removeGuard(ctx, id); err != nil {
-			return err
+		if entry == nil || m.removeGuardEntry(ctx, *entry) != nil {
+			if err := m.removeGuard(ctx, id); err != nil {
+				return err
+			}
 		}
 	}
 	if err := m.removeNamespaces(id); err != nil {

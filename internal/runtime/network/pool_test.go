@@ -152,3 +152,51 @@ func TestPoolIDIsNotAGroupID(t *testing.T) {
 		t.Error("a pool id is accepted as a group id")
 	}
 }
+
+// A teardown removes its guard entry element by element (no listing of the
+// guard, which grows with every group): the transaction holds, the tenant's
+// chain stays while another veth of it is up and goes with the last.
+func TestGuardEntryRemovedWithoutListing(t *testing.T) {
+	cfg := testConfig(t)
+	m := newManager(t, cfg)
+	var entries []guardEntry
+	for _, id := range []string{"ga", "gb"} {
+		if _, err := m.Setup(context.Background(), id, Request{Tenant: "t1"}); err != nil {
+			t.Fatal(err)
+		}
+		att, err := m.Attachment(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := m.runtimeConf(m.cniID(id), Request{})
+		res, err := m.cni.GetNetworkListCachedResult(m.bridgeList, rt)
+		if err != nil || res == nil {
+			t.Fatalf("cached result of %s: %v", id, err)
+		}
+		e, err := guardFromResult(id, m.cfg.BridgeName, "t1", res)
+		if err != nil || !e.ip.Equal(att.IP) {
+			t.Fatalf("guard entry of %s: %+v, %v", id, e, err)
+		}
+		entries = append(entries, e)
+	}
+	before := leaks(t, cfg).GuardEntries
+	if err := m.removeGuardEntry(context.Background(), entries[0]); err != nil {
+		t.Fatalf("removeGuardEntry with the tenant's other veth up: %v", err)
+	}
+	if after := leaks(t, cfg).GuardEntries; after >= before || m.tenantRefs[tenantChain("t1")] != 1 {
+		t.Errorf("guard entries %d -> %d, tenant refs %d", before, after, m.tenantRefs[tenantChain("t1")])
+	}
+	if err := m.removeGuardEntry(context.Background(), entries[1]); err != nil {
+		t.Fatalf("removeGuardEntry of the tenant's last veth: %v", err)
+	}
+	if n := leaks(t, cfg).GuardEntries; n != 0 {
+		t.Errorf("guard entries after both: %d, want 0 (the tenant chain gone too)", n)
+	}
+	// Again: the transaction holds on elements already gone.
+	if err := m.removeGuardEntry(context.Background(), entries[1]); err != nil {
+		t.Errorf("removeGuardEntry a second time: %v", err)
+	}
+	teardown(t, m, "ga")
+	teardown(t, m, "gb")
+	assertNoLeaks(t, cfg)
+}
