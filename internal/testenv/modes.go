@@ -68,7 +68,7 @@ var serverFlags = map[string]struct {
 	// The host's runtime.
 	"name": {side: toAgent}, "cpu": {side: toAgent}, "memory": {side: toAgent}, "zone": {side: toAgent},
 	"shared-shares": {side: toAgent, bool: true}, "public-address": {side: toAgent}, "runtime": {side: toAgent},
-	"bridge": {side: toAgent}, "subnet": {side: toAgent},
+	"bridge": {side: toAgent}, "subnet": {side: toAgent}, "network-pool": {side: toAgent},
 	"image-gc-high-threshold": {side: toAgent}, "image-gc-low-threshold": {side: toAgent}, "image-gc-interval": {side: toAgent},
 	"userns-remap": {side: toAgent}, "stop-grace": {side: toAgent},
 	"allow-host-access": {side: toAgent, bool: true}, "group-pids-limit": {side: toAgent},
