@@ -806,7 +806,14 @@ func (m *Manager) release(ctx context.Context, cid, id string) error {
 	}
 	unlock()
 	if err != nil {
-		return fmt.Errorf("network: cni del for %q: %v: %w", id, err, classify(ctx, err))
+		err = fmt.Errorf("network: cni del for %q: %v: %w", id, err, classify(ctx, err))
+		if isPoolID(id) {
+			// A pool entry runs nothing: its namespaces go whatever DEL
+			// says (a lease DEL left is found by the next start's orphan
+			// scan), so no mount outlives a stopped Manager.
+			err = errors.Join(err, m.removeNamespaces(id))
+		}
+		return err
 	}
 	if !isPoolID(id) {
 		if entry == nil || m.removeGuardEntry(ctx, *entry) != nil {

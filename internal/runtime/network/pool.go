@@ -291,6 +291,9 @@ func (m *Manager) prepare(ctx context.Context) (pid string, retErr error) {
 	if err := loopbackUp(nsPath); err != nil {
 		return "", fmt.Errorf("network: bring up lo: %v: %w", err, errdefs.ErrUnavailable)
 	}
+	if err := ctx.Err(); err != nil {
+		return "", err // closing: no ADD to undo
+	}
 	rt := &libcni.RuntimeConf{ContainerID: pid, NetNS: nsPath, IfName: IfName}
 	if _, err := m.cni.AddNetworkList(ctx, m.bridgeList, rt); err != nil {
 		return "", fmt.Errorf("network: cni add: %v: %w", err, classify(ctx, err))
@@ -385,6 +388,15 @@ func (m *Manager) closePool(ctx context.Context) {
 		p.ready = nil
 		p.size = 0
 		p.mu.Unlock()
+		// And whatever else of the pool's is left unbound: an entry whose
+		// prepare the cancel interrupted and whose drop failed.
+		if byPool, err := m.cfg.bindings(); err == nil {
+			seen := map[string]bool{}
+			for _, pid := range ready {
+				seen[pid] = true
+			}
+			ready = append(ready, m.orphanPoolIDs(byPool, seen)...)
+		}
 		var wg sync.WaitGroup
 		for _, pid := range ready {
 			wg.Add(1)

@@ -200,3 +200,23 @@ func TestGuardEntryRemovedWithoutListing(t *testing.T) {
 	teardown(t, m, "gb")
 	assertNoLeaks(t, cfg)
 }
+
+// Closing while the pool fills (a server stopped right after it started)
+// leaves no namespace, lease or veth: the prepare in flight is undone.
+func TestPoolCloseWhileFilling(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PoolSize = 4
+	for i := 0; i < 5; i++ {
+		m := newManager(t, cfg)
+		time.Sleep(time.Duration(i*15) * time.Millisecond)
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if lc := leaks(t, cfg); !lc.Zero() || lc.Pool != 0 {
+			t.Fatalf("round %d: CountLeaks after Close = %+v", i, lc)
+		}
+		if entries, _ := os.ReadDir(cfg.netnsDir()); len(entries) != 0 {
+			t.Fatalf("round %d: %d namespace files after Close", i, len(entries))
+		}
+	}
+}
