@@ -400,15 +400,15 @@ func (m *Manager) attachedIDs() ([]string, error) {
 
 // cachedIDs lists the CNI container ids (groups' and pool entries') that
 // have a libcni cache entry on this network.
-func (m *Manager) cachedIDs() ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(m.cfg.cacheDir(), "results"))
+func (cfg Config) cachedIDs() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(cfg.cacheDir(), "results"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("network: read cni cache: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	prefix, suffix := m.cfg.NetworkName+"-", "-"+IfName
+	prefix, suffix := cfg.NetworkName+"-", "-"+IfName
 	var ids []string
 	for _, e := range entries {
 		n := e.Name()
@@ -418,6 +418,8 @@ func (m *Manager) cachedIDs() ([]string, error) {
 	}
 	return ids, nil
 }
+
+func (m *Manager) cachedIDs() ([]string, error) { return m.cfg.cachedIDs() }
 
 // runtimeConf builds the libcni runtime config for id.
 func (m *Manager) runtimeConf(id string, req Request) *libcni.RuntimeConf {

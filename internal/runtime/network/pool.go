@@ -431,14 +431,11 @@ func readyPoolEntries(cfg Config) (map[string]bool, map[string]bool, error) {
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(nil, cfg.cacheDir(), nil)
 	ids, veths := map[string]bool{}, map[string]bool{}
-	entries, _ := os.ReadDir(filepath.Join(cfg.cacheDir(), "results"))
-	prefix, suffix := cfg.NetworkName+"-", "-"+IfName
-	for _, e := range entries {
-		n := e.Name()
-		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, suffix) {
-			continue
-		}
-		pid := strings.TrimSuffix(strings.TrimPrefix(n, prefix), suffix)
+	cached, err := cfg.cachedIDs()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, pid := range cached {
 		if !isPoolID(pid) || byPool[pid] != "" {
 			continue
 		}
