@@ -74,6 +74,7 @@ func StartSkiffAgent(t testing.TB, o SkiffAgentOptions) *SkiffAgent {
 	a.args = []string{"agent", "--server", strings.Join(o.Servers, ","), "--join-token-file", o.JoinTokenFile, "--name", o.Name,
 		"--data-dir", o.DataDir, "--listen", a.Addr, "--public-address", o.PublicAddress, "--log-level", o.LogLevel}
 	a.args = append(a.args, runtimeFlags(o.StopGrace, o.Bridge, o.Subnet)...)
+	ReclaimBridge(t, o.Bridge)
 	if o.CPU > 0 {
 		a.args = append(a.args, "--cpu", fmt.Sprint(o.CPU))
 	}

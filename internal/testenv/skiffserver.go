@@ -126,6 +126,7 @@ func StartSkiffServer(t testing.TB, o SkiffServerOptions) *SkiffServer {
 	}
 	s.args = []string{"server", "--listen", addr, "--data-dir", o.DataDir, "--log-level", o.LogLevel}
 	if !o.NoAgent {
+		ReclaimBridge(t, o.Bridge)
 		s.args = append(s.args, "--public-address", "127.0.0.1")
 		s.args = append(s.args, runtimeFlags(o.StopGrace, o.Bridge, o.Subnet)...)
 	}

@@ -274,7 +274,8 @@ func (cfg Config) parsedConflist(withPorts bool) ([]byte, *libcni.NetworkConfigL
 // nftables guard (idempotently; with the entries of attachments an earlier
 // process made), and starts filling the pool (Config.PoolSize), adopting
 // the entries an earlier process left. The bridge plugin creates the bridge
-// on the first ADD.
+// on the first ADD. A bridge that carries another holder's veths is refused
+// (checkBridgePorts).
 func New(cfg Config) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -284,6 +285,9 @@ func New(cfg Config) (*Manager, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network: create state dir: %v: %w", err, errdefs.ErrUnavailable)
 		}
+	}
+	if err := cfg.checkBridgePorts(); err != nil {
+		return nil, err
 	}
 	raw, list, err := cfg.parsedConflist(true)
 	if err != nil {

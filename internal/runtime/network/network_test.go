@@ -472,6 +472,58 @@ func TestTeardownAfterRestart(t *testing.T) {
 	assertNoLeaks(t, cfg)
 }
 
+// TestSecondHolderOfABridgeIsRefused: a second data dir on a bridge whose
+// veths another one made (another server given the same --bridge, or the
+// namespaces a killed one left) leases the same addresses from its own
+// store, so its New fails, naming the interfaces, while a restart on the
+// first data dir, with its group and its pool, is not refused.
+func TestSecondHolderOfABridgeIsRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PoolSize = 2
+	first := newManager(t, cfg)
+	att := setup(t, first, "first", nil)
+	waitPool(t, first, 2)
+	hostEnd := ""
+	if err := withHandle(att.NetNSPath, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(IfName)
+		if err == nil {
+			peer, perr := netlink.LinkByIndex(l.Attrs().ParentIndex)
+			if perr != nil {
+				return perr
+			}
+			hostEnd = peer.Attrs().Name
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	other := cfg
+	other.StateDir, other.PoolSize = t.TempDir(), 0
+	_, err := New(other)
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), hostEnd) || !strings.Contains(err.Error(), "carries 3 interfaces") {
+		t.Fatalf("New on another data dir with the bridge in use: %v; want ErrConflict naming %s among 3", err, hostEnd)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(other.StateDir, "netns")); len(entries) != 0 {
+		t.Errorf("the refused New left namespaces: %v", entries)
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := newManager(t, Config{StateDir: cfg.StateDir, BridgeName: cfg.BridgeName, Subnet: cfg.Subnet,
+		PublicAddress: cfg.PublicAddress, NetworkName: cfg.NetworkName})
+	if got, err := again.Attachment("first"); err != nil || !got.IP.Equal(att.IP) {
+		t.Errorf("after a restart on the same data dir: %+v, %v", got, err)
+	}
+	teardown(t, again, "first")
+	if m, err := New(other); err != nil {
+		t.Errorf("New on another data dir once the bridge is free: %v", err)
+	} else {
+		_ = m.Close()
+	}
+}
+
 func TestSetupErrors(t *testing.T) {
 	cfg := testConfig(t)
 	m := newManager(t, cfg)
