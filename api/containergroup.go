@@ -44,16 +44,27 @@ type Container struct {
 
 // ContainerProperties describes an app container.
 type ContainerProperties struct {
-	Image                string                 `json:"image"`
-	Command              []string               `json:"command"`
-	Ports                []ContainerPort        `json:"ports"`
-	EnvironmentVariables []EnvironmentVariable  `json:"environmentVariables"`
-	Resources            ResourceRequirements   `json:"resources"`
-	VolumeMounts         []VolumeMount          `json:"volumeMounts,omitempty"`
-	LivenessProbe        *Probe                 `json:"livenessProbe,omitempty"`
-	ReadinessProbe       *Probe                 `json:"readinessProbe,omitempty"`
-	SecurityContext      *SecurityContext       `json:"securityContext,omitempty"`
-	InstanceView         *ContainerInstanceView `json:"instanceView,omitempty"`
+	Image                string                `json:"image"`
+	Command              []string              `json:"command"`
+	Ports                []ContainerPort       `json:"ports"`
+	EnvironmentVariables []EnvironmentVariable `json:"environmentVariables"`
+	Resources            ResourceRequirements  `json:"resources"`
+	VolumeMounts         []VolumeMount         `json:"volumeMounts,omitempty"`
+	LivenessProbe        *Probe                `json:"livenessProbe,omitempty"`
+	ReadinessProbe       *Probe                `json:"readinessProbe,omitempty"`
+	SecurityContext      *SecurityContext      `json:"securityContext,omitempty"`
+	// ConfigMap's files are at /mnt/configmap/<container>/<key>; a PUT that
+	// changes only config maps rewrites them in place, without a restart.
+	ConfigMap    *ConfigMap             `json:"configMap,omitempty"`
+	InstanceView *ContainerInstanceView `json:"instanceView,omitempty"`
+}
+
+// ConfigMapDir is where a container's config map is mounted, as in ACI.
+const ConfigMapDir = "/mnt/configmap"
+
+// ConfigMap is a container's configuration as files, one per key.
+type ConfigMap struct {
+	KeyValuePairs map[string]string `json:"keyValuePairs,omitempty"`
 }
 
 // InitContainer runs to completion before the app containers start.

@@ -188,6 +188,9 @@ func cloneContainer(c *ContainerProperties) {
 	c.LivenessProbe = cloneProbe(c.LivenessProbe)
 	c.ReadinessProbe = cloneProbe(c.ReadinessProbe)
 	c.SecurityContext = cloneSecurityContext(c.SecurityContext)
+	if c.ConfigMap != nil {
+		c.ConfigMap = &ConfigMap{KeyValuePairs: maps.Clone(c.ConfigMap.KeyValuePairs)}
+	}
 	c.InstanceView = cloneContainerInstanceView(c.InstanceView)
 }
 

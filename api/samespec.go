@@ -30,3 +30,19 @@ func (p *ContainerGroupProperties) Images() []string {
 	}
 	return out
 }
+
+// SameContainersButConfigMaps reports whether two specs run the same
+// containers once their config maps are left out: then a change is made
+// in place, without a restart.
+func SameContainersButConfigMaps(a, b *ContainerGroupProperties) bool {
+	strip := func(p *ContainerGroupProperties) *ContainerGroupProperties {
+		c := *p
+		c.Containers = make([]Container, len(p.Containers))
+		for i, ct := range p.Containers {
+			ct.Properties.ConfigMap = nil
+			c.Containers[i] = ct
+		}
+		return &c
+	}
+	return SameContainers(strip(a), strip(b))
+}

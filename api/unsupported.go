@@ -127,8 +127,8 @@ func refuseUnhonoured(body []byte) error {
 				return refuse("gpu", path+"resources.requests.gpu", "this host has no GPUs to give")
 			case set(c.Properties.Resources.Limits.GPU):
 				return refuse("gpu", path+"resources.limits.gpu", "this host has no GPUs to give")
-			case set(c.Properties.ConfigMap):
-				return refuse("configMap", path+"configMap", "config maps are not supported yet; use a secret volume")
+			case kind == "initContainers" && set(c.Properties.ConfigMap):
+				return refuse("configMap", path+"configMap", "init containers have no config map; give it to a container, or mount a secret volume")
 			}
 		}
 	}

@@ -590,7 +590,44 @@ func checkContainer(g string, c *Container, vols map[string]bool) error {
 	if err := checkProbe(g, c.Name, "livenessProbe", cp.LivenessProbe); err != nil {
 		return err
 	}
-	return checkProbe(g, c.Name, "readinessProbe", cp.ReadinessProbe)
+	if err := checkProbe(g, c.Name, "readinessProbe", cp.ReadinessProbe); err != nil {
+		return err
+	}
+	return checkConfigMap(g, c)
+}
+
+// maxConfigMapBytes caps the size of one container's config map values.
+const maxConfigMapBytes = 1 << 20
+
+// checkConfigMap checks that c's config map keys are file names, that its
+// values fit, and that no volume is mounted over its directory.
+func checkConfigMap(g string, c *Container) error {
+	cm := c.Properties.ConfigMap
+	if cm == nil {
+		return nil
+	}
+	total := 0
+	for _, k := range slices.Sorted(maps.Keys(cm.KeyValuePairs)) {
+		if !secretKeyRE.MatchString(k) || k == "." || k == ".." {
+			return invalid("InvalidConfigMap",
+				"The key '%s' of the config map of container '%s' in container group '%s' is invalid. A key must be a file name of letters, digits, '.', '_' or '-'.",
+				k, c.Name, g)
+		}
+		total += len(k) + len(cm.KeyValuePairs[k])
+	}
+	if total > maxConfigMapBytes {
+		return invalid("InvalidConfigMap",
+			"The config map of container '%s' in container group '%s' exceeds the maximum of %d bytes.", c.Name, g, maxConfigMapBytes)
+	}
+	dir := path.Join(ConfigMapDir, c.Name)
+	for _, m := range c.Properties.VolumeMounts {
+		if mp := path.Clean(m.MountPath); mp == dir || strings.HasPrefix(mp, dir+"/") {
+			return invalid("InvalidVolumeMount",
+				"The mount path '%s' of volume mount '%s' of container '%s' in container group '%s' is where its config map is mounted (%s).",
+				m.MountPath, m.Name, c.Name, g, dir)
+		}
+	}
+	return nil
 }
 
 // positive reports whether f is a finite number above zero.

@@ -305,7 +305,8 @@ func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
 
 // run creates the group's current generation in the runtime; a group the
 // runtime holds with other containers is removed first, one with the
-// same containers (a PUT of tags, say) is left running.
+// same containers (a PUT of tags, say) is left running, and one whose
+// containers differ only in their config maps gets them in place.
 //
 // props are the group's properties as the runtime runs them: with its
 // azureFile volumes resolved (resolveShares).
@@ -314,6 +315,15 @@ func (a *Agent) run(ctx context.Context, cg *store.ContainerGroup, props *api.Co
 		spec, err := a.rt.Spec(cg.RuntimeID)
 		if err == nil && api.SameContainers(&spec.Properties, props) {
 			return nil
+		}
+		// Only config maps changed: their files change in place. A config
+		// map given to a container without one needs a new mount, and so
+		// a new group (ErrConflict).
+		if err == nil && api.SameContainersButConfigMaps(&spec.Properties, props) {
+			err := a.rt.UpdateConfigMaps(cg.RuntimeID, props)
+			if !errdefs.Is(err, errdefs.ErrConflict) {
+				return err
+			}
 		}
 		if err := a.rt.Delete(ctx, cg.RuntimeID, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -385,6 +386,9 @@ func (c *container) ociConfig(rootfsPath string) (oci.ContainerConfig, error) {
 			return oci.ContainerConfig{}, fmt.Errorf("container %q: volume %q is not prepared: %w", c.name, vm.Name, errdefs.ErrInvalidArgument)
 		}
 		mounts = append(mounts, oci.Mount{Source: src.Path, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || src.ReadOnly})
+	}
+	if c.props.ConfigMap != nil {
+		mounts = append(mounts, oci.Mount{Source: g.configMapDir(c.name), Destination: path.Join(api.ConfigMapDir, c.name), ReadOnly: true})
 	}
 	cfg := oci.ContainerConfig{
 		ID: c.runcID, Hostname: g.spec.Name, RootfsPath: rootfsPath,

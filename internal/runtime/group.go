@@ -340,6 +340,9 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 	if err := g.writeEtcFiles(att); err != nil {
 		return CodeContainerFailed, err
 	}
+	if err := g.writeConfigMaps(); err != nil {
+		return CodeContainerFailed, err
+	}
 	// The group's cgroup, parent of its containers', caps their processes
 	// together; each container has its own (smaller) limit too.
 	if err := cgroup.SetPidsLimit(g.cgroupParent(), g.r.cfg.GroupPidsLimit); err != nil {

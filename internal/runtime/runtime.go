@@ -293,7 +293,9 @@ func (r *Runtime) Spec(id string) (*GroupSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.mu.Lock() // UpdateConfigMaps changes the containers
 	s := g.spec
+	g.mu.Unlock()
 	return &s, nil
 }
 

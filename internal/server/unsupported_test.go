@@ -37,7 +37,9 @@ func TestAPIVersion20260701AndUnhonouredProperties(t *testing.T) {
 		{"secretReferences", `,"secretReferences":[{"name":"s","identity":"i","secretReferenceUri":"https://v/secrets/s"}]`, "", "", "SecretReferencesNotSupported", "properties.secretReferences"},
 		{"profile", `,"containerGroupProfile":{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroupProfiles/p","revision":1}`, "", "", "ContainerGroupProfileNotSupported", "properties.containerGroupProfile"},
 		{"standby", `,"standbyPoolProfile":{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/p"}`, "", "", "StandbyPoolProfileNotSupported", "properties.standbyPoolProfile"},
-		{"configMap", "", `,"configMap":{"keyValuePairs":{"k":"v"}}`, "", "ConfigMapNotSupported", "properties.containers[0].properties.configMap"},
+		{"init configMap", `,"initContainers":[{"name":"init","properties":{"image":"busybox","configMap":{"keyValuePairs":{"k":"v"}}}}]`, "", "", "ConfigMapNotSupported", "properties.initContainers[0].properties.configMap"},
+		{"configMap key", "", `,"configMap":{"keyValuePairs":{"../k":"v"}}`, "", "InvalidConfigMap", "'../k'"},
+		{"configMap shadowed", `,"volumes":[{"name":"v","emptyDir":{}}]`, `,"configMap":{"keyValuePairs":{"k":"v"}},"volumeMounts":[{"name":"v","mountPath":"/mnt/configmap/app"}]`, "", "InvalidVolumeMount", "/mnt/configmap/app"},
 		{"registry identity", `,"imageRegistryCredentials":[{"server":"r.example","identity":"/subscriptions/x/id"}]`, "", "", "IdentityNotSupported", "imageRegistryCredentials[0].identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,8 @@ type createOptions struct {
 	Secrets          []string
 	SecretsMountPath string
 
+	ConfigMap []string
+
 	GitRepoURL, GitRepoDir, GitRepoRevision, GitRepoMount string
 
 	File   string
@@ -86,13 +88,14 @@ func newCreateCmd(f *cmdutil.Factory) *cobra.Command {
 	fl.StringVar(&o.AzureFileMount, "azure-file-volume-mount-path", "", "where the file share is mounted")
 	fl.StringArrayVar(&o.Secrets, "secrets", nil, "secrets: KEY=VALUE ...")
 	fl.StringVar(&o.SecretsMountPath, "secrets-mount-path", "", "where the secrets volume is mounted")
+	fl.StringArrayVar(&o.ConfigMap, "config-map", nil, "config map: KEY=VALUE ..., files at /mnt/configmap/NAME/KEY that a PUT of new values changes without a restart")
 	fl.StringVar(&o.GitRepoURL, "gitrepo-url", "", "git repository to clone into a volume")
 	fl.StringVar(&o.GitRepoDir, "gitrepo-dir", ".", "directory of the clone in the volume")
 	fl.StringVar(&o.GitRepoRevision, "gitrepo-revision", "", "commit to check out")
 	fl.StringVar(&o.GitRepoMount, "gitrepo-mount-path", "", "where the git repo volume is mounted")
 	fl.StringVarP(&o.File, "file", "f", "", "YAML file of the whole container group (as az container create --file)")
 	fl.BoolVar(&o.NoWait, "no-wait", false, "do not wait for the group to be provisioned")
-	cmdutil.Nargs(cmd, "ports", "environment-variables", "secure-environment-variables", "secrets")
+	cmdutil.Nargs(cmd, "ports", "environment-variables", "secure-environment-variables", "secrets", "config-map")
 	return cmd
 }
 
@@ -274,6 +277,13 @@ func buildGroup(o *createOptions) (map[string]any, error) {
 	}
 	if env = append(env, sec...); len(env) > 0 {
 		cp.EnvironmentVariables = env
+	}
+	if len(o.ConfigMap) > 0 {
+		_, kv, err := cmdutil.ParseKV("--config-map", o.ConfigMap, false)
+		if err != nil {
+			return nil, err
+		}
+		cp.ConfigMap = &api.ConfigMap{KeyValuePairs: kv}
 	}
 
 	props := api.ContainerGroupProperties{RestartPolicy: o.RestartPolicy, OSType: o.OSType}
