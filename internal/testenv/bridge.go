@@ -27,8 +27,8 @@ var reclaimed sync.Map
 // mounted, their veths on the bridge that the next run's servers use
 // again: a server refuses such a bridge (network.New's check), since its
 // fresh data dir would lease the same addresses. So the skiff processes
-// started with --bridge BRIDGE that are not this process's descendants
-// are killed, the veths on the bridge deleted, and the nftables tables of
+// started with --bridge BRIDGE whose test binary is gone (orphaned) are
+// killed, the veths on the bridge deleted, and the nftables tables of
 // an agent on it (skiff_BRIDGE) deleted; each is logged.
 func ReclaimBridge(t testing.TB, bridge string) {
 	t.Helper()
@@ -38,7 +38,14 @@ func ReclaimBridge(t testing.TB, bridge string) {
 	if _, done := reclaimed.LoadOrStore(bridge, true); done {
 		return
 	}
-	for _, pid := range orphanSkiffs(bridge) {
+	orphans, live := skiffsOn(bridge)
+	if len(live) > 0 {
+		// Another test run's: its veths are its own. The server started
+		// next refuses the bridge, naming them.
+		t.Logf("reclaim %s: left alone, skiff processes %v of another test run use it", bridge, live)
+		return
+	}
+	for _, pid := range orphans {
 		t.Logf("reclaim %s: killing skiff process %d, left by an earlier run: %s", bridge, pid, cmdline(pid))
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -66,11 +73,10 @@ func ReclaimBridge(t testing.TB, bridge string) {
 	}
 }
 
-// orphanSkiffs lists the skiff processes given --bridge bridge that do
-// not descend from this process.
-func orphanSkiffs(bridge string) []int {
+// skiffsOn lists the skiff processes given --bridge bridge: those whose
+// test binary is gone, and the others.
+func skiffsOn(bridge string) (orphans, live []int) {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var pids []int
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || pid == os.Getpid() {
@@ -81,12 +87,16 @@ func orphanSkiffs(bridge string) []int {
 			continue
 		}
 		args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
-		if filepath.Base(args[0]) != "skiff" || !hasBridgeFlag(args[1:], bridge) || descendsFromUs(pid) {
+		if filepath.Base(args[0]) != "skiff" || !hasBridgeFlag(args[1:], bridge) {
 			continue
 		}
-		pids = append(pids, pid)
+		if orphaned(pid) {
+			orphans = append(orphans, pid)
+		} else {
+			live = append(live, pid)
+		}
 	}
-	return pids
+	return orphans, live
 }
 
 func hasBridgeFlag(args []string, bridge string) bool {
@@ -98,19 +108,17 @@ func hasBridgeFlag(args []string, bridge string) bool {
 	return false
 }
 
-// descendsFromUs reports whether pid is a descendant of this process.
-func descendsFromUs(pid int) bool {
-	for range 64 {
-		ppid := parentOf(pid)
-		switch ppid {
-		case os.Getpid():
-			return true
-		case 0, 1:
-			return false
-		}
-		pid = ppid
+// orphaned reports whether pid has lost the test binary that started it:
+// its parent is not a test binary (NAME.test) any more, but init or a
+// subreaper that adopted it. A server of a test run going on (another
+// `go test` on this machine) keeps its parent, and is left alone.
+func orphaned(pid int) bool {
+	ppid := parentOf(pid)
+	if ppid <= 1 {
+		return ppid == 1
 	}
-	return false
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", ppid))
+	return err == nil && !strings.HasSuffix(filepath.Base(exe), ".test")
 }
 
 // parentOf returns pid's parent from /proc/PID/stat, or 0.

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,11 +20,7 @@ import (
 // needs a new mount).
 func TestConfigMapChangesInPlace(t *testing.T) {
 	s := startServer(t)
-	tar := filepath.Join(t.TempDir(), "busybox.tar")
-	if out, err := exec.Command("../../hack/busybox-image.sh", tar, "busybox:local").CombinedOutput(); err != nil {
-		t.Fatalf("build image tarball: %v %s", err, out)
-	}
-	s.mustSkiff("image", "import", tar)
+	s.mustSkiff("image", "import", busyboxTar(t))
 	s.mustSkiff("group", "create", "-n", "cm", "-l", "local")
 	create := func(name string, kv ...string) {
 		t.Helper()

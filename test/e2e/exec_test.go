@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +15,7 @@ import (
 // into it (with and without stdin), attach, and follow its log.
 func TestCLIImportExecAttachFollow(t *testing.T) {
 	s := startServer(t)
-	tar := filepath.Join(t.TempDir(), "busybox.tar")
-	if out, err := exec.Command("../../hack/busybox-image.sh", tar, "busybox:local").CombinedOutput(); err != nil {
-		t.Fatalf("build image tarball: %v %s", err, out)
-	}
-	s.mustSkiff("image", "import", tar)
+	s.mustSkiff("image", "import", busyboxTar(t))
 	if list := s.mustSkiff("image", "list", "-o", "tsv"); !strings.Contains(list, "busybox:local") {
 		t.Errorf("image list after import: %q", list)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,4 +28,15 @@ func (s *server) goroutines() string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// busyboxTar builds busybox:local as an image tarball (hack/busybox-image.sh,
+// as `make run` does) in a temporary dir and returns its path.
+func busyboxTar(t *testing.T) string {
+	t.Helper()
+	tar := filepath.Join(t.TempDir(), "busybox.tar")
+	if out, err := exec.Command("../../hack/busybox-image.sh", tar, "busybox:local").CombinedOutput(); err != nil {
+		t.Fatalf("build image tarball: %v %s", err, out)
+	}
+	return tar
 }

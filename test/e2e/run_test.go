@@ -17,10 +17,7 @@ import (
 func TestSkiffRun(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
-	tar := filepath.Join(dir, "busybox.tar")
-	if out, err := exec.Command("../../hack/busybox-image.sh", tar, "busybox:local").CombinedOutput(); err != nil {
-		t.Fatalf("build image tarball: %v %s", err, out)
-	}
+	tar := busyboxTar(t)
 	write := func(name, yaml string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
