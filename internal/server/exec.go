@@ -343,17 +343,22 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 		delete(s.sessions, token) // one use
 	}
 	live := ok && !time.Now().After(sess.expires)
+	release := func() {}
 	if live && sess.command != nil {
-		// The token's slot becomes the open session's, until this returns
-		// however it ends.
+		// The token's slot becomes the open session's, until its command
+		// has ended or this returns, however it ends.
 		s.execActive[sess.runtimeID]++
-		defer func() {
-			s.execMu.Lock()
-			if s.execActive[sess.runtimeID]--; s.execActive[sess.runtimeID] <= 0 {
-				delete(s.execActive, sess.runtimeID)
-			}
-			s.execMu.Unlock()
-		}()
+		var once sync.Once
+		release = func() {
+			once.Do(func() {
+				s.execMu.Lock()
+				if s.execActive[sess.runtimeID]--; s.execActive[sess.runtimeID] <= 0 {
+					delete(s.execActive, sess.runtimeID)
+				}
+				s.execMu.Unlock()
+			})
+		}
+		defer release()
 	}
 	s.execMu.Unlock()
 	if !live {
@@ -467,6 +472,7 @@ func (s *Server) serveExecSocket(w http.ResponseWriter, r *http.Request, token s
 	code, err := sess.host.Exec(ctx, sess.runtimeID, sess.container, hostapi.ExecOptions{
 		Command: sess.command, TTY: tty, Size: sess.size, Resize: resize, Stdin: stdinR, Stdout: stdout, Stderr: stderr,
 	})
+	release()
 	msg := fmt.Sprintf("exit code %d", code)
 	if err != nil {
 		msg = "error: " + err.Error()
