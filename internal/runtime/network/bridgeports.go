@@ -25,25 +25,9 @@ import (
 // have no libcni cache entry yet), so a restart after a crash is not
 // refused.
 func (cfg Config) checkBridgePorts() error {
-	br, err := netlink.LinkByName(cfg.BridgeName)
-	if errors.As(err, new(netlink.LinkNotFoundError)) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("network: look up bridge %s: %v: %w", cfg.BridgeName, err, errdefs.ErrUnavailable)
-	}
-	links, err := linkList()
-	if err != nil {
-		return fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
-	}
-	var ports []netlink.Link
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" {
-			ports = append(ports, l)
-		}
-	}
-	if len(ports) == 0 {
-		return nil
+	ports, err := cfg.bridgeVeths()
+	if err != nil || len(ports) == 0 {
+		return err
 	}
 	ours, err := cfg.hostEnds()
 	if err != nil {
@@ -64,6 +48,29 @@ func (cfg Config) checkBridgePorts() error {
 	}
 	return fmt.Errorf("network: bridge %s carries %d interfaces this data dir did not make (%s): another skiff server or agent uses --bridge %s, or a stopped one left its groups' namespaces; give each host its own --bridge and --subnet, or delete them (ip link del NAME): %w",
 		cfg.BridgeName, len(foreign), strings.Join(shown, ", "), cfg.BridgeName, errdefs.ErrConflict)
+}
+
+// bridgeVeths lists the veths enslaved to the bridge; none when it does
+// not exist (yet).
+func (cfg Config) bridgeVeths() ([]netlink.Link, error) {
+	br, err := netlink.LinkByName(cfg.BridgeName)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network: look up bridge %s: %v: %w", cfg.BridgeName, err, errdefs.ErrUnavailable)
+	}
+	links, err := linkList()
+	if err != nil {
+		return nil, fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	var veths []netlink.Link
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" {
+			veths = append(veths, l)
+		}
+	}
+	return veths, nil
 }
 
 // hostEnds returns the host-side interface indexes of the veths in the

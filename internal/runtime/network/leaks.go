@@ -13,8 +13,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/skiff-sh/skiff/internal/errdefs"
 )
 
@@ -82,18 +80,14 @@ func CountLeaks(cfg Config) (LeakCount, error) {
 	}
 	lc.Bindings = len(bound)
 
-	if br, err := netlink.LinkByName(cfg.BridgeName); err == nil {
-		links, err := linkList()
-		if err != nil {
-			return lc, fmt.Errorf("network: list links: %v: %w", err, errdefs.ErrUnavailable)
+	veths, err := cfg.bridgeVeths()
+	if err != nil {
+		return lc, err
+	}
+	for _, l := range veths {
+		if !poolVeths[l.Attrs().Name] {
+			lc.Veths++
 		}
-		for _, l := range links {
-			if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" && !poolVeths[l.Attrs().Name] {
-				lc.Veths++
-			}
-		}
-	} else if !errors.As(err, new(netlink.LinkNotFoundError)) {
-		return lc, fmt.Errorf("network: look up bridge %s: %v: %w", cfg.BridgeName, err, errdefs.ErrUnavailable)
 	}
 
 	leaseDir := filepath.Join(cfg.ipamDir(), cfg.NetworkName)
