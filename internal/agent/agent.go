@@ -316,12 +316,14 @@ func (a *Agent) run(ctx context.Context, cg *store.ContainerGroup, props *api.Co
 		if err == nil && api.SameContainers(&spec.Properties, props) {
 			return nil
 		}
-		// Only config maps changed: their files change in place. A config
-		// map given to a container without one needs a new mount, and so
-		// a new group (ErrConflict).
-		if err == nil && api.SameContainersButConfigMaps(&spec.Properties, props) {
+		// When only config maps changed, their files change in place.
+		// UpdateConfigMaps refuses anything else with ErrConflict (a
+		// config map given to a container without one needs a new mount):
+		// then the group is created again, as it is when the runtime
+		// lost it meanwhile.
+		if err == nil {
 			err := a.rt.UpdateConfigMaps(cg.RuntimeID, props)
-			if !errdefs.Is(err, errdefs.ErrConflict) {
+			if !errdefs.Is(err, errdefs.ErrConflict) && !errdefs.Is(err, errdefs.ErrNotFound) {
 				return err
 			}
 		}

@@ -25,12 +25,10 @@ import (
 // configMapDir is where container name's config map files are.
 func (g *group) configMapDir(name string) string { return filepath.Join(g.dir, "configmap", name) }
 
-// writeConfigMaps writes the files of every container's config map, and
-// removes the files of keys no longer in it.
-func (g *group) writeConfigMaps() error {
-	g.mu.Lock()
-	containers := g.spec.Properties.Containers
-	g.mu.Unlock()
+// writeConfigMaps writes the files of the config maps of containers (the
+// group's, or those UpdateConfigMaps is giving it), and removes the files
+// of keys no longer in them.
+func (g *group) writeConfigMaps(containers []api.Container) error {
 	for _, c := range containers {
 		if c.Properties.ConfigMap == nil {
 			continue
@@ -127,9 +125,9 @@ func (r *Runtime) UpdateConfigMaps(id string, props *api.ContainerGroupPropertie
 			want = &api.ConfigMap{} // its mount stays, empty
 		}
 		next[i].Properties.ConfigMap = want
-		if err := writeConfigMap(g.configMapDir(next[i].Name), want.KeyValuePairs); err != nil {
-			return fmt.Errorf("config map of container %q: %w", next[i].Name, err)
-		}
+	}
+	if err := g.writeConfigMaps(next); err != nil {
+		return err
 	}
 	g.mu.Lock()
 	g.spec.Properties.Containers = next

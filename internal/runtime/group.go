@@ -340,7 +340,10 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 	if err := g.writeEtcFiles(att); err != nil {
 		return CodeContainerFailed, err
 	}
-	if err := g.writeConfigMaps(); err != nil {
+	g.mu.Lock()
+	containers := g.spec.Properties.Containers
+	g.mu.Unlock()
+	if err := g.writeConfigMaps(containers); err != nil {
 		return CodeContainerFailed, err
 	}
 	// The group's cgroup, parent of its containers', caps their processes
