@@ -82,12 +82,8 @@ func skiffsOn(bridge string) (orphans, live []int) {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
-		if filepath.Base(args[0]) != "skiff" || !hasBridgeFlag(args[1:], bridge) {
+		args := procArgs(pid)
+		if len(args) == 0 || filepath.Base(args[0]) != "skiff" || !hasBridgeFlag(args[1:], bridge) {
 			continue
 		}
 		if orphaned(pid) {
@@ -140,7 +136,13 @@ func parentOf(pid int) int {
 	return ppid
 }
 
-func cmdline(pid int) string {
-	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.Join(strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00"), " ")
+// procArgs returns pid's command line, or nil once it is gone.
+func procArgs(pid int) []string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	return strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
 }
+
+func cmdline(pid int) string { return strings.Join(procArgs(pid), " ") }
