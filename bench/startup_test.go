@@ -14,6 +14,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -54,15 +55,21 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	img := testenv.BusyboxImage(b, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}})
 	ref := testenv.Push(b, reg, "bench/busybox:1", img)
 	dataDir := b.TempDir()
-	exe, _ := os.Executable()
+	// The supervisor the server runs: skiff-shim beside the skiff binary
+	// (the test binary as `shim` would cost its whole init per container).
+	bin, binDir, err := testenv.BuildSkiff()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(binDir)
 
 	// Skiff.
 	var mu sync.Mutex
 	running := map[string]chan struct{}{}
 	var h *runtime.Host
-	h, err := runtime.Open(context.Background(), runtime.HostOptions{
+	h, err = runtime.Open(context.Background(), runtime.HostOptions{
 		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: "skbench0", Subnet: "10.214.0.0/16",
-		ShimCommand: []string{exe, "shim"}, StopGrace: time.Second, IDMap: benchIDMap(b), NetworkPool: 4,
+		Logger: benchLogger(), ShimCommand: runtime.DefaultShimCommand(bin), StopGrace: time.Second, IDMap: benchIDMap(b), NetworkPool: 4,
 		OnChange: func(id string) {
 			mu.Lock()
 			ch := running[id]
@@ -136,4 +143,14 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	b.ReportMetric(float64(rs[0].p50.Microseconds())/1000, "skiff-p50-ms")
 	b.ReportMetric(ratio(rs[0].p50, rs[1].p50), "skiff/runc-p50")
 	b.ReportMetric(ratio(rs[0].p50, rs[2].p50), "skiff/podman-p50")
+}
+
+// benchLogger logs the runtime's steps at debug level (how long each
+// group's prepare and each container's start took) when SKIFF_BENCH_DEBUG
+// is set, for profiling what the benchmark measures.
+func benchLogger() *slog.Logger {
+	if os.Getenv("SKIFF_BENCH_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
