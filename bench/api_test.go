@@ -73,11 +73,7 @@ func BenchmarkAPICreateToRunning(b *testing.B) {
 	reg := testenv.StartRegistry(b, testenv.RegistryOptions{})
 	img := testenv.BusyboxImage(b, testenv.ImageOptions{Cmd: []string{"sleep", "3600"}})
 	ref := testenv.Push(b, reg, "bench/busybox:1", img)
-	bin, dir, err := testenv.BuildSkiff()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
+	bin := skiffBinary(b)
 	// 1000 groups of 0.1 CPU and 0.1 GB: more than the machine, as requests
 	// (sleeping groups use next to nothing).
 	s := testenv.StartSkiffServer(b, testenv.SkiffServerOptions{Binary: bin, LogLevel: "error", StopGrace: time.Second,

@@ -51,7 +51,8 @@ func distOf(d []time.Duration) dist {
 // ms is d in milliseconds, for b.ReportMetric.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// skiffBinary builds the skiff binary for one benchmark.
+// skiffBinary builds the skiff binary (and skiff-shim beside it) for one
+// benchmark.
 func skiffBinary(b *testing.B) string {
 	b.Helper()
 	bin, dir, err := testenv.BuildSkiff()

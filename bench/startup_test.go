@@ -57,17 +57,13 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	dataDir := b.TempDir()
 	// The supervisor the server runs: skiff-shim beside the skiff binary
 	// (the test binary as `shim` would cost its whole init per container).
-	bin, binDir, err := testenv.BuildSkiff()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(binDir)
+	bin := skiffBinary(b)
 
 	// Skiff.
 	var mu sync.Mutex
 	running := map[string]chan struct{}{}
 	var h *runtime.Host
-	h, err = runtime.Open(context.Background(), runtime.HostOptions{
+	h, err := runtime.Open(context.Background(), runtime.HostOptions{
 		DataDir: dataDir, PublicAddress: "127.0.0.1", BridgeName: "skbench0", Subnet: "10.214.0.0/16",
 		Logger: benchLogger(), ShimCommand: runtime.DefaultShimCommand(bin), StopGrace: time.Second, IDMap: benchIDMap(b), NetworkPool: 4,
 		OnChange: func(id string) {
