@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
@@ -29,9 +30,54 @@ type hierarchy struct {
 	controllers []string // v1: the super options naming controllers (e.g. "memory", "name=systemd")
 }
 
+// cached holds the hierarchies last read from mountinfo. Reading mountinfo
+// costs time in proportion to the host's whole mount table (thousands of
+// lines with a thousand groups), and it was read several times per group
+// start, so the list is kept and only re-read when one of its mount points
+// no longer carries a cgroup file system (a layout that changed under us).
+var cached struct {
+	sync.Mutex
+	hs []hierarchy
+}
+
 // hierarchies lists the cgroup hierarchies mounted in this mount namespace,
-// each once, read at call time so the layout (v1, hybrid, v2) is never cached.
+// each once. The layout (v1, hybrid, v2) is what mountinfo said; the cached
+// list is checked with one statfs per hierarchy.
 func hierarchies() ([]hierarchy, error) {
+	cached.Lock()
+	defer cached.Unlock()
+	if len(cached.hs) > 0 && stillMounted(cached.hs) {
+		return cached.hs, nil
+	}
+	hs, err := readHierarchies()
+	if err != nil {
+		return nil, err
+	}
+	cached.hs = hs
+	return hs, nil
+}
+
+// stillMounted reports whether every hierarchy's mount point still carries
+// the cgroup file system of its version.
+func stillMounted(hs []hierarchy) bool {
+	for _, h := range hs {
+		var st unix.Statfs_t
+		if err := unix.Statfs(h.mountpoint, &st); err != nil {
+			return false
+		}
+		want := int64(unix.CGROUP_SUPER_MAGIC)
+		if h.v2 {
+			want = unix.CGROUP2_SUPER_MAGIC
+		}
+		if int64(st.Type) != want {
+			return false
+		}
+	}
+	return true
+}
+
+// readHierarchies reads the cgroup hierarchies from /proc/self/mountinfo.
+func readHierarchies() ([]hierarchy, error) {
 	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %v: %w", err, errdefs.ErrUnavailable)

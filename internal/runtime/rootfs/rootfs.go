@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/mounts"
 )
 
 // Names of the directories Mount creates inside dir.
@@ -170,6 +171,11 @@ func Unmount(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	// The usual case, without reading mountinfo (which costs in proportion
+	// to the host's whole mount table): only merged is ever mounted here.
+	if done, err := unmountKnown(dir); err != nil || done {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 		if err != nil {
@@ -196,4 +202,25 @@ func Unmount(dir string) error {
 		return fmt.Errorf("rootfs: remove %s: %w", dir, err)
 	}
 	return nil
+}
+
+// unmountKnown unmounts dir/merged and, when nothing else is mounted at
+// or below dir after that (mounts.Free), removes dir and reports done.
+// When something is, it leaves dir alone for the caller's mountinfo walk.
+func unmountKnown(dir string) (done bool, err error) {
+	merged := filepath.Join(dir, MergedDir)
+	err = unix.Unmount(merged, unix.UMOUNT_NOFOLLOW)
+	if errors.Is(err, unix.EBUSY) {
+		err = unix.Unmount(merged, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return false, fmt.Errorf("rootfs: unmount %s: %w", merged, err)
+	}
+	if !mounts.Free(dir) {
+		return false, nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return false, fmt.Errorf("rootfs: remove %s: %w", dir, err)
+	}
+	return true, nil
 }

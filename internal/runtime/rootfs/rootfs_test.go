@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/runtime/rootfs"
@@ -181,6 +182,37 @@ func TestUnmountBusy(t *testing.T) {
 	}
 	if got := read(t, l+"/f"); got != "x" {
 		t.Errorf("layer content %q", got)
+	}
+}
+
+// A mount Skiff did not make, deep in the container's directory (a bind of
+// another directory into its upper layer), is found without mountinfo and
+// unmounted before anything is removed: the bound directory keeps its files.
+func TestUnmountForeignMountBelow(t *testing.T) {
+	testenv.RequireRoot(t)
+	tmp := t.TempDir()
+	l := layer(t, filepath.Join(tmp, "layer"), map[string]string{"f": "x"})
+	outside := layer(t, filepath.Join(tmp, "outside"), map[string]string{"keep": "me"})
+	dir := filepath.Join(tmp, "ctr")
+	t.Cleanup(func() { _ = rootfs.Unmount(dir) })
+	if _, err := rootfs.Mount([]string{l}, dir); err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(dir, rootfs.UpperDir, "a", "b")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(outside, deep, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := rootfs.Unmount(dir); err != nil {
+		t.Fatalf("Unmount: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("dir left behind: %v", err)
+	}
+	if got := read(t, filepath.Join(outside, "keep")); got != "me" {
+		t.Errorf("the bound directory lost its file: %q", got)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/mounts"
 	"github.com/skiff-sh/skiff/internal/runtime/userns"
 )
 
@@ -417,6 +418,9 @@ func (m *Manager) Release(ctx context.Context, groupID string) error {
 }
 
 func (m *Manager) release(groupDir string) error {
+	if done, err := releaseKnown(groupDir); err != nil || done {
+		return err
+	}
 	if err := unmountAll(groupDir); err != nil {
 		return err
 	}
@@ -432,6 +436,29 @@ func (m *Manager) release(groupDir string) error {
 		return fmt.Errorf("remove %s: %w", groupDir, err)
 	}
 	return nil
+}
+
+// releaseKnown unmounts the places Prepare mounts volumes at
+// (groupDir/<kind>/<name>) and, when nothing is mounted at or below
+// groupDir after that (mounts.Free), removes groupDir and reports done. It
+// reads no mountinfo; when anything is still mounted, release falls back to
+// the mountinfo walk.
+func releaseKnown(groupDir string) (done bool, err error) {
+	vols, _ := filepath.Glob(filepath.Join(groupDir, "*", "*"))
+	for _, dir := range vols {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			if err := unmount(dir); err != nil {
+				return false, err
+			}
+		}
+	}
+	if !mounts.Free(groupDir) {
+		return false, nil
+	}
+	if err := os.RemoveAll(groupDir); err != nil {
+		return false, fmt.Errorf("remove %s: %w", groupDir, err)
+	}
+	return true, nil
 }
 
 // unmountAll unmounts every mount at or below dir, deepest first.
