@@ -3,7 +3,7 @@
 # Idempotent; run as root.
 set -euo pipefail
 pkgs=(runc crun podman docker-registry apache2-utils busybox-static
-      containernetworking-plugins iptables nftables iproute2 git ca-certificates e2fsprogs)
+      containernetworking-plugins iptables nftables iproute2 git ca-certificates e2fsprogs dnsutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -118,6 +118,11 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err != nil {
 		return err
 	}
+	if cg.Properties.IPAddress != nil {
+		if cg.Properties.IPAddress.FQDN, err = s.nameGroup(ctx, p["sub"], rg.Name, p["name"], cg); err != nil {
+			return err
+		}
+	}
 	// One compare-and-swap decides on the record as it is when it is
 	// written: a DELETE (of the group or of its resource group) that came
 	// first is never undone, and nothing half-written is left.

@@ -77,6 +77,10 @@ type Config struct {
 	// group to run before it answers with a long-running operation
 	// (opwait.go): 0 is DefaultSyncWindow, negative never waits.
 	SyncWindow time.Duration
+	// DNSZone is the zone groups with a dnsNameLabel are named in
+	// (default api.DefaultDNSZone): ipAddress.fqdn ends in it, and
+	// ResolveFQDN answers for it (dns.go).
+	DNSZone string
 	// Sealer seals the secure parameters of template deployments at rest
 	// (nil: a key of the process's own, lost when it ends).
 	Sealer *seal.Sealer
@@ -102,6 +106,8 @@ type Server struct {
 	cpu cpuSamples // last CPU sample per container (insights.go)
 
 	opWaits opWaiters // requests waiting for operations (opwait.go)
+
+	fqdns fqdnIndex // the groups' names, for ResolveFQDN (dns.go)
 
 	storage *storage.Service // storage accounts and shares (storage.go); nil without a store
 

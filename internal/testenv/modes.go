@@ -61,6 +61,7 @@ var serverFlags = map[string]struct {
 	"store": {side: toServer}, "etcd-endpoints": {side: toServer}, "etcd-prefix": {side: toServer},
 	"agent": {side: toServer, bool: true}, "host-lost-after": {side: toServer}, "seal-key-file": {side: toServer},
 	"tls-listen": {side: toServer}, "tls-cert-file": {side: toServer}, "tls-key-file": {side: toServer}, "tls-san": {side: toServer}, "api-url": {side: toServer},
+	"dns-zone": {side: toServer}, "dns-listen": {side: toServer},
 	// The securityContext policy is checked by the API before a group is
 	// stored and by the runtime that runs it.
 	"allow-privileged": {side: toBoth, bool: true}, "allow-custom-seccomp": {side: toBoth, bool: true},

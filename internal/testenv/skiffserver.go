@@ -54,6 +54,9 @@ type SkiffServerOptions struct {
 	LogLevel string
 	// Flags are further flags of `skiff server`.
 	Flags []string
+	// DNSListen is --dns-listen; empty runs no DNS server (the default
+	// address is one per machine, and test servers run side by side).
+	DNSListen string
 
 	// Etcd runs the server in cluster mode on these etcd endpoints
 	// (--store etcd); nil is the embedded mode on bbolt.
@@ -124,7 +127,7 @@ func StartSkiffServer(t testing.TB, o SkiffServerOptions) *SkiffServer {
 		o.Etcd, o.NoAgent = etcd.Endpoints, true
 		s.Etcd = etcd
 	}
-	s.args = []string{"server", "--listen", addr, "--data-dir", o.DataDir, "--log-level", o.LogLevel}
+	s.args = []string{"server", "--listen", addr, "--data-dir", o.DataDir, "--log-level", o.LogLevel, "--dns-listen", o.DNSListen}
 	if !o.NoAgent {
 		ReclaimBridge(t, o.Bridge)
 		s.args = append(s.args, "--public-address", "127.0.0.1")

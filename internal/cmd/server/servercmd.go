@@ -35,6 +35,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agentapi"
 	"github.com/skiff-sh/skiff/internal/cluster"
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/dnsserver"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostaddr"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -52,6 +53,9 @@ import (
 
 // DefaultListen is where the server listens unless told otherwise.
 const DefaultListen = "127.0.0.1:7700"
+
+// DefaultDNSListen is where `skiff server` answers DNS for its zone.
+const DefaultDNSListen = "127.0.0.1:7753"
 
 // DefaultNetworkPool is --network-pool's default.
 const DefaultNetworkPool = 4
@@ -103,6 +107,10 @@ type Options struct {
 	AllowHostAccess bool
 	// PublishedPorts is the range of ports groups may publish ("" any).
 	PublishedPorts string
+	// DNSZone is the zone groups with a dnsNameLabel are named in, and
+	// DNSListen the address (UDP and TCP) Skiff answers DNS for it on ("":
+	// no DNS server).
+	DNSZone, DNSListen string
 	// SealKeyFile is the key secrets are sealed with at rest (default
 	// DataDir/seal.key, created on first start).
 	SealKeyFile string
@@ -209,6 +217,8 @@ func addHostFlags(f *pflag.FlagSet, o *Options) {
 	o.GitRepoSizeLimit.Quantity = *resource.NewQuantity(volume.DefaultGitMaxBytes, resource.BinarySI)
 	f.Var(&o.GitRepoSizeLimit, "gitrepo-size-limit", "most disk one gitRepo volume's clone may take, .git included (e.g. 100Mi, 1Gi); a bigger repository fails its group")
 	f.DurationVar(&o.GitRepoTimeout, "gitrepo-timeout", volume.DefaultGitTimeout, "longest one gitRepo clone may take; a slower one fails its group")
+	f.StringVar(&o.DNSZone, "dns-zone", api.DefaultDNSZone, "DNS zone of the names groups with a dnsNameLabel get (ipAddress.fqdn: LABEL.LOCATION.ZONE)")
+	f.StringVar(&o.DNSListen, "dns-listen", DefaultDNSListen, "address (UDP and TCP) Skiff answers DNS for --dns-zone on, e.g. dig @127.0.0.1 -p 7753 LABEL.local.skiff.local (\"\": none)")
 	f.StringVar(&o.PublishedPorts, "published-ports", "", "LOW-HIGH: the only ports groups may publish on the public address (default: any port no host process listens on)")
 }
 
@@ -449,8 +459,17 @@ func Start(ctx context.Context, o Options) (_ *Running, err error) {
 		return nil, err
 	}
 	srvCfg.Sealer = sealer
+	srvCfg.DNSZone = o.DNSZone
 	srv := server.New(srvCfg)
 	mux.Handle("/", srv)
+	if o.DNSListen != "" {
+		ds, err := dnsserver.Start(o.DNSListen, srv.DNSZone(), srv, log.With("component", "dns"))
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { _ = ds.Close() })
+		log.Info("serving DNS", "listen", ds.Addr(), "zone", srv.DNSZone())
+	}
 	// Template deployments run where the controller runs: here in the
 	// embedded mode, under the leader election in a cluster, so that one
 	// server drives each deployment.
