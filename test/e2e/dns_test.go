@@ -125,7 +125,7 @@ func TestDNSNameLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	hashed := got.Properties.IPAddress.Fqdn
-	if !regexp.MustCompile(`^hashed-app-[a-z2-7]{16}\.local\.` + regexp.QuoteMeta(zone) + `$`).MatchString(hashed) || got.Properties.IPAddress.Scope != "TenantReuse" {
+	if !regexp.MustCompile(`^hashed-app-[a-z2-7]{16}\.local\.`+regexp.QuoteMeta(zone)+`$`).MatchString(hashed) || got.Properties.IPAddress.Scope != "TenantReuse" {
 		t.Fatalf("reuse scope: fqdn %q, scope %q", hashed, got.Properties.IPAddress.Scope)
 	}
 	if r := s.send("PUT", path, body(p)); r.Status != 200 || !strings.Contains(string(r.Body), `"fqdn":"`+hashed+`"`) {
