@@ -27,6 +27,9 @@ type ContainerGroupProperties struct {
 	InstanceView             *GroupInstanceView        `json:"instanceView,omitempty"`
 	DNSConfig                *DNSConfig                `json:"dnsConfig,omitempty"`
 	SKU                      string                    `json:"sku,omitempty"`
+	// ContainerGroupProfile names the profile revision the group was
+	// created from (profile.go); its spec is that revision's.
+	ContainerGroupProfile *ProfileReference `json:"containerGroupProfile,omitempty"`
 }
 
 // Restart policies.

@@ -176,6 +176,11 @@ func Clone(cg *ContainerGroup) *ContainerGroup {
 		d.NameServers = slices.Clone(d.NameServers)
 		p.DNSConfig = &d
 	}
+	if src.ContainerGroupProfile != nil {
+		ref := *src.ContainerGroupProfile
+		ref.Revision = clonePtr(ref.Revision)
+		p.ContainerGroupProfile = &ref
+	}
 	return &out
 }
 

@@ -16,21 +16,25 @@ const (
 	ActionContainerInstanceRegister = "Microsoft.ContainerInstance/register/action"
 	ActionProviderOperationsRead    = "Microsoft.ContainerInstance/operations/read"
 
-	ActionContainerGroupsRead      = "Microsoft.ContainerInstance/containerGroups/read"
-	ActionContainerGroupsWrite     = "Microsoft.ContainerInstance/containerGroups/write"
-	ActionContainerGroupsDelete    = "Microsoft.ContainerInstance/containerGroups/delete"
-	ActionContainerGroupsStart     = "Microsoft.ContainerInstance/containerGroups/start/action"
-	ActionContainerGroupsStop      = "Microsoft.ContainerInstance/containerGroups/stop/action"
-	ActionContainerGroupsRestart   = "Microsoft.ContainerInstance/containerGroups/restart/action"
-	ActionOutboundEndpointsRead    = "Microsoft.ContainerInstance/containerGroups/outboundNetworkDependenciesEndpoints/read"
-	ActionContainerLogsRead        = "Microsoft.ContainerInstance/containerGroups/containers/logs/read"
-	ActionContainerExec            = "Microsoft.ContainerInstance/containerGroups/containers/exec/action"
-	ActionContainerAttach          = "Microsoft.ContainerInstance/containerGroups/containers/attach/action"
-	ActionLocationOperationsRead   = "Microsoft.ContainerInstance/locations/operations/read"
-	ActionLocationUsagesRead       = "Microsoft.ContainerInstance/locations/usages/read"
-	ActionLocationCapabilitiesRead = "Microsoft.ContainerInstance/locations/capabilities/read"
-	ActionLocationCachedImagesRead = "Microsoft.ContainerInstance/locations/cachedImages/read"
-	ActionMetricsRead              = "Microsoft.Insights/metrics/read"
+	ActionContainerGroupsRead   = "Microsoft.ContainerInstance/containerGroups/read"
+	ActionContainerGroupsWrite  = "Microsoft.ContainerInstance/containerGroups/write"
+	ActionContainerGroupsDelete = "Microsoft.ContainerInstance/containerGroups/delete"
+	// Container group profiles.
+	ActionContainerGroupProfilesRead   = "Microsoft.ContainerInstance/containerGroupProfiles/read"
+	ActionContainerGroupProfilesWrite  = "Microsoft.ContainerInstance/containerGroupProfiles/write"
+	ActionContainerGroupProfilesDelete = "Microsoft.ContainerInstance/containerGroupProfiles/delete"
+	ActionContainerGroupsStart         = "Microsoft.ContainerInstance/containerGroups/start/action"
+	ActionContainerGroupsStop          = "Microsoft.ContainerInstance/containerGroups/stop/action"
+	ActionContainerGroupsRestart       = "Microsoft.ContainerInstance/containerGroups/restart/action"
+	ActionOutboundEndpointsRead        = "Microsoft.ContainerInstance/containerGroups/outboundNetworkDependenciesEndpoints/read"
+	ActionContainerLogsRead            = "Microsoft.ContainerInstance/containerGroups/containers/logs/read"
+	ActionContainerExec                = "Microsoft.ContainerInstance/containerGroups/containers/exec/action"
+	ActionContainerAttach              = "Microsoft.ContainerInstance/containerGroups/containers/attach/action"
+	ActionLocationOperationsRead       = "Microsoft.ContainerInstance/locations/operations/read"
+	ActionLocationUsagesRead           = "Microsoft.ContainerInstance/locations/usages/read"
+	ActionLocationCapabilitiesRead     = "Microsoft.ContainerInstance/locations/capabilities/read"
+	ActionLocationCachedImagesRead     = "Microsoft.ContainerInstance/locations/cachedImages/read"
+	ActionMetricsRead                  = "Microsoft.Insights/metrics/read"
 
 	// Skiff's own: Azure has no image routes and no hosts.
 	ActionImagesPull   = "Skiff.ContainerInstance/locations/images/pull/action"
@@ -178,6 +182,19 @@ func buildRoutes() []Route {
 		p("GET", rgPattern+"/deployments/{deployment}/operations/{operationId}", ActionDeploymentOperationsRead),
 		p("GET", dep+"/operationStatuses/{op}", ActionDeploymentOperationStatusesRead),
 		p("GET", dep+"/operationResults/{op}", ActionDeploymentOperationStatusesRead),
+	)
+	// Container group profiles (internal/server/profiles.go).
+	profiles := "/providers/Microsoft.ContainerInstance/containerGroupProfiles"
+	prof := rgPattern + profiles + "/{profile}"
+	rs = append(rs,
+		list(subPattern+profiles, ActionContainerGroupProfilesRead),
+		list(rgPattern+profiles, ActionContainerGroupProfilesRead),
+		p("PUT", prof, ActionContainerGroupProfilesWrite),
+		p("GET", prof, ActionContainerGroupProfilesRead),
+		p("PATCH", prof, ActionContainerGroupProfilesWrite),
+		p("DELETE", prof, ActionContainerGroupProfilesDelete),
+		p("GET", prof+"/revisions", ActionContainerGroupProfilesRead),
+		p("GET", prof+"/revisions/{revision}", ActionContainerGroupProfilesRead),
 	)
 	// Storage accounts and file shares (internal/server/storage.go).
 	accounts := "/providers/Microsoft.Storage/storageAccounts"

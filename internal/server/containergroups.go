@@ -102,6 +102,9 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 		return err
 	}
 	cg.Name = p["name"]
+	if err := s.fromProfile(ctx, p["sub"], cg); err != nil {
+		return err
+	}
 	if cg.Location == "" {
 		cg.Location = rg.Location
 	}

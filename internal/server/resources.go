@@ -241,6 +241,11 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 	if err := s.deleteStorageOf(ctx, p["sub"], p["rg"]); err != nil {
 		return err
 	}
+	if s.profiles != nil {
+		if err := s.profiles.DeleteIn(ctx, p["sub"], p["rg"]); err != nil {
+			return err
+		}
+	}
 	rg, err := controller.MarkResourceGroupDeleting(ctx, s.cfg.Store, p["sub"], p["rg"])
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		return errdefs.WithCode(errdefs.ErrNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", p["rg"])

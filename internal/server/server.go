@@ -30,6 +30,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/identity"
 	"github.com/skiff-sh/skiff/internal/seal"
+	"github.com/skiff-sh/skiff/internal/profile"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/store"
 )
@@ -111,6 +112,8 @@ type Server struct {
 
 	storage *storage.Service // storage accounts and shares (storage.go); nil without a store
 
+	profiles *profile.Service // container group profiles (profiles.go); nil without a store
+
 	deploy       *deployment.Engine // template deployments (deployments.go)
 	inprocessLog *slog.Logger       // the log of the engine's requests (inprocess.go)
 }
@@ -146,6 +149,7 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Store != nil {
 		s.storage, _ = storage.New(storage.Config{Store: cfg.Store, Sealer: sealer})
+		s.profiles, _ = profile.New(cfg.Store, sealer)
 	}
 	s.inprocessLog = slog.New(errorsOnly{cfg.Logger.Handler()})
 	s.deploy = deployment.New(deployment.Config{Store: cfg.Store, Sealer: sealer, Resources: deployResources{s},
@@ -197,6 +201,7 @@ func (s *Server) registerRoutes() {
 	s.registerRoleRoutes()
 	s.registerDeploymentRoutes()
 	s.registerStorageRoutes()
+	s.registerProfileRoutes()
 }
 
 // ServeHTTP authenticates, checks the api-version, routes and translates
