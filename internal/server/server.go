@@ -29,8 +29,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/identity"
-	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/profile"
+	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/store"
 )
