@@ -23,18 +23,25 @@ const (
 	ActionContainerGroupProfilesRead   = "Microsoft.ContainerInstance/containerGroupProfiles/read"
 	ActionContainerGroupProfilesWrite  = "Microsoft.ContainerInstance/containerGroupProfiles/write"
 	ActionContainerGroupProfilesDelete = "Microsoft.ContainerInstance/containerGroupProfiles/delete"
-	ActionContainerGroupsStart         = "Microsoft.ContainerInstance/containerGroups/start/action"
-	ActionContainerGroupsStop          = "Microsoft.ContainerInstance/containerGroups/stop/action"
-	ActionContainerGroupsRestart       = "Microsoft.ContainerInstance/containerGroups/restart/action"
-	ActionOutboundEndpointsRead        = "Microsoft.ContainerInstance/containerGroups/outboundNetworkDependenciesEndpoints/read"
-	ActionContainerLogsRead            = "Microsoft.ContainerInstance/containerGroups/containers/logs/read"
-	ActionContainerExec                = "Microsoft.ContainerInstance/containerGroups/containers/exec/action"
-	ActionContainerAttach              = "Microsoft.ContainerInstance/containerGroups/containers/attach/action"
-	ActionLocationOperationsRead       = "Microsoft.ContainerInstance/locations/operations/read"
-	ActionLocationUsagesRead           = "Microsoft.ContainerInstance/locations/usages/read"
-	ActionLocationCapabilitiesRead     = "Microsoft.ContainerInstance/locations/capabilities/read"
-	ActionLocationCachedImagesRead     = "Microsoft.ContainerInstance/locations/cachedImages/read"
-	ActionMetricsRead                  = "Microsoft.Insights/metrics/read"
+	// NGroups.
+	ActionNGroupsRead              = "Microsoft.ContainerInstance/ngroups/read"
+	ActionNGroupsWrite             = "Microsoft.ContainerInstance/ngroups/write"
+	ActionNGroupsDelete            = "Microsoft.ContainerInstance/ngroups/delete"
+	ActionNGroupsStart             = "Microsoft.ContainerInstance/ngroups/start/action"
+	ActionNGroupsStop              = "Microsoft.ContainerInstance/ngroups/stop/action"
+	ActionNGroupsRestart           = "Microsoft.ContainerInstance/ngroups/restart/action"
+	ActionContainerGroupsStart     = "Microsoft.ContainerInstance/containerGroups/start/action"
+	ActionContainerGroupsStop      = "Microsoft.ContainerInstance/containerGroups/stop/action"
+	ActionContainerGroupsRestart   = "Microsoft.ContainerInstance/containerGroups/restart/action"
+	ActionOutboundEndpointsRead    = "Microsoft.ContainerInstance/containerGroups/outboundNetworkDependenciesEndpoints/read"
+	ActionContainerLogsRead        = "Microsoft.ContainerInstance/containerGroups/containers/logs/read"
+	ActionContainerExec            = "Microsoft.ContainerInstance/containerGroups/containers/exec/action"
+	ActionContainerAttach          = "Microsoft.ContainerInstance/containerGroups/containers/attach/action"
+	ActionLocationOperationsRead   = "Microsoft.ContainerInstance/locations/operations/read"
+	ActionLocationUsagesRead       = "Microsoft.ContainerInstance/locations/usages/read"
+	ActionLocationCapabilitiesRead = "Microsoft.ContainerInstance/locations/capabilities/read"
+	ActionLocationCachedImagesRead = "Microsoft.ContainerInstance/locations/cachedImages/read"
+	ActionMetricsRead              = "Microsoft.Insights/metrics/read"
 
 	// Skiff's own: Azure has no image routes and no hosts.
 	ActionImagesPull   = "Skiff.ContainerInstance/locations/images/pull/action"
@@ -195,6 +202,20 @@ func buildRoutes() []Route {
 		p("DELETE", prof, ActionContainerGroupProfilesDelete),
 		p("GET", prof+"/revisions", ActionContainerGroupProfilesRead),
 		p("GET", prof+"/revisions/{revision}", ActionContainerGroupProfilesRead),
+	)
+	// NGroups (internal/server/ngroups.go).
+	ngroups := "/providers/Microsoft.ContainerInstance/ngroups"
+	ng := rgPattern + ngroups + "/{ngroup}"
+	rs = append(rs,
+		list(subPattern+ngroups, ActionNGroupsRead),
+		list(rgPattern+ngroups, ActionNGroupsRead),
+		p("PUT", ng, ActionNGroupsWrite),
+		p("GET", ng, ActionNGroupsRead),
+		p("PATCH", ng, ActionNGroupsWrite),
+		p("DELETE", ng, ActionNGroupsDelete),
+		p("POST", ng+"/start", ActionNGroupsStart),
+		p("POST", ng+"/stop", ActionNGroupsStop),
+		p("POST", ng+"/restart", ActionNGroupsRestart),
 	)
 	// Storage accounts and file shares (internal/server/storage.go).
 	accounts := "/providers/Microsoft.Storage/storageAccounts"

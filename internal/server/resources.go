@@ -246,6 +246,18 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 			return err
 		}
 	}
+	// Its NGroups' records go; their members go with the other groups.
+	if s.ngroups != nil {
+		recs, err := s.ngroups.List(ctx, p["sub"], p["rg"])
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if err := s.ngroups.Delete(ctx, rec.Subscription, rec.ResourceGroup, rec.Name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+				return err
+			}
+		}
+	}
 	rg, err := controller.MarkResourceGroupDeleting(ctx, s.cfg.Store, p["sub"], p["rg"])
 	if errdefs.Is(err, errdefs.ErrNotFound) {
 		return errdefs.WithCode(errdefs.ErrNotFound, "ResourceGroupNotFound", "Resource group '%s' could not be found.", p["rg"])

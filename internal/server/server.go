@@ -29,6 +29,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/hostapi"
 	"github.com/skiff-sh/skiff/internal/identity"
+	"github.com/skiff-sh/skiff/internal/ngroup"
 	"github.com/skiff-sh/skiff/internal/profile"
 	"github.com/skiff-sh/skiff/internal/seal"
 	"github.com/skiff-sh/skiff/internal/storage"
@@ -114,6 +115,9 @@ type Server struct {
 
 	profiles *profile.Service // container group profiles (profiles.go); nil without a store
 
+	ngroups   *ngroup.Store      // NGroups' records (ngroups.go); nil without a store
+	ngroupCtl *ngroup.Reconciler // their members' reconciler, run by the controller's process
+
 	deploy       *deployment.Engine // template deployments (deployments.go)
 	inprocessLog *slog.Logger       // the log of the engine's requests (inprocess.go)
 }
@@ -150,6 +154,8 @@ func New(cfg Config) *Server {
 	if cfg.Store != nil {
 		s.storage, _ = storage.New(storage.Config{Store: cfg.Store, Sealer: sealer})
 		s.profiles, _ = profile.New(cfg.Store, sealer)
+		s.ngroups = ngroup.NewStore(cfg.Store)
+		s.ngroupCtl = ngroup.NewReconciler(s.ngroups, ngroupMembers{s}, cfg.Logger.With("component", "ngroups"))
 	}
 	s.inprocessLog = slog.New(errorsOnly{cfg.Logger.Handler()})
 	s.deploy = deployment.New(deployment.Config{Store: cfg.Store, Sealer: sealer, Resources: deployResources{s},
@@ -202,6 +208,7 @@ func (s *Server) registerRoutes() {
 	s.registerDeploymentRoutes()
 	s.registerStorageRoutes()
 	s.registerProfileRoutes()
+	s.registerNGroupRoutes()
 }
 
 // ServeHTTP authenticates, checks the api-version, routes and translates

@@ -30,6 +30,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		newCreateCmd(f), newShowCmd(f), newListCmd(f), newDeleteCmd(f),
 		newRestartCmd(f), newStartCmd(f), newStopCmd(f),
 		newLogsCmd(f), newExecCmd(f), newAttachCmd(f), newExportCmd(f),
+		newProfileCmd(f), newNGroupCmd(f),
 	)
 	return cmd
 }

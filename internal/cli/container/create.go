@@ -64,6 +64,14 @@ func newCreateCmd(f *cmdutil.Factory) *cobra.Command {
 		Args:  cmdutil.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runCreate(cmd.Context(), f, o) },
 	}
+	o.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.NoWait, "no-wait", false, "do not wait for the group to be provisioned")
+	return cmd
+}
+
+// addFlags registers the flags that describe a container group (and -g,
+// -n): those of create, and of a profile's create.
+func (o *createOptions) addFlags(cmd *cobra.Command) {
 	o.target.flags(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Image, "image", "", "container image name")
@@ -94,9 +102,7 @@ func newCreateCmd(f *cmdutil.Factory) *cobra.Command {
 	fl.StringVar(&o.GitRepoRevision, "gitrepo-revision", "", "commit to check out")
 	fl.StringVar(&o.GitRepoMount, "gitrepo-mount-path", "", "where the git repo volume is mounted")
 	fl.StringVarP(&o.File, "file", "f", "", "YAML file of the whole container group (as az container create --file)")
-	fl.BoolVar(&o.NoWait, "no-wait", false, "do not wait for the group to be provisioned")
 	cmdutil.Nargs(cmd, "ports", "environment-variables", "secure-environment-variables", "secrets", "config-map")
-	return cmd
 }
 
 func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error {

@@ -1,0 +1,361 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+
+	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/deployment"
+	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/ngroup"
+	"github.com/skiff-sh/skiff/internal/store"
+)
+
+// Microsoft.ContainerInstance/ngroups: PUT (201 new, 200 updated, both
+// with the NGroup in provisioningState Creating or Updating until its
+// members run), GET, PATCH (a JSON merge patch of the NGroup, as a PUT),
+// DELETE (202; the members go, then the NGroup), the lists, and POST
+// start (202), stop (204) and restart (202) of every member. Package
+// ngroup keeps the records and reconciles the members, which this file
+// lists, creates, updates and deletes for it through the server's own
+// routes (ngroupMembers), as the NGroup's principal.
+
+const (
+	ngroupsSuffix = "/providers/microsoft.containerinstance/ngroups"
+	ngroupPrefix  = rgPrefix + ngroupsSuffix + "/{ngroup}"
+	// memberAPIVersion is the api-version of the members' requests.
+	memberAPIVersion = "2026-07-01"
+)
+
+func (s *Server) registerNGroupRoutes() {
+	r := &s.routes
+	r.handle("GET", subPrefix+ngroupsSuffix, s.listNGroups)
+	r.handle("GET", rgPrefix+ngroupsSuffix, s.listNGroups)
+	r.handle("PUT", ngroupPrefix, s.putNGroup)
+	r.handle("GET", ngroupPrefix, s.getNGroup)
+	r.handle("PATCH", ngroupPrefix, s.patchNGroup)
+	r.handle("DELETE", ngroupPrefix, s.deleteNGroup)
+	r.handle("POST", ngroupPrefix+"/start", s.ngroupAction("start"))
+	r.handle("POST", ngroupPrefix+"/stop", s.ngroupAction("stop"))
+	r.handle("POST", ngroupPrefix+"/restart", s.ngroupAction("restart"))
+}
+
+// NGroups is the reconciler of the NGroups, for the process that runs the
+// controller to Run.
+func (s *Server) NGroups() *ngroup.Reconciler { return s.ngroupCtl }
+
+func (s *Server) ngroupsOn() (*ngroup.Store, error) {
+	if s.ngroups == nil {
+		return nil, errdefs.WithCode(errdefs.ErrNotImplemented, "FeatureNotSupported", "NGroups are not available on this server.")
+	}
+	return s.ngroups, nil
+}
+
+func (s *Server) putNGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return s.writeNGroup(w, r, p, body)
+}
+
+// writeNGroup creates or updates the NGroup of p as body says.
+func (s *Server) writeNGroup(w http.ResponseWriter, r *http.Request, p params, body []byte) error {
+	ctx := r.Context()
+	ns, err := s.ngroupsOn()
+	if err != nil {
+		return err
+	}
+	rg, err := s.resourceGroup(ctx, p["sub"], p["rg"])
+	if err != nil {
+		return err
+	}
+	if rg.ProvisioningState == store.ResourceGroupDeleting {
+		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
+			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	}
+	if err := api.ValidateName(api.KindContainerGroup, p["ngroup"]); err != nil {
+		return err
+	}
+	ng, err := api.DecodeNGroup(body)
+	if err != nil {
+		return err
+	}
+	if ng.Location == "" {
+		ng.Location = rg.Location
+	}
+	ng.Location = api.NormalizeLocation(ng.Location)
+	ref := ng.Properties.ContainerGroupProfiles[0]
+	psub, prg, pname, _ := api.ParseProfileID(ref.Resource.ID)
+	if !strings.EqualFold(psub, p["sub"]) {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
+			"The container group profile '%s' is in another subscription than the NGroup.", ref.Resource.ID)
+	}
+	ps, err := s.profilesOn()
+	if err != nil {
+		return err
+	}
+	n := 0
+	if ref.Revision != nil {
+		n = *ref.Revision
+	}
+	prof, err := ps.Get(ctx, psub, prg, pname, n)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "ContainerGroupProfileNotFound", "%s", err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	ng.Properties.ContainerGroupProfiles[0].Resource.ID = prof.ID
+	d := deployer(ctx)
+	rec, created, err := ns.Put(ctx, p["sub"], rg.Name, p["ngroup"], ng, prof.Properties.Revision, ngroup.Principal(d))
+	if err != nil {
+		return err
+	}
+	s.ngroupCtl.Kick()
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, rec.View())
+	return nil
+}
+
+func (s *Server) ngroupRecord(ctx context.Context, p params) (*ngroup.Record, error) {
+	ns, err := s.ngroupsOn()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+		return nil, err
+	}
+	rec, _, err := ns.Get(ctx, p["sub"], p["rg"], p["ngroup"])
+	return rec, err
+}
+
+func (s *Server) getNGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	rec, err := s.ngroupRecord(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec.View())
+	return nil
+}
+
+func (s *Server) patchNGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	rec, err := s.ngroupRecord(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	patch, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	cur, err := json.Marshal(rec.View())
+	if err != nil {
+		return err
+	}
+	merged, err := jsonpatch.MergePatch(cur, patch)
+	if err != nil {
+		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent",
+			"The request content was invalid and could not be deserialized: %v", err)
+	}
+	return s.writeNGroup(w, r, p, merged)
+}
+
+func (s *Server) listNGroups(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	ns, err := s.ngroupsOn()
+	if err != nil {
+		return err
+	}
+	if p["rg"] != "" {
+		if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+			return err
+		}
+	} else if _, err := s.subscription(ctx, p["sub"]); err != nil {
+		return err
+	}
+	recs, err := ns.List(ctx, p["sub"], p["rg"])
+	if err != nil {
+		return err
+	}
+	out := api.List[api.NGroup]{Value: []api.NGroup{}}
+	for i := range recs {
+		if v := recs[i].View(); listable(ctx, v.ID) {
+			out.Value = append(out.Value, *v)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deleteNGroup(w http.ResponseWriter, r *http.Request, p params) error {
+	ctx := r.Context()
+	ns, err := s.ngroupsOn()
+	if err != nil {
+		return err
+	}
+	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
+		return err
+	}
+	_, err = ns.Update(ctx, p["sub"], p["rg"], p["ngroup"], func(rec *ngroup.Record) error {
+		rec.Deleting, rec.State = true, api.NGroupDeleting
+		return nil
+	})
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.ngroupCtl.Kick()
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// ngroupAction starts, stops or restarts every member; a stopped NGroup
+// is not reconciled (its members are meant to be stopped) until started.
+func (s *Server) ngroupAction(action string) func(http.ResponseWriter, *http.Request, params) error {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		ctx := r.Context()
+		rec, err := s.ngroupRecord(ctx, p)
+		if err != nil {
+			return err
+		}
+		if rec.Deleting {
+			return errdefs.WithCode(errdefs.ErrConflict, "NGroupBeingDeleted", "The NGroup '%s' is being deleted.", rec.Name)
+		}
+		rec, err = s.ngroups.Update(ctx, rec.Subscription, rec.ResourceGroup, rec.Name, func(cur *ngroup.Record) error {
+			cur.Stopped = action == "stop"
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		ms, err := ngroupMembers{s}.List(ctx, rec)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Deleting {
+				continue
+			}
+			code, _, body, err := ngroupMembers{s}.do(ctx, rec, http.MethodPost, cgPath(rec, m.Name)+"/"+action, nil)
+			if err != nil {
+				return err
+			}
+			if code >= 300 {
+				return memberError(m.Name, code, body)
+			}
+		}
+		s.ngroupCtl.Kick()
+		if action == "stop" {
+			w.WriteHeader(http.StatusNoContent)
+		} else {
+			w.WriteHeader(http.StatusAccepted)
+		}
+		return nil
+	}
+}
+
+// ngroupMembers is ngroup.Members on the server.
+type ngroupMembers struct{ s *Server }
+
+func cgPath(r *ngroup.Record, name string) string {
+	return api.ResourceID(r.Subscription, r.ResourceGroup, name)
+}
+
+// do sends one request as the NGroup's principal, asking for the
+// operation rather than waiting for a member to run (the reconciler looks
+// again).
+func (m ngroupMembers) do(ctx context.Context, r *ngroup.Record, method, path string, body []byte) (int, http.Header, []byte, error) {
+	return deployResources{m.s}.do(ctx, deployment.Principal(r.Principal), method, path, memberAPIVersion, body,
+		http.Header{"Prefer": {"respond-async"}})
+}
+
+func memberError(name string, code int, body []byte) error {
+	rep := reply(code, body)
+	if rep.Error != nil {
+		return fmt.Errorf("member %s: %d %s: %s", name, code, rep.Error.Code, rep.Error.Message)
+	}
+	return fmt.Errorf("member %s: %d", name, code)
+}
+
+func (m ngroupMembers) List(ctx context.Context, r *ngroup.Record) ([]ngroup.Member, error) {
+	groups, err := m.s.cfg.Store.ListContainerGroups(ctx, r.Subscription, r.ResourceGroup)
+	if err != nil {
+		return nil, err
+	}
+	var out []ngroup.Member
+	for i := range groups {
+		g := &groups[i]
+		if !strings.EqualFold(g.Resource.Tags[api.NGroupTag], r.Name) {
+			continue
+		}
+		v := m.s.view(g, true)
+		mem := ngroup.Member{Name: g.Resource.Name, CreatedAt: g.CreatedAt, Health: ngroup.Pending}
+		if ref := v.Properties.ContainerGroupProfile; ref != nil && ref.Revision != nil {
+			mem.Revision = *ref.Revision
+		}
+		state := ""
+		if iv := v.Properties.InstanceView; iv != nil {
+			state = iv.State
+		}
+		switch {
+		case v.Properties.ProvisioningState == "Deleting":
+			mem.Deleting = true
+		case v.Properties.ProvisioningState == "Failed":
+			mem.Health = ngroup.Unhealthy
+		case state == api.GroupRunning:
+			mem.Health = ngroup.Running
+		case state == api.GroupFailed || state == api.GroupStopped || state == api.GroupSucceeded:
+			mem.Health = ngroup.Unhealthy
+		}
+		out = append(out, mem)
+	}
+	return out, nil
+}
+
+func (m ngroupMembers) put(ctx context.Context, r *ngroup.Record, name string, revision int) error {
+	body, err := json.Marshal(map[string]any{
+		"location": r.Location, "zones": r.Zones, "tags": map[string]string{api.NGroupTag: r.Name},
+		"properties": map[string]any{"containerGroupProfile": map[string]any{"id": r.ProfileID(), "revision": revision}},
+	})
+	if err != nil {
+		return err
+	}
+	code, _, resp, err := m.do(ctx, r, http.MethodPut, cgPath(r, name), body)
+	if err != nil {
+		return err
+	}
+	if code >= 300 {
+		return memberError(name, code, resp)
+	}
+	return nil
+}
+
+func (m ngroupMembers) Create(ctx context.Context, r *ngroup.Record, name string, revision int) error {
+	return m.put(ctx, r, name, revision)
+}
+
+func (m ngroupMembers) Update(ctx context.Context, r *ngroup.Record, name string, revision int) error {
+	return m.put(ctx, r, name, revision)
+}
+
+func (m ngroupMembers) Delete(ctx context.Context, r *ngroup.Record, name string) error {
+	code, _, resp, err := m.do(ctx, r, http.MethodDelete, cgPath(r, name), nil)
+	if err != nil {
+		return err
+	}
+	if code >= 300 && code != http.StatusNotFound {
+		return memberError(name, code, resp)
+	}
+	return nil
+}
