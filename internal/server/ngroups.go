@@ -174,11 +174,7 @@ func (s *Server) listNGroups(w http.ResponseWriter, r *http.Request, p params) e
 	if err != nil {
 		return err
 	}
-	if p["rg"] != "" {
-		if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-			return err
-		}
-	} else if _, err := s.subscription(ctx, p["sub"]); err != nil {
+	if err := s.listScopeExists(ctx, p); err != nil {
 		return err
 	}
 	recs, err := ns.List(ctx, p["sub"], p["rg"])

@@ -152,11 +152,7 @@ func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request, p params) 
 	if err != nil {
 		return err
 	}
-	if p["rg"] != "" {
-		if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-			return err
-		}
-	} else if _, err := s.subscription(ctx, p["sub"]); err != nil {
+	if err := s.listScopeExists(ctx, p); err != nil {
 		return err
 	}
 	all, err := ps.List(ctx, p["sub"], p["rg"])
@@ -217,6 +213,17 @@ func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request, p params)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// listScopeExists checks the scope of a list route: its resource group, or
+// its subscription when the route has none.
+func (s *Server) listScopeExists(ctx context.Context, p params) error {
+	if p["rg"] != "" {
+		_, err := s.resourceGroup(ctx, p["sub"], p["rg"])
+		return err
+	}
+	_, err := s.subscription(ctx, p["sub"])
+	return err
 }
 
 // fromProfile gives cg, a group PUT naming properties.containerGroupProfile,

@@ -202,11 +202,7 @@ func (s *Server) listStorageAccounts(w http.ResponseWriter, r *http.Request, p p
 	if err != nil {
 		return err
 	}
-	if p["rg"] != "" {
-		if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-			return err
-		}
-	} else if _, err := s.subscription(ctx, p["sub"]); err != nil {
+	if err := s.listScopeExists(ctx, p); err != nil {
 		return err
 	}
 	accts, err := st.ListAccounts(ctx, p["sub"], p["rg"])
