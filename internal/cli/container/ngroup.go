@@ -47,7 +47,9 @@ func waitNGroup(ctx context.Context, f *cmdutil.Factory, t target) error {
 		if err != nil {
 			return err
 		}
-		var ng struct{ Properties struct{ ProvisioningState string } }
+		var ng struct {
+			Properties struct{ ProvisioningState string }
+		}
 		if err := json.Unmarshal(raw, &ng); err != nil {
 			return err
 		}
