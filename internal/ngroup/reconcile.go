@@ -28,9 +28,13 @@ const (
 
 // Member is one container group of an NGroup.
 type Member struct {
-	Name      string
-	Revision  int // of the profile it was made from
-	Health    Health
+	Name     string
+	Revision int // of the profile it was made from
+	Health   Health
+	// Stalled: not running yet and backing off (its image does not pull,
+	// it crashes as it starts). A rolling update counts it unhealthy; it is
+	// not replaced for it, as a replacement would stall alike.
+	Stalled   bool
 	Deleting  bool
 	CreatedAt time.Time
 }
@@ -225,10 +229,10 @@ func (c *Reconciler) step(ctx context.Context, r *Record, ms []Member) error {
 		ru := up.RollingUpdateProfile
 		unhealthy, pending := 0, 0
 		for _, m := range updated {
-			switch m.Health {
-			case Unhealthy:
+			switch {
+			case m.Health == Unhealthy, m.Health == Pending && m.Stalled:
 				unhealthy++
-			case Pending:
+			case m.Health == Pending:
 				pending++
 			}
 		}

@@ -304,6 +304,11 @@ func (m ngroupMembers) List(ctx context.Context, r *ngroup.Record) ([]ngroup.Mem
 		if iv := v.Properties.InstanceView; iv != nil {
 			state = iv.State
 		}
+		for _, c := range v.Properties.Containers {
+			if iv := c.Properties.InstanceView; iv != nil && stalled(iv) {
+				mem.Stalled = true
+			}
+		}
 		switch {
 		case v.Properties.ProvisioningState == "Deleting":
 			mem.Deleting = true
@@ -317,6 +322,20 @@ func (m ngroupMembers) List(ctx context.Context, r *ngroup.Record) ([]ngroup.Mem
 		out = append(out, mem)
 	}
 	return out, nil
+}
+
+// stalled reports whether a container is backing off: its image does not
+// pull, or it crashes as it starts.
+func stalled(iv *api.ContainerInstanceView) bool {
+	if cs := iv.CurrentState; cs != nil && (cs.DetailStatus == "ErrImagePull" || cs.DetailStatus == "CrashLoopBackOff") {
+		return true
+	}
+	for _, ev := range iv.Events {
+		if ev.Name == "BackOff" {
+			return true
+		}
+	}
+	return false
 }
 
 func (m ngroupMembers) put(ctx context.Context, r *ngroup.Record, name string, revision int) error {
