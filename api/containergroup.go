@@ -55,7 +55,12 @@ type ContainerProperties struct {
 	VolumeMounts         []VolumeMount         `json:"volumeMounts,omitempty"`
 	LivenessProbe        *Probe                `json:"livenessProbe,omitempty"`
 	ReadinessProbe       *Probe                `json:"readinessProbe,omitempty"`
-	SecurityContext      *SecurityContext      `json:"securityContext,omitempty"`
+	// StartupProbe is a Skiff extension, as Kubernetes has it: until it
+	// succeeds the container is not ready and the other probes wait; after
+	// failureThreshold failures the container is killed (and its restart
+	// policy decides).
+	StartupProbe    *Probe           `json:"startupProbe,omitempty"`
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 	// ConfigMap's files are at /mnt/configmap/<container>/<key>; a PUT that
 	// changes only config maps rewrites them in place, without a restart.
 	ConfigMap    *ConfigMap             `json:"configMap,omitempty"`
@@ -139,18 +144,26 @@ type VolumeMount struct {
 
 // Probe is a liveness or readiness probe.
 type Probe struct {
-	Exec                *ExecAction    `json:"exec,omitempty"`
-	HTTPGet             *HTTPGetAction `json:"httpGet,omitempty"`
-	InitialDelaySeconds int32          `json:"initialDelaySeconds,omitempty"`
-	PeriodSeconds       int32          `json:"periodSeconds,omitempty"`
-	FailureThreshold    int32          `json:"failureThreshold,omitempty"`
-	SuccessThreshold    int32          `json:"successThreshold,omitempty"`
-	TimeoutSeconds      int32          `json:"timeoutSeconds,omitempty"`
+	Exec    *ExecAction    `json:"exec,omitempty"`
+	HTTPGet *HTTPGetAction `json:"httpGet,omitempty"`
+	// TCPSocket is a Skiff extension, as Kubernetes has it: the probe
+	// passes when the port of the group's address takes a connection.
+	TCPSocket           *TCPSocketAction `json:"tcpSocket,omitempty"`
+	InitialDelaySeconds int32            `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int32            `json:"periodSeconds,omitempty"`
+	FailureThreshold    int32            `json:"failureThreshold,omitempty"`
+	SuccessThreshold    int32            `json:"successThreshold,omitempty"`
+	TimeoutSeconds      int32            `json:"timeoutSeconds,omitempty"`
 }
 
 // ExecAction runs a command in the container.
 type ExecAction struct {
 	Command []string `json:"command"`
+}
+
+// TCPSocketAction connects to a port of the group's IP.
+type TCPSocketAction struct {
+	Port int32 `json:"port"`
 }
 
 // HTTPGetAction sends GET to the group's IP.

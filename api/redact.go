@@ -192,6 +192,7 @@ func cloneContainer(c *ContainerProperties) {
 	c.VolumeMounts = slices.Clone(c.VolumeMounts)
 	c.LivenessProbe = cloneProbe(c.LivenessProbe)
 	c.ReadinessProbe = cloneProbe(c.ReadinessProbe)
+	c.StartupProbe = cloneProbe(c.StartupProbe)
 	c.SecurityContext = cloneSecurityContext(c.SecurityContext)
 	if c.ConfigMap != nil {
 		c.ConfigMap = &ConfigMap{KeyValuePairs: maps.Clone(c.ConfigMap.KeyValuePairs)}
@@ -222,6 +223,7 @@ func cloneProbe(p *Probe) *Probe {
 		h.HTTPHeaders = slices.Clone(h.HTTPHeaders)
 		out.HTTPGet = &h
 	}
+	out.TCPSocket = clonePtr(p.TCPSocket)
 	return &out
 }
 

@@ -363,7 +363,7 @@ func ValidateContainerGroup(cg *ContainerGroup) error {
 			return err
 		}
 		cp := &c.Properties
-		if err := checkSizes(g, "container", c.Name, cp.Command, []*Probe{cp.LivenessProbe, cp.ReadinessProbe},
+		if err := checkSizes(g, "container", c.Name, cp.Command, []*Probe{cp.LivenessProbe, cp.ReadinessProbe, cp.StartupProbe},
 			cp.EnvironmentVariables, len(cp.Ports), len(cp.VolumeMounts)); err != nil {
 			return err
 		}
@@ -593,6 +593,12 @@ func checkContainer(g string, c *Container, vols map[string]bool) error {
 	if err := checkProbe(g, c.Name, "readinessProbe", cp.ReadinessProbe); err != nil {
 		return err
 	}
+	if err := checkProbe(g, c.Name, "startupProbe", cp.StartupProbe); err != nil {
+		return err
+	}
+	if sp := cp.StartupProbe; sp != nil && sp.SuccessThreshold > 1 {
+		return invalid("InvalidProbe", "The startupProbe of container '%s' in container group '%s' is invalid: its 'successThreshold' must be 1.", c.Name, g)
+	}
 	return checkConfigMap(g, c)
 }
 
@@ -740,6 +746,17 @@ func protocolOf(p string) string {
 	return p
 }
 
+// countSet counts the true values.
+func countSet(vs ...bool) int {
+	n := 0
+	for _, v := range vs {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
 func checkProbe(g, c, which string, pr *Probe) error {
 	if pr == nil {
 		return nil
@@ -749,8 +766,10 @@ func checkProbe(g, c, which string, pr *Probe) error {
 			which, c, g, fmt.Sprintf(format, a...))
 	}
 	switch {
-	case (pr.Exec == nil) == (pr.HTTPGet == nil):
-		return bad("exactly one of 'exec' and 'httpGet' must be set")
+	case countSet(pr.Exec != nil, pr.HTTPGet != nil, pr.TCPSocket != nil) != 1:
+		return bad("exactly one of 'exec', 'httpGet' and 'tcpSocket' must be set")
+	case pr.TCPSocket != nil && (pr.TCPSocket.Port < 1 || pr.TCPSocket.Port > 65535):
+		return bad("the 'tcpSocket' port '%d' must be between 1 and 65535", pr.TCPSocket.Port)
 	case pr.Exec != nil && len(pr.Exec.Command) == 0:
 		return bad("the 'exec' command is empty")
 	case pr.HTTPGet != nil:

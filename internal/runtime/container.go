@@ -295,7 +295,7 @@ func (c *container) start(ctx context.Context) (retErr error) {
 
 // markRunning records the current run as Running.
 func (c *container) markRunning(startedAt time.Time, pid int) {
-	ready := c.props.ReadinessProbe == nil
+	ready := c.props.ReadinessProbe == nil && c.props.StartupProbe == nil
 	attempt := c.run.Attempt
 	c.update(func(cs *ContainerStatus) {
 		if cs.CurrentState.State == api.ContainerTerminated {

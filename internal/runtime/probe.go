@@ -13,12 +13,70 @@ import (
 	"github.com/skiff-sh/skiff/api"
 )
 
+// startProbes runs the container's probes: the startup probe first, if
+// there is one, and the liveness and readiness probes once it passed.
 func (c *container) startProbes(ctx context.Context) {
+	if p := c.props.StartupProbe; p != nil {
+		go func() {
+			if c.startupLoop(ctx, *p) {
+				c.probeLoops(ctx)
+			}
+		}()
+		return
+	}
+	c.probeLoops(ctx)
+}
+
+func (c *container) probeLoops(ctx context.Context) {
 	if p := c.props.LivenessProbe; p != nil {
 		go c.probeLoop(ctx, *p, true)
 	}
 	if p := c.props.ReadinessProbe; p != nil {
 		go c.probeLoop(ctx, *p, false)
+	}
+}
+
+// startupLoop runs the startup probe until it passes (true: the container
+// is ready unless a readiness probe says otherwise) or fails
+// failureThreshold times in a row, which kills the container (false), as
+// kubelet does.
+func (c *container) startupLoop(ctx context.Context, p api.Probe) bool {
+	period := seconds(p.PeriodSeconds, 10)
+	timeout := seconds(p.TimeoutSeconds, 1)
+	failures := int(p.FailureThreshold)
+	if failures <= 0 {
+		failures = 3
+	}
+	select {
+	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
+	case <-ctx.Done():
+		return false
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for failed := 0; ; {
+		err := c.probe(ctx, p, timeout)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err == nil {
+			if c.props.ReadinessProbe == nil {
+				c.setReady(true)
+			}
+			return true
+		}
+		failed++
+		c.event(api.EventWarning, "Unhealthy", fmt.Sprintf("Startup probe failed: %v", err))
+		if failed >= failures {
+			c.event(api.EventNormal, "Killing", "Container failed startup probe, will be restarted")
+			_ = c.g.r.oci.Kill(context.WithoutCancel(ctx), c.runcID, int(sigKILL), allProcs)
+			return false
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
@@ -148,6 +206,14 @@ func (c *container) probe(ctx context.Context, p api.Probe, timeout time.Duratio
 			return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
 		}
 		return nil
+	case p.TCPSocket != nil:
+		addr := net.JoinHostPort(c.g.status().IP, strconv.Itoa(int(p.TCPSocket.Port)))
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("dial tcp %s: %w", addr, err)
+		}
+		conn.Close()
+		return nil
 	}
-	return fmt.Errorf("probe has neither exec nor httpGet")
+	return fmt.Errorf("probe has neither exec, httpGet nor tcpSocket")
 }

@@ -471,6 +471,39 @@ func TestProbes(t *testing.T) {
 	}
 }
 
+// A startup probe holds the container not ready, and the other probes
+// back, until it passes; one that keeps failing kills the container. A
+// tcpSocket probe passes once the port takes connections.
+func TestStartupAndTCPSocketProbes(t *testing.T) {
+	e := newEnv(t)
+	slow := container("slow", e.image, "sh", "-c", `sleep 3; mkdir -p /www; exec httpd -f -p 8091 -h /www`)
+	slow.Properties.StartupProbe = &api.Probe{TCPSocket: &api.TCPSocketAction{Port: 8091}, PeriodSeconds: 1, FailureThreshold: 30}
+	slow.Properties.LivenessProbe = &api.Probe{TCPSocket: &api.TCPSocketAction{Port: 8091}, PeriodSeconds: 1, FailureThreshold: 1}
+	never := container("never", e.image, "sleep", "3600")
+	never.Properties.StartupProbe = &api.Probe{TCPSocket: &api.TCPSocketAction{Port: 9998}, PeriodSeconds: 1, FailureThreshold: 2}
+	e.create("startup", group("startup", slow, never))
+	e.waitState("startup", api.GroupRunning, 60*time.Second)
+	if st, _ := e.host.Status("startup"); st.Container("slow").Ready {
+		t.Errorf("slow is ready before its startup probe passed")
+	}
+	st := e.waitFor("startup", 60*time.Second, "slow ready and never restarted", func(s *runtime.GroupStatus) bool {
+		return s.Container("slow").Ready && s.Container("never").RestartCount >= 1
+	})
+	if st.Container("slow").RestartCount != 0 {
+		t.Errorf("slow restarted %d times: its liveness probe ran before the startup probe passed", st.Container("slow").RestartCount)
+	}
+	if st.Container("never").Ready {
+		t.Errorf("never is ready without passing its startup probe")
+	}
+	killing := false
+	for _, ev := range st.Container("never").Events {
+		killing = killing || (ev.Name == "Killing" && strings.Contains(ev.Message, "startup probe"))
+	}
+	if !killing {
+		t.Errorf("no Killing event for the startup probe: %s", dump(st.Container("never").Events))
+	}
+}
+
 func TestHardenedByDefault(t *testing.T) {
 	e := newEnv(t)
 	e.create("hard", group("hard", container("app", e.image, "sleep", "3600")))

@@ -188,6 +188,9 @@ func (m *mapper) podToGroup(pod, orig *corev1.Pod, created string) (*api.Contain
 		if props.LivenessProbe, err = probe(field+".livenessProbe", c.LivenessProbe, c); err != nil {
 			return nil, err
 		}
+		if props.StartupProbe, err = probe(field+".startupProbe", c.StartupProbe, c); err != nil {
+			return nil, err
+		}
 		if props.ReadinessProbe, err = probe(field+".readinessProbe", c.ReadinessProbe, c); err != nil {
 			return nil, err
 		}
@@ -328,8 +331,6 @@ func checkContainer(field string, c *corev1.Container, init bool) error {
 		return unsupported(field+".workingDir", "the ACI container model has no working directory; use the image's WORKDIR or `sh -c 'cd DIR && ...'`")
 	case c.Lifecycle != nil:
 		return unsupported(field+".lifecycle", "postStart/preStop hooks are not run by container groups")
-	case c.StartupProbe != nil:
-		return unsupported(field+".startupProbe", "container groups have liveness and readiness probes only; use initialDelaySeconds")
 	case len(c.VolumeDevices) > 0:
 		return unsupported(field+".volumeDevices", "no block devices")
 	case len(c.EnvFrom) > 0:
@@ -339,7 +340,7 @@ func checkContainer(field string, c *corev1.Container, init bool) error {
 		switch {
 		case len(c.Ports) > 0:
 			return unsupported(field+".ports", "init containers have no ports")
-		case c.LivenessProbe != nil || c.ReadinessProbe != nil:
+		case c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil:
 			return unsupported(field+".probes", "init containers have no probes")
 		case c.RestartPolicy != nil:
 			return unsupported(field+".restartPolicy", "sidecar init containers are not available in container groups")
@@ -494,11 +495,19 @@ func probe(field string, p *corev1.Probe, c *corev1.Container) (*api.Probe, erro
 			out.HTTPGet.HTTPHeaders = append(out.HTTPGet.HTTPHeaders, api.HTTPHeader{Name: hd.Name, Value: hd.Value})
 		}
 	case p.TCPSocket != nil:
-		return nil, unsupported(field+".tcpSocket", "probes are exec or httpGet; use exec with `nc -z`")
+		t := p.TCPSocket
+		port, err := resolvePort(field+".tcpSocket.port", t.Port.IntValue(), t.Port.String(), t.Port.Type == intstr.String, c)
+		if err != nil {
+			return nil, err
+		}
+		if t.Host != "" {
+			return nil, unsupported(field+".tcpSocket.host", "probes go to the group's own address")
+		}
+		out.TCPSocket = &api.TCPSocketAction{Port: port}
 	case p.GRPC != nil:
-		return nil, unsupported(field+".grpc", "probes are exec or httpGet")
+		return nil, unsupported(field+".grpc", "probes are exec, httpGet or tcpSocket")
 	default:
-		return nil, unsupported(field, "a probe needs exec or httpGet")
+		return nil, unsupported(field, "a probe needs exec, httpGet or tcpSocket")
 	}
 	return out, nil
 }

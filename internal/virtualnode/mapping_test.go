@@ -117,14 +117,39 @@ func TestPodToGroup(t *testing.T) {
 	}
 }
 
+// tcpSocket probes (by number or port name) and startup probes map to the
+// group's, as kubelet runs them.
+func TestPodToGroupTCPSocketAndStartupProbes(t *testing.T) {
+	m := &mapper{osType: "Linux"}
+	c := corev1.Container{Name: "a", Image: "i", Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: 8080}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("web")}}, PeriodSeconds: 2},
+		StartupProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(8080)}}, FailureThreshold: 30}}
+	g, err := m.podToGroup(pod(c), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := g.Properties.Containers[0].Properties
+	if r := cp.ReadinessProbe; r == nil || r.TCPSocket == nil || r.TCPSocket.Port != 8080 || r.PeriodSeconds != 2 {
+		t.Errorf("readiness probe %+v", r)
+	}
+	if sp := cp.StartupProbe; sp == nil || sp.TCPSocket == nil || sp.TCPSocket.Port != 8080 || sp.FailureThreshold != 30 {
+		t.Errorf("startup probe %+v", sp)
+	}
+	g.Location = "local"
+	if err := api.ValidateContainerGroup(g); err != nil {
+		t.Errorf("the group does not validate: %v", err)
+	}
+}
+
 func TestPodToGroupUnsupported(t *testing.T) {
 	m := &mapper{osType: "Linux"}
 	for field, c := range map[string]corev1.Container{
-		"spec.containers[0].args":                    {Name: "a", Image: "i", Args: []string{"x"}},
-		"spec.containers[0].livenessProbe.tcpSocket": {Name: "a", Image: "i", LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(80)}}}},
-		"spec.containers[0].startupProbe":            {Name: "a", Image: "i", StartupProbe: &corev1.Probe{}},
-		"spec.containers[0].workingDir":              {Name: "a", Image: "i", WorkingDir: "/x"},
-		"spec.containers[0].ports[0].hostPort":       {Name: "a", Image: "i", Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080}}},
+		"spec.containers[0].args":                          {Name: "a", Image: "i", Args: []string{"x"}},
+		"spec.containers[0].livenessProbe.grpc":            {Name: "a", Image: "i", LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 80}}}},
+		"spec.containers[0].readinessProbe.tcpSocket.host": {Name: "a", Image: "i", ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(80), Host: "10.0.0.1"}}}},
+		"spec.containers[0].startupProbe":                  {Name: "a", Image: "i", StartupProbe: &corev1.Probe{}},
+		"spec.containers[0].workingDir":                    {Name: "a", Image: "i", WorkingDir: "/x"},
+		"spec.containers[0].ports[0].hostPort":             {Name: "a", Image: "i", Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080}}},
 		"spec.containers[0].securityContext.seccompProfile": {Name: "a", Image: "i", SecurityContext: &corev1.SecurityContext{
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr("my.json")}}},
 		"spec.containers[0].securityContext.procMount": {Name: "a", Image: "i", SecurityContext: &corev1.SecurityContext{ProcMount: ptr(corev1.UnmaskedProcMount)}},

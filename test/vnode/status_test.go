@@ -516,3 +516,66 @@ spec:
 	})
 	e.cp.Kubectl(t, "delete", "pod", "imgswap", "--wait=true", "--timeout=60s")
 }
+
+// testStartupAndTCPSocketProbes: a startup probe and a tcpSocket
+// readiness probe (on a named port) run as kubelet runs them: the pod is
+// not Ready while the startup probe fails, the liveness probe waits for it
+// (the container is not restarted), and the pod is Ready once the port
+// takes connections.
+func testStartupAndTCPSocketProbes(t *testing.T, e *env) {
+	e.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: startup
+  namespace: default
+spec:
+  nodeName: %s
+  containers:
+  - name: app
+    image: %s
+    command: ["sh", "-c", "sleep 5; mkdir -p /w && exec httpd -f -p 18096 -h /w"]
+    ports:
+    - name: http
+      containerPort: 18096
+    startupProbe:
+      tcpSocket:
+        port: http
+      periodSeconds: 1
+      failureThreshold: 30
+    livenessProbe:
+      tcpSocket:
+        port: 18096
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      tcpSocket:
+        port: http
+      periodSeconds: 1
+`, nodeName, e.image))
+	start := time.Now()
+	e.waitPhase(t, "default", "startup", "Running", 90*time.Second)
+	app := func() (ready bool, restarts int, st string) {
+		p, err := e.pod(t, "default", "startup")
+		if err != nil {
+			return false, 0, err.Error()
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "app" {
+				b, _ := json.Marshal(cs)
+				return cs.Ready, cs.RestartCount, string(b)
+			}
+		}
+		return false, 0, "no app status"
+	}
+	if ready, _, st := app(); ready && time.Since(start) < 4*time.Second {
+		t.Fatalf("Ready before the port could take connections: %s", st)
+	}
+	e.waitFor(t, 60*time.Second, "ready once the port takes connections", func() (bool, string) {
+		ready, _, st := app()
+		return ready, st
+	})
+	if _, restarts, st := app(); restarts != 0 {
+		t.Errorf("restarted: the liveness probe ran before the startup probe passed: %s", st)
+	}
+	e.cp.Kubectl(t, "delete", "pod", "startup", "--wait=true", "--timeout=60s", "--grace-period=1")
+}

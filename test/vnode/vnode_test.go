@@ -370,10 +370,10 @@ spec:
 	}
 
 	t.Run("UnsupportedFieldFailsFast", func(t *testing.T) {
-		refused(t, "tcpprobe", `    livenessProbe:
-      tcpSocket:
+		refused(t, "grpcprobe", `    livenessProbe:
+      grpc:
         port: 80
-`, "spec.containers[0].livenessProbe.tcpSocket", "tcpSocket")
+`, "spec.containers[0].livenessProbe.grpc", "grpc")
 	})
 
 	// Skiff's policy (no --allow-privileged) refuses the group.
@@ -442,6 +442,7 @@ spec:
 	t.Run("StatsSummaryAndMetrics", func(t *testing.T) { testStats(t, e) })
 	t.Run("SkiffDownAtStart", func(t *testing.T) { testSkiffDownAtStart(t, e) })
 	t.Run("ProbesAndPullSecrets", func(t *testing.T) { testProbesAndPullSecrets(t, e) })
+	t.Run("StartupAndTCPSocketProbes", func(t *testing.T) { testStartupAndTCPSocketProbes(t, e) })
 	t.Run("SetImage", func(t *testing.T) { testSetImage(t, e) })
 
 	t.Run("DeploymentScale", func(t *testing.T) {
