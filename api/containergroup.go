@@ -27,10 +27,22 @@ type ContainerGroupProperties struct {
 	InstanceView             *GroupInstanceView        `json:"instanceView,omitempty"`
 	DNSConfig                *DNSConfig                `json:"dnsConfig,omitempty"`
 	SKU                      string                    `json:"sku,omitempty"`
+	// HostAliases is a Skiff extension, as a pod's spec has it: lines
+	// added to every container's /etc/hosts.
+	HostAliases []HostAlias `json:"hostAliases,omitempty"`
 	// ContainerGroupProfile names the profile revision the group was
 	// created from (profile.go); its spec is that revision's.
 	ContainerGroupProfile *ProfileReference `json:"containerGroupProfile,omitempty"`
 }
+
+// HostAlias is one /etc/hosts line: an address and its names.
+type HostAlias struct {
+	IP        string   `json:"ip"`
+	Hostnames []string `json:"hostnames"`
+}
+
+// MaxHostAliases bounds a group's hostAliases.
+const MaxHostAliases = 100
 
 // Restart policies.
 const (

@@ -176,6 +176,10 @@ func Clone(cg *ContainerGroup) *ContainerGroup {
 		d.NameServers = slices.Clone(d.NameServers)
 		p.DNSConfig = &d
 	}
+	p.HostAliases = slices.Clone(src.HostAliases)
+	for i := range p.HostAliases {
+		p.HostAliases[i].Hostnames = slices.Clone(p.HostAliases[i].Hostnames)
+	}
 	if src.ContainerGroupProfile != nil {
 		ref := *src.ContainerGroupProfile
 		ref.Revision = clonePtr(ref.Revision)

@@ -392,6 +392,9 @@ func ValidateContainerGroup(cg *ContainerGroup) error {
 	if err := checkIPAddress(g, p.IPAddress, p.Containers); err != nil {
 		return err
 	}
+	if err := checkHostAliases(g, p.HostAliases); err != nil {
+		return err
+	}
 	for i, rc := range p.ImageRegistryCredentials {
 		if rc.Server == "" {
 			return invalid("InvalidImageRegistryCredential",
@@ -801,6 +804,31 @@ func checkProbe(g, c, which string, pr *Probe) error {
 	} {
 		if f.v < 0 {
 			return bad("'%s' must not be negative", f.name)
+		}
+	}
+	return nil
+}
+
+// hostnameRE: a name for /etc/hosts (RFC 1123 labels, dots between).
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
+// checkHostAliases refuses hostAliases that are not an address and host
+// names each: nothing else gets into a container's /etc/hosts.
+func checkHostAliases(g string, aliases []HostAlias) error {
+	if len(aliases) > MaxHostAliases {
+		return invalid("InvalidHostAliases", "Container group '%s' has %d hostAliases, more than the maximum of %d.", g, len(aliases), MaxHostAliases)
+	}
+	for i, a := range aliases {
+		if _, err := netip.ParseAddr(a.IP); err != nil {
+			return invalid("InvalidHostAliases", "The hostAliases[%d] ip '%s' of container group '%s' is not an IP address.", i, a.IP, g)
+		}
+		if len(a.Hostnames) == 0 {
+			return invalid("InvalidHostAliases", "The hostAliases[%d] of container group '%s' has no hostnames.", i, g)
+		}
+		for _, h := range a.Hostnames {
+			if len(h) > 253 || !hostnameRE.MatchString(h) {
+				return invalid("InvalidHostAliases", "The hostAliases[%d] hostname '%s' of container group '%s' is not a host name.", i, h, g)
+			}
 		}
 	}
 	return nil

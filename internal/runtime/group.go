@@ -356,6 +356,14 @@ func (g *group) prepare(ctx context.Context) (string, error) {
 
 func (g *group) writeEtcFiles(att *network.Attachment) error {
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", att.IP, g.spec.Name)
+	if aliases := g.spec.Properties.HostAliases; len(aliases) > 0 {
+		// As kubelet writes a pod's hostAliases (validated: an address and
+		// host names each, api.checkHostAliases).
+		hosts += "\n# Entries added by HostAliases.\n"
+		for _, a := range aliases {
+			hosts += a.IP + "\t" + strings.Join(a.Hostnames, "\t") + "\n"
+		}
+	}
 	if err := os.WriteFile(filepath.Join(g.dir, "hosts"), []byte(hosts), 0o644); err != nil {
 		return err
 	}

@@ -119,6 +119,9 @@ func (m *mapper) podToGroup(pod, orig *corev1.Pod, created string) (*api.Contain
 	}
 	p.Containers = []api.Container{}
 	p.InitContainers = []api.InitContainer{}
+	for _, a := range spec.HostAliases {
+		p.HostAliases = append(p.HostAliases, api.HostAlias{IP: a.IP, Hostnames: a.Hostnames})
+	}
 
 	vols, err := m.volumes(pod)
 	if err != nil {
@@ -295,8 +298,6 @@ func checkPodSpec(s *corev1.PodSpec) error {
 		return unsupported("spec.shareProcessNamespace", "not available in container groups")
 	case len(s.EphemeralContainers) > 0:
 		return unsupported("spec.ephemeralContainers", "not available in container groups")
-	case len(s.HostAliases) > 0:
-		return unsupported("spec.hostAliases", "container groups have no hosts-file entries")
 	case s.RuntimeClassName != nil && *s.RuntimeClassName != "":
 		return unsupported("spec.runtimeClassName", "Skiff picks the runtime")
 	}

@@ -139,6 +139,18 @@ func TestPodToGroupTCPSocketAndStartupProbes(t *testing.T) {
 	if err := api.ValidateContainerGroup(g); err != nil {
 		t.Errorf("the group does not validate: %v", err)
 	}
+	hp := pod(corev1.Container{Name: "a", Image: "i"})
+	hp.Spec.HostAliases = []corev1.HostAlias{{IP: "10.1.2.3", Hostnames: []string{"db", "db.internal"}}}
+	if g, err = m.podToGroup(hp, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ha := g.Properties.HostAliases; len(ha) != 1 || ha[0].IP != "10.1.2.3" || len(ha[0].Hostnames) != 2 {
+		t.Errorf("hostAliases %+v", ha)
+	}
+	g.Location = "local"
+	if err := api.ValidateContainerGroup(g); err != nil {
+		t.Errorf("the group does not validate: %v", err)
+	}
 }
 
 func TestPodToGroupUnsupported(t *testing.T) {

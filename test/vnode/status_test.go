@@ -521,7 +521,7 @@ spec:
 // readiness probe (on a named port) run as kubelet runs them: the pod is
 // not Ready while the startup probe fails, the liveness probe waits for it
 // (the container is not restarted), and the pod is Ready once the port
-// takes connections.
+// takes connections. The pod's hostAliases are lines of /etc/hosts.
 func testStartupAndTCPSocketProbes(t *testing.T, e *env) {
 	e.apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -551,9 +551,15 @@ spec:
       tcpSocket:
         port: http
       periodSeconds: 1
+  hostAliases:
+  - ip: 10.1.2.3
+    hostnames: ["db", "db.internal"]
 `, nodeName, e.image))
 	start := time.Now()
 	e.waitPhase(t, "default", "startup", "Running", 90*time.Second)
+	if out := e.cp.Kubectl(t, "exec", "startup", "-c", "app", "--", "cat", "/etc/hosts"); !strings.Contains(out, "10.1.2.3\tdb\tdb.internal\n") {
+		t.Errorf("/etc/hosts lacks the pod's hostAliases:\n%s", out)
+	}
 	app := func() (ready bool, restarts int, st string) {
 		p, err := e.pod(t, "default", "startup")
 		if err != nil {
