@@ -94,7 +94,9 @@ func TestNGroups(t *testing.T) {
 		return out
 	}
 	ngState := func() string {
-		var ng struct{ Properties struct{ ProvisioningState string } }
+		var ng struct {
+			Properties struct{ ProvisioningState string }
+		}
 		json.Unmarshal(s.send("GET", ngPath, nil).Body, &ng)
 		return ng.Properties.ProvisioningState
 	}
