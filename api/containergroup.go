@@ -71,7 +71,11 @@ type ContainerProperties struct {
 	// succeeds the container is not ready and the other probes wait; after
 	// failureThreshold failures the container is killed (and its restart
 	// policy decides).
-	StartupProbe    *Probe           `json:"startupProbe,omitempty"`
+	StartupProbe *Probe `json:"startupProbe,omitempty"`
+	// Lifecycle is a Skiff extension, as Kubernetes has it: a postStart
+	// hook run as the container starts (its failure kills the container)
+	// and a preStop hook run before it is sent SIGTERM, within the grace.
+	Lifecycle       *Lifecycle       `json:"lifecycle,omitempty"`
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 	// ConfigMap's files are at /mnt/configmap/<container>/<key>; a PUT that
 	// changes only config maps rewrites them in place, without a restart.
@@ -171,6 +175,19 @@ type Probe struct {
 // ExecAction runs a command in the container.
 type ExecAction struct {
 	Command []string `json:"command"`
+}
+
+// Lifecycle holds a container's hooks.
+type Lifecycle struct {
+	PostStart *LifecycleHandler `json:"postStart,omitempty"`
+	PreStop   *LifecycleHandler `json:"preStop,omitempty"`
+}
+
+// LifecycleHandler is a hook: a command in the container, or a GET to the
+// group's IP.
+type LifecycleHandler struct {
+	Exec    *ExecAction    `json:"exec,omitempty"`
+	HTTPGet *HTTPGetAction `json:"httpGet,omitempty"`
 }
 
 // TCPSocketAction connects to a port of the group's IP.

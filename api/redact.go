@@ -197,6 +197,16 @@ func cloneContainer(c *ContainerProperties) {
 	c.LivenessProbe = cloneProbe(c.LivenessProbe)
 	c.ReadinessProbe = cloneProbe(c.ReadinessProbe)
 	c.StartupProbe = cloneProbe(c.StartupProbe)
+	if l := c.Lifecycle; l != nil {
+		hook := func(h *LifecycleHandler) *LifecycleHandler {
+			if h == nil {
+				return nil
+			}
+			p := cloneProbe(&Probe{Exec: h.Exec, HTTPGet: h.HTTPGet})
+			return &LifecycleHandler{Exec: p.Exec, HTTPGet: p.HTTPGet}
+		}
+		c.Lifecycle = &Lifecycle{PostStart: hook(l.PostStart), PreStop: hook(l.PreStop)}
+	}
 	c.SecurityContext = cloneSecurityContext(c.SecurityContext)
 	if c.ConfigMap != nil {
 		c.ConfigMap = &ConfigMap{KeyValuePairs: maps.Clone(c.ConfigMap.KeyValuePairs)}

@@ -599,6 +599,22 @@ func checkContainer(g string, c *Container, vols map[string]bool) error {
 	if err := checkProbe(g, c.Name, "startupProbe", cp.StartupProbe); err != nil {
 		return err
 	}
+	if l := cp.Lifecycle; l != nil {
+		for _, h := range []struct {
+			name string
+			h    *LifecycleHandler
+		}{{"lifecycle.postStart", l.PostStart}, {"lifecycle.preStop", l.PreStop}} {
+			if h.h == nil {
+				continue
+			}
+			if (h.h.Exec == nil) == (h.h.HTTPGet == nil) {
+				return invalid("InvalidLifecycleHook", "The %s hook of container '%s' in container group '%s' is invalid: exactly one of 'exec' and 'httpGet' must be set.", h.name, c.Name, g)
+			}
+			if err := checkProbe(g, c.Name, h.name, &Probe{Exec: h.h.Exec, HTTPGet: h.h.HTTPGet}); err != nil {
+				return err
+			}
+		}
+	}
 	if sp := cp.StartupProbe; sp != nil && sp.SuccessThreshold > 1 {
 		return invalid("InvalidProbe", "The startupProbe of container '%s' in container group '%s' is invalid: its 'successThreshold' must be 1.", c.Name, g)
 	}

@@ -290,6 +290,18 @@ func (c *container) start(ctx context.Context) (retErr error) {
 		r.log.Error("persist run", "container", c.runcID, "err", err)
 	}
 	c.markRunning(now, s.Pid)
+	// The postStart hook, as kubelet runs it: before the next container
+	// starts; if it fails, the container is killed and its restart policy
+	// decides.
+	if l := c.props.Lifecycle; l != nil && l.PostStart != nil {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := c.runHook(hctx, l.PostStart, "FailedPostStartHook", "PostStart")
+		cancel()
+		if err != nil {
+			c.event(api.EventNormal, "Killing", "FailedPostStartHook")
+			_ = r.oci.Kill(context.WithoutCancel(ctx), c.runcID, int(sigKILL), allProcs)
+		}
+	}
 	return nil
 }
 

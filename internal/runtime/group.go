@@ -482,11 +482,21 @@ func (g *group) stop(ctx context.Context, grace time.Duration, keep bool) error 
 	for _, c := range g.ctrs {
 		if c.alive() {
 			live = append(live, c)
-			c.event(api.EventNormal, "Killing", "Stopping container")
-			_ = g.r.oci.Kill(ctx, c.runcID, int(sigTERM), nil)
 		}
 	}
 	graceCtx, cancelGrace := context.WithTimeout(ctx, grace)
+	// preStop hooks first, all at once, within the grace (as kubelet).
+	var hooks sync.WaitGroup
+	for _, c := range live {
+		if l := c.props.Lifecycle; l != nil && l.PreStop != nil {
+			hooks.Go(func() { _ = c.runHook(graceCtx, l.PreStop, "FailedPreStopHook", "PreStop") })
+		}
+	}
+	hooks.Wait()
+	for _, c := range live {
+		c.event(api.EventNormal, "Killing", "Stopping container")
+		_ = g.r.oci.Kill(ctx, c.runcID, int(sigTERM), nil)
+	}
 	for _, c := range live {
 		select {
 		case <-c.exitedCh():

@@ -27,6 +27,20 @@ func (c *container) startProbes(ctx context.Context) {
 	c.probeLoops(ctx)
 }
 
+// runHook runs a lifecycle hook (postStart, preStop) until it ends or ctx
+// does; a failure is a Warning event named reason.
+func (c *container) runHook(ctx context.Context, h *api.LifecycleHandler, reason, what string) error {
+	timeout := 2 * time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	err := c.probe(ctx, api.Probe{Exec: h.Exec, HTTPGet: h.HTTPGet}, timeout)
+	if err != nil {
+		c.event(api.EventWarning, reason, fmt.Sprintf("%s hook failed: %v", what, err))
+	}
+	return err
+}
+
 func (c *container) probeLoops(ctx context.Context) {
 	if p := c.props.LivenessProbe; p != nil {
 		go c.probeLoop(ctx, *p, true)

@@ -504,6 +504,54 @@ func TestStartupAndTCPSocketProbes(t *testing.T) {
 	}
 }
 
+// Lifecycle hooks run as kubelet runs them: postStart as the container
+// starts (one that fails kills it, and its restart policy restarts it),
+// preStop before the stop's SIGTERM, within the grace.
+func TestLifecycleHooks(t *testing.T) {
+	e := newEnv(t)
+	hooked := container("hooked", e.image, "sh", "-c",
+		`trap 'if [ -f /tmp/prestop ]; then echo term-after-prestop; else echo term-without-prestop; fi; exit 0' TERM; echo main; while true; do sleep 1; done`)
+	hooked.Properties.Lifecycle = &api.Lifecycle{
+		PostStart: &api.LifecycleHandler{Exec: &api.ExecAction{Command: []string{"sh", "-c", "echo poststart > /tmp/poststart"}}},
+		PreStop:   &api.LifecycleHandler{Exec: &api.ExecAction{Command: []string{"touch", "/tmp/prestop"}}},
+	}
+	bad := container("bad", e.image, "sleep", "3600")
+	bad.Properties.Lifecycle = &api.Lifecycle{PostStart: &api.LifecycleHandler{Exec: &api.ExecAction{Command: []string{"false"}}}}
+	e.create("hooks", group("hooks", hooked, bad))
+	e.waitLog("hooks", "hooked", "main", 60*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, code := e.exec("hooks", "hooked", "cat", "/tmp/poststart")
+		if code == 0 && strings.TrimSpace(out) == "poststart" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the postStart hook's file: exit %d, %q", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := e.waitFor("hooks", 60*time.Second, "bad restarted for its failed postStart hook", func(s *runtime.GroupStatus) bool {
+		return s.Container("bad").RestartCount >= 1
+	})
+	failed := false
+	for _, ev := range st.Container("bad").Events {
+		failed = failed || ev.Name == "FailedPostStartHook"
+	}
+	if !failed {
+		t.Errorf("no FailedPostStartHook event: %s", dump(st.Container("bad").Events))
+	}
+	if st.Container("hooked").RestartCount != 0 {
+		t.Errorf("hooked restarted %d times", st.Container("hooked").RestartCount)
+	}
+	if err := e.host.Stop(context.Background(), "hooks"); err != nil {
+		t.Fatal(err)
+	}
+	logs := e.logs("hooks", "hooked", runtime.LogOptions{Tail: -1})
+	if !strings.Contains(logs, "term-after-prestop") {
+		t.Errorf("logs %q: want term-after-prestop (the preStop hook ran before SIGTERM)", logs)
+	}
+}
+
 func TestHardenedByDefault(t *testing.T) {
 	e := newEnv(t)
 	e.create("hard", group("hard", container("app", e.image, "sleep", "3600")))

@@ -194,6 +194,9 @@ func (m *mapper) podToGroup(pod, orig *corev1.Pod, created string) (*api.Contain
 		if props.StartupProbe, err = probe(field+".startupProbe", c.StartupProbe, c); err != nil {
 			return nil, err
 		}
+		if props.Lifecycle, err = lifecycleHooks(field+".lifecycle", c); err != nil {
+			return nil, err
+		}
 		if props.ReadinessProbe, err = probe(field+".readinessProbe", c.ReadinessProbe, c); err != nil {
 			return nil, err
 		}
@@ -330,8 +333,6 @@ func checkContainer(field string, c *corev1.Container, init bool) error {
 	switch {
 	case c.WorkingDir != "":
 		return unsupported(field+".workingDir", "the ACI container model has no working directory; use the image's WORKDIR or `sh -c 'cd DIR && ...'`")
-	case c.Lifecycle != nil:
-		return unsupported(field+".lifecycle", "postStart/preStop hooks are not run by container groups")
 	case len(c.VolumeDevices) > 0:
 		return unsupported(field+".volumeDevices", "no block devices")
 	case len(c.EnvFrom) > 0:
@@ -511,6 +512,40 @@ func probe(field string, p *corev1.Probe, c *corev1.Container) (*api.Probe, erro
 		return nil, unsupported(field, "a probe needs exec, httpGet or tcpSocket")
 	}
 	return out, nil
+}
+
+// lifecycleHooks maps a container's postStart and preStop hooks (exec and
+// httpGet, as probes are).
+func lifecycleHooks(field string, c *corev1.Container) (*api.Lifecycle, error) {
+	l := c.Lifecycle
+	if l == nil || (l.PostStart == nil && l.PreStop == nil) {
+		return nil, nil
+	}
+	hook := func(f string, h *corev1.LifecycleHandler) (*api.LifecycleHandler, error) {
+		if h == nil {
+			return nil, nil
+		}
+		switch {
+		case h.TCPSocket != nil:
+			return nil, unsupported(f+".tcpSocket", "a hook is exec or httpGet (Kubernetes deprecated tcpSocket hooks)")
+		case h.Sleep != nil:
+			return nil, unsupported(f+".sleep", "a hook is exec or httpGet; use exec with `sleep`")
+		}
+		p, err := probe(f, &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: h.Exec, HTTPGet: h.HTTPGet}}, c)
+		if err != nil {
+			return nil, err
+		}
+		return &api.LifecycleHandler{Exec: p.Exec, HTTPGet: p.HTTPGet}, nil
+	}
+	post, err := hook(field+".postStart", l.PostStart)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := hook(field+".preStop", l.PreStop)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Lifecycle{PostStart: post, PreStop: pre}, nil
 }
 
 func resolvePort(field string, n int, s string, named bool, c *corev1.Container) (int32, error) {

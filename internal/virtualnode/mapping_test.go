@@ -139,6 +139,16 @@ func TestPodToGroupTCPSocketAndStartupProbes(t *testing.T) {
 	if err := api.ValidateContainerGroup(g); err != nil {
 		t.Errorf("the group does not validate: %v", err)
 	}
+	lc := pod(corev1.Container{Name: "a", Image: "i", Lifecycle: &corev1.Lifecycle{
+		PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"touch", "/tmp/up"}}},
+		PreStop:   &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/drain", Port: intstr.FromInt(8080)}}}})
+	if g, err = m.podToGroup(lc, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if l := g.Properties.Containers[0].Properties.Lifecycle; l == nil || l.PostStart == nil || l.PostStart.Exec == nil || l.PreStop == nil ||
+		l.PreStop.HTTPGet == nil || l.PreStop.HTTPGet.Port != 8080 || l.PreStop.HTTPGet.Path != "/drain" {
+		t.Errorf("lifecycle %+v", l)
+	}
 	hp := pod(corev1.Container{Name: "a", Image: "i"})
 	hp.Spec.HostAliases = []corev1.HostAlias{{IP: "10.1.2.3", Hostnames: []string{"db", "db.internal"}}}
 	if g, err = m.podToGroup(hp, nil, ""); err != nil {
@@ -157,6 +167,7 @@ func TestPodToGroupUnsupported(t *testing.T) {
 	m := &mapper{osType: "Linux"}
 	for field, c := range map[string]corev1.Container{
 		"spec.containers[0].args":                          {Name: "a", Image: "i", Args: []string{"x"}},
+		"spec.containers[0].lifecycle.preStop.sleep":       {Name: "a", Image: "i", Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}}},
 		"spec.containers[0].livenessProbe.grpc":            {Name: "a", Image: "i", LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 80}}}},
 		"spec.containers[0].readinessProbe.tcpSocket.host": {Name: "a", Image: "i", ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(80), Host: "10.0.0.1"}}}},
 		"spec.containers[0].startupProbe":                  {Name: "a", Image: "i", StartupProbe: &corev1.Probe{}},

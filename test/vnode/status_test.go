@@ -521,7 +521,9 @@ spec:
 // readiness probe (on a named port) run as kubelet runs them: the pod is
 // not Ready while the startup probe fails, the liveness probe waits for it
 // (the container is not restarted), and the pod is Ready once the port
-// takes connections. The pod's hostAliases are lines of /etc/hosts.
+// takes connections. Its postStart hook runs (its preStop hook is mapped
+// too; the runtime's tests show it runs before SIGTERM). The pod's
+// hostAliases are lines of /etc/hosts.
 func testStartupAndTCPSocketProbes(t *testing.T, e *env) {
 	e.apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -551,6 +553,13 @@ spec:
       tcpSocket:
         port: http
       periodSeconds: 1
+    lifecycle:
+      postStart:
+        exec:
+          command: ["sh", "-c", "echo hooked > /tmp/poststart"]
+      preStop:
+        exec:
+          command: ["sh", "-c", "kill -TERM 1"]
   hostAliases:
   - ip: 10.1.2.3
     hostnames: ["db", "db.internal"]
@@ -582,6 +591,9 @@ spec:
 	})
 	if _, restarts, st := app(); restarts != 0 {
 		t.Errorf("restarted: the liveness probe ran before the startup probe passed: %s", st)
+	}
+	if out := e.cp.Kubectl(t, "exec", "startup", "-c", "app", "--", "cat", "/tmp/poststart"); strings.TrimSpace(out) != "hooked" {
+		t.Errorf("the postStart hook's file: %q", out)
 	}
 	e.cp.Kubectl(t, "delete", "pod", "startup", "--wait=true", "--timeout=60s", "--grace-period=1")
 }
