@@ -555,7 +555,19 @@ func (g *group) release(ctx context.Context) error {
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := cgroup.RemoveCgroup(g.cgroupParent()); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		err := cgroup.RemoveCgroup(g.cgroupParent())
+		if errdefs.Is(err, errdefs.ErrConflict) {
+			// Processes are left in the group's cgroup: a container whose
+			// start the stop overtook (its runc was still creating it).
+			// Nothing of a released group may run on: kill them, then remove.
+			g.r.log.Warn("killing processes left in the cgroup of a released group", "group", g.id)
+			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if kerr := cgroup.KillCgroup(kctx, g.cgroupParent()); kerr == nil {
+				err = cgroup.RemoveCgroup(g.cgroupParent())
+			}
+			cancel()
+		}
+		if err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
 			errs[0] = fmt.Errorf("remove cgroup: %w", err)
 		}
 	})
