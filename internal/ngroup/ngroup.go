@@ -161,39 +161,25 @@ func (s *Store) List(ctx context.Context, sub, rg string) ([]Record, error) {
 // when another write came first). f may refuse with an error, which is
 // returned as is.
 func (s *Store) Update(ctx context.Context, sub, rg, name string, f func(*Record) error) (*Record, error) {
-	for attempt := 0; attempt < 10; attempt++ {
-		r, rev, err := s.Get(ctx, sub, rg, name)
-		if err != nil {
-			return nil, err
+	return s.modify(ctx, sub, rg, name, func(r *Record) (*Record, error) {
+		if r == nil {
+			return nil, NotFound(rg, name)
 		}
-		if err := f(r); err != nil {
-			return nil, err
-		}
-		if err := s.put(ctx, r, rev); errdefs.Is(err, errdefs.ErrConflict) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		return r, nil
-	}
-	return nil, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The NGroup '%s' is being changed by another request; try again.", name)
+		return r, f(r)
+	})
 }
 
 // Put creates the NGroup of spec (State Creating) or updates it (a new
 // generation; State Updating, and a new rolling update when the revision
 // changed). It refuses a PUT of an NGroup being deleted.
 func (s *Store) Put(ctx context.Context, sub, rg, name string, ng *api.NGroup, revision int, who Principal) (*Record, bool, error) {
-	for attempt := 0; attempt < 10; attempt++ {
-		r, rev, err := s.Get(ctx, sub, rg, name)
-		created := errdefs.Is(err, errdefs.ErrNotFound)
-		if err != nil && !created {
-			return nil, false, err
-		}
+	created := false
+	r, err := s.modify(ctx, sub, rg, name, func(r *Record) (*Record, error) {
+		created = r == nil
 		if created {
 			r = &Record{Subscription: sub, ResourceGroup: rg, Name: name, State: api.NGroupCreating, CreatedAt: time.Now().UTC()}
-			rev = 0
 		} else if r.Deleting {
-			return nil, false, errdefs.WithCode(errdefs.ErrConflict, "NGroupBeingDeleted", "The NGroup '%s' is being deleted.", name)
+			return nil, errdefs.WithCode(errdefs.ErrConflict, "NGroupBeingDeleted", "The NGroup '%s' is being deleted.", name)
 		}
 		if r.Revision != revision {
 			r.RolloutStopped, r.Message, r.LastBatch = false, "", time.Time{}
@@ -204,14 +190,33 @@ func (s *Store) Put(ctx context.Context, sub, rg, name string, ng *api.NGroup, r
 		if !created {
 			r.State = api.NGroupUpdating
 		}
+		return r, nil
+	})
+	return r, created, err
+}
+
+// modify is a compare-and-swap of the record of sub/rg/name: f gets the
+// stored record (nil if there is none) and returns the one to store; it is
+// called again when another write came first.
+func (s *Store) modify(ctx context.Context, sub, rg, name string, f func(*Record) (*Record, error)) (*Record, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		r, rev, err := s.Get(ctx, sub, rg, name)
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			r, rev = nil, 0
+		} else if err != nil {
+			return nil, err
+		}
+		if r, err = f(r); err != nil {
+			return nil, err
+		}
 		if err := s.put(ctx, r, rev); errdefs.Is(err, errdefs.ErrConflict) {
 			continue
 		} else if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		return r, created, nil
+		return r, nil
 	}
-	return nil, false, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The NGroup '%s' is being changed by another request; try again.", name)
+	return nil, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The NGroup '%s' is being changed by another request; try again.", name)
 }
 
 func (s *Store) put(ctx context.Context, r *Record, rev int64) error {

@@ -66,49 +66,63 @@ func key(sub, rg, name string) string {
 // latest revision's becomes the next revision. It returns the profile at
 // its latest revision, secrets included, and whether it was created.
 func (s *Service) Put(ctx context.Context, sub, rg, name string, p *api.ContainerGroupProfile) (*api.ContainerGroupProfile, bool, error) {
-	k := key(sub, rg, name)
-	for attempt := 0; attempt < 10; attempt++ {
-		rec, rev, err := s.get(ctx, k)
-		if err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
-			return nil, false, err
-		}
-		created := rec == nil
+	created := false
+	rec, err := s.modify(ctx, sub, rg, name, func(rec *record) (*record, error) {
 		now := time.Now().UTC()
+		created = rec == nil
 		if created {
 			rec = &record{Subscription: sub, ResourceGroup: rg, Name: name, CreatedAt: now}
-			rev = 0
 		}
 		rec.Location, rec.Tags, rec.Zones = p.Location, maps.Clone(p.Tags), p.Zones
 		spec := p.Properties.ContainerGroupProperties
 		spec.ProvisioningState, spec.InstanceView = "", nil
-		same := false
 		if n := len(rec.Revisions); n > 0 {
 			last, err := s.open(rec.Revisions[n-1].Properties)
-			if err != nil {
-				return nil, false, err
+			if err != nil || equal(last, spec) {
+				return rec, err
 			}
-			same = equal(last, spec)
 		}
-		if !same {
-			sealed, err := s.seal(spec)
-			if err != nil {
-				return nil, false, err
-			}
-			rec.Revisions = append(rec.Revisions, revision{Number: len(rec.Revisions) + 1, CreatedAt: now, Properties: sealed})
+		sealed, err := s.seal(spec)
+		if err != nil {
+			return nil, err
+		}
+		rec.Revisions = append(rec.Revisions, revision{Number: len(rec.Revisions) + 1, CreatedAt: now, Properties: sealed})
+		return rec, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := s.view(rec, len(rec.Revisions))
+	return out, created, err
+}
+
+// modify is a compare-and-swap of the record of sub/rg/name: f gets the
+// stored record (nil if there is none) and returns the one to store; it is
+// called again when another write came first.
+func (s *Service) modify(ctx context.Context, sub, rg, name string, f func(*record) (*record, error)) (*record, error) {
+	k := key(sub, rg, name)
+	for attempt := 0; attempt < 10; attempt++ {
+		rec, rev, err := s.get(ctx, k)
+		if errdefs.Is(err, errdefs.ErrNotFound) {
+			rec, rev = nil, 0
+		} else if err != nil {
+			return nil, err
+		}
+		if rec, err = f(rec); err != nil {
+			return nil, err
 		}
 		b, err := json.Marshal(rec)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if _, err := s.st.PutObject(ctx, kind, k, b, rev); errdefs.Is(err, errdefs.ErrConflict) {
 			continue // another write came first: apply this one to it
 		} else if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		out, err := s.view(rec, len(rec.Revisions))
-		return out, created, err
+		return rec, nil
 	}
-	return nil, false, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The container group profile '%s' is being changed by another request; try again.", name)
+	return nil, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The container group profile '%s' is being changed by another request; try again.", name)
 }
 
 // Get returns the profile at revision n (0: the latest), secrets included.
@@ -178,28 +192,17 @@ func (s *Service) List(ctx context.Context, sub, rg string) ([]api.ContainerGrou
 
 // SetTags replaces the profile's tags (a PATCH); no revision is added.
 func (s *Service) SetTags(ctx context.Context, sub, rg, name string, tags map[string]string) (*api.ContainerGroupProfile, error) {
-	k := key(sub, rg, name)
-	for attempt := 0; attempt < 10; attempt++ {
-		rec, rev, err := s.get(ctx, k)
-		if errdefs.Is(err, errdefs.ErrNotFound) {
+	rec, err := s.modify(ctx, sub, rg, name, func(rec *record) (*record, error) {
+		if rec == nil {
 			return nil, api.ProfileNotFound(rg, name, 0)
 		}
-		if err != nil {
-			return nil, err
-		}
 		rec.Tags = maps.Clone(tags)
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.st.PutObject(ctx, kind, k, b, rev); errdefs.Is(err, errdefs.ErrConflict) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		return s.view(rec, len(rec.Revisions))
+		return rec, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The container group profile '%s' is being changed by another request; try again.", name)
+	return s.view(rec, len(rec.Revisions))
 }
 
 // Delete removes the profile and its revisions; ErrNotFound if there is
