@@ -91,23 +91,11 @@ func (s *Server) writeNGroup(w http.ResponseWriter, r *http.Request, p params, b
 	}
 	ng.Location = api.NormalizeLocation(ng.Location)
 	ref := ng.Properties.ContainerGroupProfiles[0]
-	psub, prg, pname, _ := api.ParseProfileID(ref.Resource.ID)
-	if !strings.EqualFold(psub, p["sub"]) {
-		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
-			"The container group profile '%s' is in another subscription than the NGroup.", ref.Resource.ID)
-	}
-	ps, err := s.profilesOn()
+	psub, prg, pname, err := profileRef(p["sub"], ref.Resource.ID, "NGroup")
 	if err != nil {
 		return err
 	}
-	n := 0
-	if ref.Revision != nil {
-		n = *ref.Revision
-	}
-	prof, err := ps.Get(ctx, psub, prg, pname, n)
-	if errdefs.Is(err, errdefs.ErrNotFound) {
-		return errdefs.WithCode(errdefs.ErrInvalidArgument, "ContainerGroupProfileNotFound", "%s", err.Error())
-	}
+	prof, err := s.profileRevision(ctx, psub, prg, pname, ref.Revision)
 	if err != nil {
 		return err
 	}

@@ -226,6 +226,40 @@ func (s *Server) listScopeExists(ctx context.Context, p params) error {
 	return err
 }
 
+// profileRef parses the id of the profile a resource of subscription sub
+// (a what) refers to: it must be in the same subscription.
+func profileRef(sub, id, what string) (psub, prg, pname string, err error) {
+	if psub, prg, pname, err = api.ParseProfileID(id); err != nil {
+		return "", "", "", err
+	}
+	if !strings.EqualFold(psub, sub) {
+		return "", "", "", errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
+			"The container group profile '%s' is in another subscription than the %s.", id, what)
+	}
+	return psub, prg, pname, nil
+}
+
+// profileRevision reads a revision (the latest when nil) of a profile a
+// resource refers to: one that is not there is a 400.
+func (s *Server) profileRevision(ctx context.Context, psub, prg, pname string, revision *int) (*api.ContainerGroupProfile, error) {
+	ps, err := s.profilesOn()
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	if revision != nil {
+		if n = *revision; n < 1 {
+			return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRevision",
+				"The revision '%d' of container group profile '%s' is not a revision number (1, 2, ...).", n, api.ProfileID(psub, prg, pname))
+		}
+	}
+	prof, err := ps.Get(ctx, psub, prg, pname, n)
+	if errdefs.Is(err, errdefs.ErrNotFound) {
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "ContainerGroupProfileNotFound", "%s", err.Error())
+	}
+	return prof, err
+}
+
 // fromProfile gives cg, a group PUT naming properties.containerGroupProfile,
 // the spec of that profile's revision (the latest when none is named):
 // every property but the reference, which is kept with its revision. The
@@ -236,33 +270,15 @@ func (s *Server) fromProfile(ctx context.Context, sub string, cg *api.ContainerG
 	if ref == nil {
 		return nil
 	}
-	ps, err := s.profilesOn()
+	psub, prg, pname, err := profileRef(sub, ref.ID, "container group")
 	if err != nil {
 		return err
-	}
-	psub, prg, pname, err := api.ParseProfileID(ref.ID)
-	if err != nil {
-		return err
-	}
-	if !strings.EqualFold(psub, sub) {
-		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
-			"The container group profile '%s' is in another subscription than the container group.", ref.ID)
 	}
 	if len(cg.Properties.Containers) > 0 || len(cg.Properties.InitContainers) > 0 {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
 			"The container group '%s' names the profile '%s' and gives containers too: a group created from a profile takes its containers from it.", cg.Name, ref.ID)
 	}
-	n := 0
-	if ref.Revision != nil {
-		if n = *ref.Revision; n < 1 {
-			return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRevision",
-				"The revision '%d' of container group profile '%s' is not a revision number (1, 2, ...).", n, ref.ID)
-		}
-	}
-	prof, err := ps.Get(ctx, psub, prg, pname, n)
-	if errdefs.Is(err, errdefs.ErrNotFound) {
-		return errdefs.WithCode(errdefs.ErrInvalidArgument, "ContainerGroupProfileNotFound", "%s", err.Error())
-	}
+	prof, err := s.profileRevision(ctx, psub, prg, pname, ref.Revision)
 	if err != nil {
 		return err
 	}
