@@ -117,12 +117,15 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err := api.CheckSecurityPolicy(cg.Name, &cg.Properties, s.cfg.Security); err != nil {
 		return err
 	}
-	refusedBy, err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg)
+	// The published ports and the DNS name are checked against every
+	// other group, read once.
+	all := &storedGroups{st: s.cfg.Store}
+	refusedBy, err := s.checkPortsFree(ctx, p["sub"], rg.Name, p["name"], cg, all)
 	if err != nil {
 		return err
 	}
 	if cg.Properties.IPAddress != nil {
-		if cg.Properties.IPAddress.FQDN, err = s.nameGroup(ctx, p["sub"], rg.Name, p["name"], cg); err != nil {
+		if cg.Properties.IPAddress.FQDN, err = s.nameGroup(ctx, p["sub"], rg.Name, p["name"], cg, all); err != nil {
 			return err
 		}
 	}
@@ -370,6 +373,23 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 	return nil
 }
 
+// storedGroups reads every stored container group once, on first use, for
+// the checks of one request against all the others (ports, DNS names).
+type storedGroups struct {
+	st     store.Store
+	read   bool
+	groups []store.ContainerGroup
+	err    error
+}
+
+func (a *storedGroups) get(ctx context.Context) ([]store.ContainerGroup, error) {
+	if !a.read {
+		a.groups, a.err = store.AllContainerGroups(ctx, a.st)
+		a.read = true
+	}
+	return a.groups, a.err
+}
+
 // checkPortsFree refuses ports another group publishes already (they share
 // the host's public address; another subscription's group is not named),
 // and, through the host network, ports this group does not publish yet that
@@ -377,7 +397,7 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 // outside the operator's --published-ports: a 409 or 400 before anything is
 // stored. In a cluster it asks the hosts instead (hostsRefusingPorts) and
 // returns those that refuse.
-func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup) ([]string, error) {
+func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *api.ContainerGroup, all *storedGroups) ([]string, error) {
 	if !cg.Properties.IPAddress.Published() {
 		return nil, nil
 	}
@@ -388,7 +408,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 	for _, p := range cg.Properties.IPAddress.Ports {
 		want[portKey(p)] = true
 	}
-	groups, err := store.AllContainerGroups(ctx, s.cfg.Store)
+	groups, err := all.get(ctx)
 	if err != nil {
 		return nil, err
 	}
