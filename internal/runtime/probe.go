@@ -8,9 +8,19 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
+)
+
+// probeKind is which of a container's probes a loop runs.
+type probeKind string
+
+const (
+	liveness  probeKind = "Liveness"
+	readiness probeKind = "Readiness"
+	startup   probeKind = "Startup"
 )
 
 // startProbes runs the container's probes: the startup probe first, if
@@ -18,7 +28,7 @@ import (
 func (c *container) startProbes(ctx context.Context) {
 	if p := c.props.StartupProbe; p != nil {
 		go func() {
-			if c.startupLoop(ctx, *p) {
+			if c.probeLoop(ctx, *p, startup) {
 				c.probeLoops(ctx)
 			}
 		}()
@@ -43,54 +53,10 @@ func (c *container) runHook(ctx context.Context, h *api.LifecycleHandler, reason
 
 func (c *container) probeLoops(ctx context.Context) {
 	if p := c.props.LivenessProbe; p != nil {
-		go c.probeLoop(ctx, *p, true)
+		go c.probeLoop(ctx, *p, liveness)
 	}
 	if p := c.props.ReadinessProbe; p != nil {
-		go c.probeLoop(ctx, *p, false)
-	}
-}
-
-// startupLoop runs the startup probe until it passes (true: the container
-// is ready unless a readiness probe says otherwise) or fails
-// failureThreshold times in a row, which kills the container (false), as
-// kubelet does.
-func (c *container) startupLoop(ctx context.Context, p api.Probe) bool {
-	period := seconds(p.PeriodSeconds, 10)
-	timeout := seconds(p.TimeoutSeconds, 1)
-	failures := int(p.FailureThreshold)
-	if failures <= 0 {
-		failures = 3
-	}
-	select {
-	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
-	case <-ctx.Done():
-		return false
-	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for failed := 0; ; {
-		err := c.probe(ctx, p, timeout)
-		if ctx.Err() != nil {
-			return false
-		}
-		if err == nil {
-			if c.props.ReadinessProbe == nil {
-				c.setReady(true)
-			}
-			return true
-		}
-		failed++
-		c.event(api.EventWarning, "Unhealthy", fmt.Sprintf("Startup probe failed: %v", err))
-		if failed >= failures {
-			c.event(api.EventNormal, "Killing", "Container failed startup probe, will be restarted")
-			_ = c.g.r.oci.Kill(context.WithoutCancel(ctx), c.runcID, int(sigKILL), allProcs)
-			return false
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return false
-		}
+		go c.probeLoop(ctx, *p, readiness)
 	}
 }
 
@@ -101,10 +67,13 @@ func seconds(v, def int32) time.Duration {
 	return time.Duration(v) * time.Second
 }
 
-// probeLoop runs one probe until ctx ends. A liveness probe that fails
-// failureThreshold times in a row kills the container, which the restart
-// policy then handles; a readiness probe sets the container's Ready.
-func (c *container) probeLoop(ctx context.Context, p api.Probe, liveness bool) {
+// probeLoop runs one probe until ctx ends, as kubelet does. A liveness
+// probe that fails failureThreshold times in a row kills the container,
+// which the restart policy then handles; a readiness probe sets the
+// container's Ready. A startup probe runs until it passes (true: the
+// container is ready, unless a readiness probe is to say so) or fails
+// failureThreshold times in a row, which kills the container (false).
+func (c *container) probeLoop(ctx context.Context, p api.Probe, kind probeKind) (passed bool) {
 	period := seconds(p.PeriodSeconds, 10)
 	timeout := seconds(p.TimeoutSeconds, 1)
 	failures, successes := int(p.FailureThreshold), int(p.SuccessThreshold)
@@ -114,14 +83,10 @@ func (c *container) probeLoop(ctx context.Context, p api.Probe, liveness bool) {
 	if successes <= 0 {
 		successes = 1
 	}
-	kind := "Readiness"
-	if liveness {
-		kind = "Liveness"
-	}
 	select {
 	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
 	case <-ctx.Done():
-		return
+		return false
 	}
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -129,30 +94,36 @@ func (c *container) probeLoop(ctx context.Context, p api.Probe, liveness bool) {
 	for {
 		err := c.probe(ctx, p, timeout)
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		if err == nil {
 			okRun, failRun = okRun+1, 0
-			if !liveness && okRun >= successes {
+			switch {
+			case kind == startup:
+				if c.props.ReadinessProbe == nil {
+					c.setReady(true)
+				}
+				return true
+			case kind == readiness && okRun >= successes:
 				c.setReady(true)
 			}
 		} else {
 			okRun, failRun = 0, failRun+1
 			c.event(api.EventWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %v", kind, err))
 			if failRun >= failures {
-				if !liveness {
+				if kind == readiness {
 					c.setReady(false)
 				} else {
-					c.event(api.EventNormal, "Killing", "Container failed liveness probe, will be restarted")
+					c.event(api.EventNormal, "Killing", fmt.Sprintf("Container failed %s probe, will be restarted", strings.ToLower(string(kind))))
 					_ = c.g.r.oci.Kill(context.WithoutCancel(ctx), c.runcID, int(sigKILL), allProcs)
-					return
+					return false
 				}
 			}
 		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
 }
