@@ -6,12 +6,32 @@ package mounts
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
+
+// Unmount unmounts target (not following a symlink there), detaching it
+// lazily when it is busy. A target that is not (or no longer) a mount
+// point, or does not exist, is fine.
+func Unmount(target string) error {
+	err := unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
+	switch {
+	case err == nil, errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+		return nil
+	case errors.Is(err, unix.EBUSY):
+		if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("lazy unmount %s: %w", target, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("unmount %s: %w", target, err)
+	}
+}
 
 // Free reports whether nothing is mounted at dir or at any directory below
 // it. It walks the tree and asks of each directory whether it is a mount

@@ -177,24 +177,20 @@ func Unmount(dir string) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+		found, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 		if err != nil {
 			return fmt.Errorf("rootfs: read mounts: %w", err)
 		}
-		if len(mounts) == 0 {
+		if len(found) == 0 {
 			break
 		}
 		if attempt >= 10 {
-			return fmt.Errorf("rootfs: %s stays mounted: %w", mounts[0].Mountpoint, errdefs.ErrConflict)
+			return fmt.Errorf("rootfs: %s stays mounted: %w", found[0].Mountpoint, errdefs.ErrConflict)
 		}
-		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
-		for _, m := range mounts {
-			err := unix.Unmount(m.Mountpoint, 0)
-			if errors.Is(err, unix.EBUSY) {
-				err = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
-			}
-			if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-				return fmt.Errorf("rootfs: unmount %s: %w", m.Mountpoint, err)
+		sort.Slice(found, func(i, j int) bool { return len(found[i].Mountpoint) > len(found[j].Mountpoint) })
+		for _, m := range found {
+			if err := mounts.Unmount(m.Mountpoint); err != nil {
+				return fmt.Errorf("rootfs: %w", err)
 			}
 		}
 	}
@@ -208,13 +204,8 @@ func Unmount(dir string) error {
 // or below dir after that (mounts.Free), removes dir and reports done.
 // When something is, it leaves dir alone for the caller's mountinfo walk.
 func unmountKnown(dir string) (done bool, err error) {
-	merged := filepath.Join(dir, MergedDir)
-	err = unix.Unmount(merged, unix.UMOUNT_NOFOLLOW)
-	if errors.Is(err, unix.EBUSY) {
-		err = unix.Unmount(merged, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
-	}
-	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return false, fmt.Errorf("rootfs: unmount %s: %w", merged, err)
+	if err := mounts.Unmount(filepath.Join(dir, MergedDir)); err != nil {
+		return false, fmt.Errorf("rootfs: %w", err)
 	}
 	if !mounts.Free(dir) {
 		return false, nil

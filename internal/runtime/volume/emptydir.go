@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/runtime/mounts"
 )
 
 // emptyDir sizeLimit is a hard limit, enforced by the kernel rather than
@@ -98,7 +99,7 @@ func mountImage(ctx context.Context, img, dir string, limit int64) (retErr error
 	}
 	defer func() {
 		if retErr != nil {
-			_ = unmount(dir)
+			_ = mounts.Unmount(dir)
 		}
 	}()
 	if err := os.Chmod(dir, 0o777); err != nil {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
@@ -447,7 +446,7 @@ func releaseKnown(groupDir string) (done bool, err error) {
 	vols, _ := filepath.Glob(filepath.Join(groupDir, "*", "*"))
 	for _, dir := range vols {
 		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
-			if err := unmount(dir); err != nil {
+			if err := mounts.Unmount(dir); err != nil {
 				return false, err
 			}
 		}
@@ -463,35 +462,20 @@ func releaseKnown(groupDir string) (done bool, err error) {
 
 // unmountAll unmounts every mount at or below dir, deepest first.
 func unmountAll(dir string) error {
-	mounts, err := mountsUnder(dir, true)
+	found, err := mountsUnder(dir, true)
 	if err != nil {
 		return err
 	}
-	sort.Slice(mounts, func(i, j int) bool {
-		return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint)
+	sort.Slice(found, func(i, j int) bool {
+		return len(found[i].Mountpoint) > len(found[j].Mountpoint)
 	})
 	var errs []error
-	for _, mnt := range mounts {
-		if err := unmount(mnt.Mountpoint); err != nil {
+	for _, mnt := range found {
+		if err := mounts.Unmount(mnt.Mountpoint); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func unmount(target string) error {
-	err := unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
-	switch {
-	case err == nil, errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
-		return nil // unmounted, or not (any more) a mount point
-	case errors.Is(err, unix.EBUSY):
-		if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("lazy unmount %s: %w", target, err)
-		}
-		return nil
-	default:
-		return fmt.Errorf("unmount %s: %w", target, err)
-	}
 }
 
 // mountsUnder lists the mounts below dir (and dir itself if self is set).
