@@ -262,7 +262,6 @@ func (c *Reconciler) step(ctx context.Context, r *Record, ms []Member) error {
 			}
 			r.LastBatch = time.Now().UTC()
 			c.log.Info("ngroup rolling update batch", "ngroup", r.ID(), "revision", r.Revision, "batch", min(batch, len(old)))
-			old = nil // moving
 		}
 	}
 	running := 0
