@@ -33,6 +33,11 @@ type ContainerGroupProperties struct {
 	// ContainerGroupProfile names the profile revision the group was
 	// created from (profile.go); its spec is that revision's.
 	ContainerGroupProfile *ProfileReference `json:"containerGroupProfile,omitempty"`
+	// StandbyPoolProfile names the standby pool a create takes a ready
+	// group from (standbypool.go); IsCreatedFromStandbyPool (read-only)
+	// says whether it got one.
+	StandbyPoolProfile       *StandbyPoolReference `json:"standbyPoolProfile,omitempty"`
+	IsCreatedFromStandbyPool bool                  `json:"isCreatedFromStandbyPool,omitempty"`
 }
 
 // HostAlias is one /etc/hosts line: an address and its names.

@@ -56,6 +56,7 @@ func DecodeContainerGroup(body []byte) (*ContainerGroup, error) {
 	p := &cg.Properties
 	p.ProvisioningState = ""
 	p.InstanceView = nil
+	p.IsCreatedFromStandbyPool = false // read-only: the server sets it
 	for i := range p.Containers {
 		p.Containers[i].Properties.InstanceView = nil
 	}

@@ -70,6 +70,10 @@ func DecodeContainerGroupProfile(body []byte) (*ContainerGroupProfile, error) {
 		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent",
 			"The request content was invalid: a container group profile cannot name a containerGroupProfile.")
 	}
+	if cg.Properties.StandbyPoolProfile != nil {
+		return nil, errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent",
+			"The request content was invalid: a container group profile cannot name a standbyPoolProfile.")
+	}
 	SetDefaults(cg)
 	return &ContainerGroupProfile{Location: cg.Location, Tags: cg.Tags, Zones: cg.Zones,
 		Properties: ProfileProperties{ContainerGroupProperties: cg.Properties}}, nil

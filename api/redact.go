@@ -185,6 +185,7 @@ func Clone(cg *ContainerGroup) *ContainerGroup {
 		ref.Revision = clonePtr(ref.Revision)
 		p.ContainerGroupProfile = &ref
 	}
+	p.StandbyPoolProfile = clonePtr(src.StandbyPoolProfile)
 	return &out
 }
 

@@ -6,12 +6,20 @@ import (
 )
 
 // SameContainers reports whether two specs run the same containers: they
-// differ at most in read-only fields (provisioningState, instanceView). A
-// PUT that keeps the containers leaves a running group alone.
+// differ at most in read-only fields (provisioningState, instanceView,
+// the fqdn) and in where the spec came from (the profile and standby pool
+// references). A PUT that keeps the containers leaves a running group
+// alone, and a group handed over from a standby pool runs on as it is.
 func SameContainers(a, b *ContainerGroupProperties) bool {
 	norm := func(p *ContainerGroupProperties) []byte {
 		c := *p
 		c.ProvisioningState, c.InstanceView = "", nil
+		c.ContainerGroupProfile, c.StandbyPoolProfile, c.IsCreatedFromStandbyPool = nil, nil, false
+		if c.IPAddress != nil {
+			ip := *c.IPAddress
+			ip.FQDN = ""
+			c.IPAddress = &ip
+		}
 		data, _ := json.Marshal(c)
 		return data
 	}

@@ -26,7 +26,6 @@ type unhonoured struct {
 		SubnetIDs                     json.RawMessage `json:"subnetIds"`
 		ConfidentialComputeProperties json.RawMessage `json:"confidentialComputeProperties"`
 		IdentityAcls                  json.RawMessage `json:"identityAcls"`
-		StandbyPoolProfile            json.RawMessage `json:"standbyPoolProfile"`
 		Priority                      string          `json:"priority"`
 		ImageRegistryCredentials      []struct {
 			Identity          json.RawMessage `json:"identity"`
@@ -93,7 +92,6 @@ func refuseUnhonoured(body []byte) error {
 		{"subnetIds", p.SubnetIDs, "virtual network injection is not supported; groups get an address on the host's bridge"},
 		{"confidentialComputeProperties", p.ConfidentialComputeProperties, "confidential containers are not supported"},
 		{"identityAcls", p.IdentityAcls, "managed identities are not issued to container groups"},
-		{"standbyPoolProfile", p.StandbyPoolProfile, "standby pools are not supported yet"},
 	} {
 		if set(f.raw) {
 			return refuse(f.field, "properties."+f.field, f.why)

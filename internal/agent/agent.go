@@ -223,23 +223,16 @@ func (a *Agent) work(ctx context.Context) {
 // reconcile makes the runtime run the group as its record says, and
 // writes what it observes.
 func (a *Agent) reconcile(ctx context.Context, k store.Change) error {
-	id := store.RuntimeID(k.Subscription, k.ResourceGroup, k.Name)
 	cg, err := a.st.GetContainerGroup(ctx, k.Subscription, k.ResourceGroup, k.Name)
 	if errdefs.Is(err, errdefs.ErrNotFound) {
-		// No record, so a runtime group of this id is nobody's (say, one
-		// the controller removed the record of before it was placed, by a
-		// version of Skiff that had no placement): remove it.
-		if _, err := a.rt.Status(id); err == nil {
-			if err := a.rt.Delete(ctx, id, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
-				return err
-			}
-		}
-		a.forget(id)
-		return nil
+		return a.orphaned(ctx, k)
 	}
 	if err != nil {
 		return err
 	}
+	// The record names its runtime group: a group handed over from a
+	// standby pool runs under the id its pool member was created with.
+	id := cg.RuntimeID
 	if cg.Host != a.cfg.Name {
 		// Not placed here (yet), or moved to another host while this one
 		// was lost: then it must not run here too.
@@ -399,6 +392,35 @@ func (a *Agent) remove(ctx context.Context, cg *store.ContainerGroup) error {
 
 var errChanged = errors.New("the record changed")
 
+// orphaned handles a group whose record is gone: the runtime group its
+// name derives is nobody's (say, one the controller removed the record of
+// before it was placed, by a version of Skiff that had no placement), and
+// is removed, unless a record placed here names it: a standby pool's
+// member handed over to a new group (store.HandOverContainerGroup writes
+// that record in the transaction that removes this one, so it is read
+// here), which is then worked instead.
+func (a *Agent) orphaned(ctx context.Context, k store.Change) error {
+	id := store.RuntimeID(k.Subscription, k.ResourceGroup, k.Name)
+	if _, err := a.rt.Status(id); err == nil {
+		cgs, err := store.AllContainerGroups(ctx, a.st)
+		if err != nil {
+			return err
+		}
+		for _, cg := range cgs {
+			if cg.RuntimeID == id && cg.Host == a.cfg.Name {
+				a.queue.Add(store.GroupChange(cg.Subscription, cg.ResourceGroup, cg.Resource.Name))
+				a.forgetIf(id, k)
+				return nil
+			}
+		}
+		if err := a.rt.Delete(ctx, id, -1); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	a.forgetIf(id, k)
+	return nil
+}
+
 // triedRemove reports whether this agent tried to remove the group since
 // it started, and notes that it does now.
 func (a *Agent) triedRemove(id string) bool {
@@ -409,6 +431,17 @@ func (a *Agent) triedRemove(id string) bool {
 	}
 	a.removing[id] = true
 	return false
+}
+
+// forgetIf forgets id if it is still known as k's (not as the group it
+// was handed over to).
+func (a *Agent) forgetIf(id string, k store.Change) {
+	a.mu.Lock()
+	if cur, ok := a.keys[id]; !ok || cur == k {
+		delete(a.keys, id)
+		delete(a.removing, id)
+	}
+	a.mu.Unlock()
 }
 
 func (a *Agent) forget(id string) {

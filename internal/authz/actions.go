@@ -24,12 +24,17 @@ const (
 	ActionContainerGroupProfilesWrite  = "Microsoft.ContainerInstance/containerGroupProfiles/write"
 	ActionContainerGroupProfilesDelete = "Microsoft.ContainerInstance/containerGroupProfiles/delete"
 	// NGroups.
-	ActionNGroupsRead              = "Microsoft.ContainerInstance/ngroups/read"
-	ActionNGroupsWrite             = "Microsoft.ContainerInstance/ngroups/write"
-	ActionNGroupsDelete            = "Microsoft.ContainerInstance/ngroups/delete"
-	ActionNGroupsStart             = "Microsoft.ContainerInstance/ngroups/start/action"
-	ActionNGroupsStop              = "Microsoft.ContainerInstance/ngroups/stop/action"
-	ActionNGroupsRestart           = "Microsoft.ContainerInstance/ngroups/restart/action"
+	ActionNGroupsRead    = "Microsoft.ContainerInstance/ngroups/read"
+	ActionNGroupsWrite   = "Microsoft.ContainerInstance/ngroups/write"
+	ActionNGroupsDelete  = "Microsoft.ContainerInstance/ngroups/delete"
+	ActionNGroupsStart   = "Microsoft.ContainerInstance/ngroups/start/action"
+	ActionNGroupsStop    = "Microsoft.ContainerInstance/ngroups/stop/action"
+	ActionNGroupsRestart = "Microsoft.ContainerInstance/ngroups/restart/action"
+	// Standby pools.
+	ActionStandbyPoolsRead         = "Microsoft.StandbyPool/standbyContainerGroupPools/read"
+	ActionStandbyPoolsWrite        = "Microsoft.StandbyPool/standbyContainerGroupPools/write"
+	ActionStandbyPoolsDelete       = "Microsoft.StandbyPool/standbyContainerGroupPools/delete"
+	ActionStandbyPoolViewsRead     = "Microsoft.StandbyPool/standbyContainerGroupPools/runtimeViews/read"
 	ActionContainerGroupsStart     = "Microsoft.ContainerInstance/containerGroups/start/action"
 	ActionContainerGroupsStop      = "Microsoft.ContainerInstance/containerGroups/stop/action"
 	ActionContainerGroupsRestart   = "Microsoft.ContainerInstance/containerGroups/restart/action"
@@ -216,6 +221,19 @@ func buildRoutes() []Route {
 		p("POST", ng+"/start", ActionNGroupsStart),
 		p("POST", ng+"/stop", ActionNGroupsStop),
 		p("POST", ng+"/restart", ActionNGroupsRestart),
+	)
+	// Standby pools (internal/server/standbypools.go).
+	pools := "/providers/Microsoft.StandbyPool/standbyContainerGroupPools"
+	pool := rgPattern + pools + "/{pool}"
+	rs = append(rs,
+		list(subPattern+pools, ActionStandbyPoolsRead),
+		list(rgPattern+pools, ActionStandbyPoolsRead),
+		p("PUT", pool, ActionStandbyPoolsWrite),
+		p("GET", pool, ActionStandbyPoolsRead),
+		p("PATCH", pool, ActionStandbyPoolsWrite),
+		p("DELETE", pool, ActionStandbyPoolsDelete),
+		p("GET", pool+"/runtimeViews", ActionStandbyPoolViewsRead),
+		p("GET", pool+"/runtimeViews/{view}", ActionStandbyPoolViewsRead),
 	)
 	// Storage accounts and file shares (internal/server/storage.go).
 	accounts := "/providers/Microsoft.Storage/storageAccounts"

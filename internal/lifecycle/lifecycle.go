@@ -18,6 +18,10 @@
 //	group's delete      └─ refuses every other transition (409
 //	                       ContainerGroupTransitioning)
 //
+//	Succeeded ──────────────────────────────▶ (record removed)
+//	server: a standby pool's ready group handed over to a create, whose
+//	new record (Pending, on the same host) takes its runtime group
+//
 // A group's own states (its instanceView state), which the host's runtime
 // moves and the agent reports as store.Observed; GroupTransition refuses
 // the arrows not drawn:
@@ -162,6 +166,8 @@ var transitions = map[edge][]Actor{
 	{Failed, Deleting}:    {Server, Controller},
 
 	{Deleting, None}: {Agent, Controller},
+	// A standby pool's member handed over (store.HandOverContainerGroup).
+	{Succeeded, None}: {Server},
 }
 
 // Transition checks that by may move a group from one provisioning state

@@ -30,6 +30,8 @@ func TestTransitionsAsDrawn(t *testing.T) {
 			return by == Controller // placed on a host
 		case to == Succeeded || to == Failed:
 			return from != None && by == Controller // what the agent observed, settled by the controller
+		case from == Succeeded && to == None:
+			return by == Server // a standby pool's ready group, handed over to a create
 		}
 		return false
 	}

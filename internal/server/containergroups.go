@@ -102,6 +102,12 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 		return err
 	}
 	cg.Name = p["name"]
+	// A create naming a standby pool is handed one of its ready groups
+	// (standbypools.go), or else created as any other.
+	pool, err := s.standbyPoolFor(ctx, p["sub"], rg.Name, cg)
+	if err != nil {
+		return err
+	}
 	if err := s.fromProfile(ctx, p["sub"], cg); err != nil {
 		return err
 	}
@@ -116,6 +122,15 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	}
 	if err := api.CheckSecurityPolicy(cg.Name, &cg.Properties, s.cfg.Security); err != nil {
 		return err
+	}
+	if pool != nil {
+		rec, err := s.takeFromPool(ctx, pool, rg, cg)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			return s.answerPut(w, r, rec, true)
+		}
 	}
 	// The published ports and the DNS name are checked against every
 	// other group, read once.
@@ -150,8 +165,11 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 		if err := api.ValidateUpdate(&old.Resource, cg); err != nil {
 			return nil, err
 		}
-		// What the controller and the agent wrote stays theirs.
-		rec.Host, rec.Action, rec.Observed = old.Host, old.Action, old.Observed
+		// What the controller and the agent wrote stays theirs, and the
+		// runtime group stays the one the record names (a group handed
+		// over from a standby pool runs under its member's id).
+		rec.Host, rec.Action, rec.Observed, rec.RuntimeID = old.Host, old.Action, old.Observed, old.RuntimeID
+		rec.Resource.Properties.IsCreatedFromStandbyPool = old.Resource.Properties.IsCreatedFromStandbyPool
 		if api.SameContainers(&old.Resource.Properties, &cg.Properties) {
 			rec.Resource.Properties.ProvisioningState = string(from)
 			rec.Error = old.Error
@@ -167,14 +185,22 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if err != nil {
 		return err
 	}
+	return s.answerPut(w, r, rec, created)
+}
+
+// answerPut answers a PUT that stored rec: with the finished group when it
+// runs within the sync window (opwait.go), else with the operation to
+// poll, which the controller ends once the agent ran this generation.
+func (s *Server) answerPut(w http.ResponseWriter, r *http.Request, rec *store.ContainerGroup, created bool) error {
+	ctx := r.Context()
+	id := api.ResourceID(rec.Subscription, rec.ResourceGroup, rec.Resource.Name)
 	kind := controller.KindCreate
 	if !created {
 		kind = controller.KindUpdate
 	} else {
-		s.forgetRoleAssignments(ctx, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name))
+		s.forgetRoleAssignments(ctx, id)
 	}
-	// The controller ends the operation once the agent ran this generation.
-	op, err := s.newOperation(ctx, p["sub"], kind, api.ResourceID(p["sub"], rg.Name, rec.Resource.Name), rec.Generation)
+	op, err := s.newOperation(ctx, rec.Subscription, kind, id, rec.Generation)
 	if err != nil {
 		return err // accepted all the same: the agent runs it
 	}
@@ -183,11 +209,9 @@ func (s *Server) putContainerGroup(w http.ResponseWriter, r *http.Request, p par
 	if created {
 		code = http.StatusCreated
 	}
-	// A group that runs within the window is answered finished: no
-	// operation to poll (opwait.go).
 	if d := s.syncWindow(r); d > 0 {
 		if done, err := s.awaitOperation(ctx, op.ID, d); err == nil && done.Status == api.OperationSucceeded {
-			if now, err := s.cfg.Store.GetContainerGroup(ctx, p["sub"], rg.Name, p["name"]); err == nil && now.Generation == rec.Generation {
+			if now, err := s.cfg.Store.GetContainerGroup(ctx, rec.Subscription, rec.ResourceGroup, rec.Resource.Name); err == nil && now.Generation == rec.Generation {
 				writeJSON(w, code, s.view(now, true))
 				return nil
 			}
@@ -376,7 +400,9 @@ func (s *Server) outboundEndpoints(w http.ResponseWriter, r *http.Request, p par
 // storedGroups reads every stored container group once, on first use, for
 // the checks of one request against all the others (ports, DNS names).
 type storedGroups struct {
-	st     store.Store
+	st store.Store
+	// except is left out: the standby pool member a group takes over.
+	except *store.ContainerGroup
 	read   bool
 	groups []store.ContainerGroup
 	err    error
@@ -386,6 +412,9 @@ func (a *storedGroups) get(ctx context.Context) ([]store.ContainerGroup, error) 
 	if !a.read {
 		a.groups, a.err = store.AllContainerGroups(ctx, a.st)
 		a.read = true
+		if x := a.except; x != nil && a.err == nil {
+			a.groups = slices.DeleteFunc(a.groups, func(g store.ContainerGroup) bool { return g.Is(x.Subscription, x.ResourceGroup, x.Resource.Name) })
+		}
 	}
 	return a.groups, a.err
 }
@@ -412,7 +441,6 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 	if err != nil {
 		return nil, err
 	}
-	self := store.RuntimeID(sub, rg, name)
 	mine := map[string]bool{} // published by this group's current version
 	for _, other := range groups {
 		ip := other.Resource.Properties.IPAddress
@@ -422,7 +450,7 @@ func (s *Server) checkPortsFree(ctx context.Context, sub, rg, name string, cg *a
 		for _, p := range ip.Ports {
 			key := portKey(p)
 			switch {
-			case other.RuntimeID == self:
+			case other.Is(sub, rg, name):
 				mine[key] = true
 			case want[key] && other.Subscription != sub:
 				return nil, errdefs.WithCode(errdefs.ErrConflict, "PortAlreadyInUse",

@@ -73,6 +73,9 @@ func checkAPIVersion(pattern, v string) error {
 	if isStoragePattern(pattern) { // Microsoft.Storage's own range
 		return api.CheckStorageAPIVersion(v)
 	}
+	if isStandbyPoolPattern(pattern) {
+		return api.CheckStandbyPoolAPIVersion(v)
+	}
 	return api.CheckAPIVersion(v)
 }
 

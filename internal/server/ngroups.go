@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 
@@ -28,8 +26,6 @@ import (
 const (
 	ngroupsSuffix = "/providers/microsoft.containerinstance/ngroups"
 	ngroupPrefix  = rgPrefix + ngroupsSuffix + "/{ngroup}"
-	// memberAPIVersion is the api-version of the members' requests.
-	memberAPIVersion = "2026-07-01"
 )
 
 func (s *Server) registerNGroupRoutes() {
@@ -45,9 +41,15 @@ func (s *Server) registerNGroupRoutes() {
 	r.handle("POST", ngroupPrefix+"/restart", s.ngroupAction("restart"))
 }
 
-// NGroups is the reconciler of the NGroups, for the process that runs the
-// controller to Run.
-func (s *Server) NGroups() *ngroup.Reconciler { return s.ngroupCtl }
+// RunReconcilers runs the reconcilers of the NGroups and the standby
+// pools until ctx ends: the process that runs the controller runs them.
+func (s *Server) RunReconcilers(ctx context.Context) {
+	if s.ngroupCtl == nil {
+		return
+	}
+	go s.poolCtl.Run(ctx)
+	s.ngroupCtl.Run(ctx)
+}
 
 func (s *Server) ngroupsOn() (*ngroup.Store, error) {
 	if s.ngroups == nil {
@@ -231,7 +233,8 @@ func (s *Server) ngroupAction(action string) func(http.ResponseWriter, *http.Req
 			if m.Deleting {
 				continue
 			}
-			code, _, body, err := ngroupMembers{s}.do(ctx, rec, http.MethodPost, cgPath(rec, m.Name)+"/"+action, nil)
+			set := ngroupMembers{s}.set(rec)
+			code, _, body, err := set.do(ctx, http.MethodPost, set.path(m.Name)+"/"+action, nil)
 			if err != nil {
 				return err
 			}
@@ -252,42 +255,22 @@ func (s *Server) ngroupAction(action string) func(http.ResponseWriter, *http.Req
 // ngroupMembers is ngroup.Members on the server.
 type ngroupMembers struct{ s *Server }
 
-func cgPath(r *ngroup.Record, name string) string {
-	return api.ResourceID(r.Subscription, r.ResourceGroup, name)
-}
-
-// do sends one request as the NGroup's principal, asking for the
-// operation rather than waiting for a member to run (the reconciler looks
-// again).
-func (m ngroupMembers) do(ctx context.Context, r *ngroup.Record, method, path string, body []byte) (int, http.Header, []byte, error) {
-	return deployResources{m.s}.do(ctx, deployment.Principal(r.Principal), method, path, memberAPIVersion, body,
-		http.Header{"Prefer": {"respond-async"}})
-}
-
-func memberError(name string, code int, body []byte) error {
-	rep := reply(code, body)
-	if rep.Error != nil {
-		return fmt.Errorf("member %s: %d %s: %s", name, code, rep.Error.Code, rep.Error.Message)
-	}
-	return fmt.Errorf("member %s: %d", name, code)
+// set is the NGroup's members as a memberSet.
+func (m ngroupMembers) set(r *ngroup.Record) memberSet {
+	return memberSet{s: m.s, who: deployment.Principal(r.Principal), sub: r.Subscription, rg: r.ResourceGroup,
+		tag: api.NGroupTag, owner: r.Name, location: r.Location, zones: r.Zones, profileID: r.ProfileID()}
 }
 
 func (m ngroupMembers) List(ctx context.Context, r *ngroup.Record) ([]ngroup.Member, error) {
-	groups, err := m.s.cfg.Store.ListContainerGroups(ctx, r.Subscription, r.ResourceGroup)
+	groups, err := m.set(r).groups(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []ngroup.Member
 	for i := range groups {
 		g := &groups[i]
-		if !strings.EqualFold(g.Resource.Tags[api.NGroupTag], r.Name) {
-			continue
-		}
 		v := m.s.view(g, true)
-		mem := ngroup.Member{Name: g.Resource.Name, CreatedAt: g.CreatedAt, Health: ngroup.Pending}
-		if ref := v.Properties.ContainerGroupProfile; ref != nil && ref.Revision != nil {
-			mem.Revision = *ref.Revision
-		}
+		mem := ngroup.Member{Name: g.Resource.Name, CreatedAt: g.CreatedAt, Health: ngroup.Pending, Revision: memberRevision(g)}
 		state := ""
 		if iv := v.Properties.InstanceView; iv != nil {
 			state = iv.State
@@ -326,39 +309,14 @@ func stalled(iv *api.ContainerInstanceView) bool {
 	return false
 }
 
-func (m ngroupMembers) put(ctx context.Context, r *ngroup.Record, name string, revision int) error {
-	body, err := json.Marshal(map[string]any{
-		"location": r.Location, "zones": r.Zones, "tags": map[string]string{api.NGroupTag: r.Name},
-		"properties": map[string]any{"containerGroupProfile": map[string]any{"id": r.ProfileID(), "revision": revision}},
-	})
-	if err != nil {
-		return err
-	}
-	code, _, resp, err := m.do(ctx, r, http.MethodPut, cgPath(r, name), body)
-	if err != nil {
-		return err
-	}
-	if code >= 300 {
-		return memberError(name, code, resp)
-	}
-	return nil
-}
-
 func (m ngroupMembers) Create(ctx context.Context, r *ngroup.Record, name string, revision int) error {
-	return m.put(ctx, r, name, revision)
+	return m.set(r).put(ctx, name, revision)
 }
 
 func (m ngroupMembers) Update(ctx context.Context, r *ngroup.Record, name string, revision int) error {
-	return m.put(ctx, r, name, revision)
+	return m.set(r).put(ctx, name, revision)
 }
 
 func (m ngroupMembers) Delete(ctx context.Context, r *ngroup.Record, name string) error {
-	code, _, resp, err := m.do(ctx, r, http.MethodDelete, cgPath(r, name), nil)
-	if err != nil {
-		return err
-	}
-	if code >= 300 && code != http.StatusNotFound {
-		return memberError(name, code, resp)
-	}
-	return nil
+	return m.set(r).delete(ctx, name)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -262,9 +264,10 @@ func (s *Server) profileRevision(ctx context.Context, psub, prg, pname string, r
 
 // fromProfile gives cg, a group PUT naming properties.containerGroupProfile,
 // the spec of that profile's revision (the latest when none is named):
-// every property but the reference, which is kept with its revision. The
-// profile must be in the group's subscription, and the body may not give
-// containers of its own.
+// every property but the references (to the profile, kept with its
+// revision, and to a standby pool). The profile must be in the group's
+// subscription. The body's containers may give only a config map each (a
+// container of the profile by name, and its configMap), as ACI takes them.
 func (s *Server) fromProfile(ctx context.Context, sub string, cg *api.ContainerGroup) error {
 	ref := cg.Properties.ContainerGroupProfile
 	if ref == nil {
@@ -274,17 +277,36 @@ func (s *Server) fromProfile(ctx context.Context, sub string, cg *api.ContainerG
 	if err != nil {
 		return err
 	}
-	if len(cg.Properties.Containers) > 0 || len(cg.Properties.InitContainers) > 0 {
+	overlays := cg.Properties.Containers
+	for _, c := range overlays {
+		only := c.Properties
+		only.ConfigMap = nil
+		if !reflect.DeepEqual(only, api.ContainerProperties{}) {
+			return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
+				"The container group '%s' names the profile '%s' and gives container '%s' properties other than a configMap: a group created from a profile takes its containers from it.", cg.Name, ref.ID, c.Name)
+		}
+	}
+	if len(cg.Properties.InitContainers) > 0 {
 		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
-			"The container group '%s' names the profile '%s' and gives containers too: a group created from a profile takes its containers from it.", cg.Name, ref.ID)
+			"The container group '%s' names the profile '%s' and gives init containers too: a group created from a profile takes its containers from it.", cg.Name, ref.ID)
 	}
 	prof, err := s.profileRevision(ctx, psub, prg, pname, ref.Revision)
 	if err != nil {
 		return err
 	}
 	rev := prof.Properties.Revision
+	pool := cg.Properties.StandbyPoolProfile
 	cg.Properties = prof.Group(cg.Name).Properties
 	cg.Properties.ContainerGroupProfile = &api.ProfileReference{ID: prof.ID, Revision: &rev}
+	cg.Properties.StandbyPoolProfile = pool
+	for _, o := range overlays {
+		i := slices.IndexFunc(cg.Properties.Containers, func(c api.Container) bool { return strings.EqualFold(c.Name, o.Name) })
+		if i < 0 {
+			return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidContainerGroupProfileReference",
+				"The container group '%s' gives a config map to container '%s', which the profile '%s' does not have.", cg.Name, o.Name, prof.ID)
+		}
+		cg.Properties.Containers[i].Properties.ConfigMap = o.Properties.ConfigMap
+	}
 	if cg.Location == "" {
 		cg.Location = prof.Location
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/ngroup"
 	"github.com/skiff-sh/skiff/internal/profile"
 	"github.com/skiff-sh/skiff/internal/seal"
+	"github.com/skiff-sh/skiff/internal/standbypool"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/store"
 )
@@ -118,6 +119,9 @@ type Server struct {
 	ngroups   *ngroup.Store      // NGroups' records (ngroups.go); nil without a store
 	ngroupCtl *ngroup.Reconciler // their members' reconciler, run by the controller's process
 
+	pools   *standbypool.Store      // standby pools' records (standbypools.go); nil without a store
+	poolCtl *standbypool.Reconciler // their members' reconciler, run by the controller's process
+
 	deploy       *deployment.Engine // template deployments (deployments.go)
 	inprocessLog *slog.Logger       // the log of the engine's requests (inprocess.go)
 }
@@ -156,6 +160,8 @@ func New(cfg Config) *Server {
 		s.profiles, _ = profile.New(cfg.Store, sealer)
 		s.ngroups = ngroup.NewStore(cfg.Store)
 		s.ngroupCtl = ngroup.NewReconciler(s.ngroups, ngroupMembers{s}, cfg.Logger.With("component", "ngroups"))
+		s.pools = standbypool.NewStore(cfg.Store)
+		s.poolCtl = standbypool.NewReconciler(s.pools, poolMembers{s}, cfg.Logger.With("component", "standbypools"))
 	}
 	s.inprocessLog = slog.New(errorsOnly{cfg.Logger.Handler()})
 	s.deploy = deployment.New(deployment.Config{Store: cfg.Store, Sealer: sealer, Resources: deployResources{s},
@@ -209,6 +215,7 @@ func (s *Server) registerRoutes() {
 	s.registerStorageRoutes()
 	s.registerProfileRoutes()
 	s.registerNGroupRoutes()
+	s.registerStandbyPoolRoutes()
 }
 
 // ServeHTTP authenticates, checks the api-version, routes and translates

@@ -36,7 +36,6 @@ func TestAPIVersion20260701AndUnhonouredProperties(t *testing.T) {
 		{"extensions", `,"extensions":[{"name":"kube-proxy","properties":{"extensionType":"kube-proxy","version":"1.0"}}]`, "", "", "ExtensionsNotSupported", "properties.extensions"},
 		{"secretReferences", `,"secretReferences":[{"name":"s","identity":"i","secretReferenceUri":"https://v/secrets/s"}]`, "", "", "SecretReferencesNotSupported", "properties.secretReferences"},
 		{"profile", `,"containerGroupProfile":{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroupProfiles/p","revision":1}`, "", "", "InvalidContainerGroupProfileReference", "another subscription"},
-		{"standby", `,"standbyPoolProfile":{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/p"}`, "", "", "StandbyPoolProfileNotSupported", "properties.standbyPoolProfile"},
 		{"init configMap", `,"initContainers":[{"name":"init","properties":{"image":"busybox","configMap":{"keyValuePairs":{"k":"v"}}}}]`, "", "", "ConfigMapNotSupported", "properties.initContainers[0].properties.configMap"},
 		{"configMap key", "", `,"configMap":{"keyValuePairs":{"../k":"v"}}`, "", "InvalidConfigMap", "'../k'"},
 		{"configMap shadowed", `,"volumes":[{"name":"v","emptyDir":{}}]`, `,"configMap":{"keyValuePairs":{"k":"v"}},"volumeMounts":[{"name":"v","mountPath":"/mnt/configmap/app"}]`, "", "InvalidVolumeMount", "/mnt/configmap/app"},

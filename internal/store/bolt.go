@@ -333,13 +333,20 @@ func (b *Bolt) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // (bbolt's Batch), so fn may run more than once and must only change the
 // transaction and what it returns.
 func (b *Bolt) write(ctx context.Context, c Change, fn func(tx *bolt.Tx) error) error {
+	return b.writeAll(ctx, []Change{c}, fn)
+}
+
+// writeAll is write of a transaction that changes several records.
+func (b *Bolt) writeAll(ctx context.Context, cs []Change, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := b.db.Batch(fn); err != nil {
 		return err
 	}
-	b.hub.publish(c)
+	for _, c := range cs {
+		b.hub.publish(c)
+	}
 	return nil
 }
 

@@ -118,3 +118,60 @@ func (b *Bolt) DeleteContainerGroupIf(ctx context.Context, sub, rg, name string,
 		return bk.Delete([]byte(key(name)))
 	})
 }
+
+// HandOverContainerGroup creates sub/rg/name from the record of
+// sub/fromRG/fromName as f makes it, and deletes that record, in one
+// transaction (see Store).
+func (b *Bolt) HandOverContainerGroup(ctx context.Context, sub, fromRG, fromName, rgName, name string, f func(from *ContainerGroup) (*ContainerGroup, error)) (*ContainerGroup, error) {
+	if err := Required("container group name", name); err != nil {
+		return nil, err
+	}
+	var out *ContainerGroup
+	changes := []Change{GroupChange(sub, rgName, name), GroupChange(sub, fromRG, fromName)}
+	err := b.writeAll(ctx, changes, func(tx *bolt.Tx) error {
+		fromBk, err := containerGroups(tx, sub, fromRG)
+		if err != nil {
+			return err
+		}
+		var from ContainerGroup
+		found, err := getGroup(fromBk, key(fromName), &from, b.seal)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ContainerGroupNotFound(fromRG, fromName)
+		}
+		rg, err := getResourceGroup(tx, sub, rgName)
+		if err != nil {
+			return err
+		}
+		if rg.ProvisioningState == ResourceGroupDeleting {
+			return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
+				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+		}
+		bk, err := createBuckets(tx, bucketContainerGroups, key(rg.Subscription), key(rg.Name))
+		if err != nil {
+			return err
+		}
+		if bk.Get([]byte(key(name))) != nil {
+			return fmt.Errorf("container group %q exists: %w", name, errdefs.ErrAlreadyExists)
+		}
+		cg, err := f(&from)
+		if err != nil {
+			return err
+		}
+		if cg == nil || key(cg.Resource.Name) != key(name) {
+			return fmt.Errorf("container group %q may not be stored as another: %w", name, errdefs.ErrInvalidArgument)
+		}
+		cg.Subscription, cg.ResourceGroup, cg.Generation = rg.Subscription, rg.Name, 1
+		out = cg
+		if err := putGroup(bk, key(name), *cg, b.seal); err != nil {
+			return err
+		}
+		return fromBk.Delete([]byte(key(fromName)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

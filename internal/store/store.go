@@ -200,6 +200,15 @@ type Store interface {
 	// DeleteContainerGroupIf deletes the stored record only if ok accepts
 	// it, in one transaction; ok's error is returned as is.
 	DeleteContainerGroupIf(ctx context.Context, sub, rg, name string, ok func(*ContainerGroup) error) error
+	// HandOverContainerGroup gives a new record the running group of
+	// another, in one transaction: it reads the record sub/fromRG/fromName
+	// (ErrNotFound if absent), asks f for the record to create as
+	// sub/rg/name from it, stores that as a create (Generation 1), and
+	// deletes the one it came from. The new name must be free (else
+	// ErrAlreadyExists) and its resource group as CreateOrUpdateContainerGroup
+	// wants it. If f fails nothing is written and its error is returned as
+	// is. (A standby pool hands its ready groups over so.)
+	HandOverContainerGroup(ctx context.Context, sub, fromRG, fromName, rg, name string, f func(from *ContainerGroup) (*ContainerGroup, error)) (*ContainerGroup, error)
 
 	PutOperation(ctx context.Context, op Operation) error
 	GetOperation(ctx context.Context, id string) (*Operation, error)
@@ -230,6 +239,11 @@ type Store interface {
 func RuntimeID(sub, rg, name string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(sub + "/" + rg + "/" + name)))
 	return "cg-" + hex.EncodeToString(sum[:10])
+}
+
+// Is reports whether cg is the record of sub/rg/name (names fold case).
+func (cg *ContainerGroup) Is(sub, rg, name string) bool {
+	return strings.EqualFold(cg.Subscription, sub) && strings.EqualFold(cg.ResourceGroup, rg) && strings.EqualFold(cg.Resource.Name, name)
 }
 
 // AllContainerGroups lists the container groups of every subscription, as

@@ -486,12 +486,12 @@ func Start(ctx context.Context, o Options) (_ *Running, err error) {
 				return err
 			}
 			go runDeployments(lctx, srv, log)
-			go srv.NGroups().Run(lctx)
+			go srv.RunReconcilers(lctx)
 			return nil
 		})
 	} else {
 		go runDeployments(ctx, srv, log)
-		go srv.NGroups().Run(ctx)
+		go srv.RunReconcilers(ctx)
 	}
 	// No ReadTimeout or WriteTimeout for the whole request: uploads, log
 	// streams and pulls take as long as they take. The router bounds how

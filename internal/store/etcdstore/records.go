@@ -373,6 +373,56 @@ func (s *Store) DeleteContainerGroupIf(ctx context.Context, sub, rg, name string
 	return err
 }
 
+// HandOverContainerGroup creates sub/rg/name from the record of
+// sub/fromRG/fromName as f makes it, and deletes that record, atomically
+// (see store.Store).
+func (s *Store) HandOverContainerGroup(ctx context.Context, sub, fromRG, fromName, rgName, name string, f func(from *store.ContainerGroup) (*store.ContainerGroup, error)) (*store.ContainerGroup, error) {
+	if err := store.Required("container group name", name); err != nil {
+		return nil, err
+	}
+	keys := []string{s.rgKey(sub, rgName), s.cgKey(sub, rgName, name), s.cgKey(sub, fromRG, fromName)}
+	var out *store.ContainerGroup
+	_, err := s.atomically(ctx, keys, func(kvs []*mvccpb.KeyValue) (decision, error) {
+		if kvs[2] == nil {
+			return decision{}, s.groupNotFound(ctx, sub, fromRG, fromName)
+		}
+		from, err := s.openGroup(kvs[2])
+		if err != nil {
+			return decision{}, err
+		}
+		rg, err := decodeRG(kvs[0], rgName)
+		if err != nil {
+			return decision{}, err
+		}
+		if rg.ProvisioningState == store.ResourceGroupDeleting {
+			return decision{}, errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
+				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+		}
+		if kvs[1] != nil {
+			return decision{}, fmt.Errorf("container group %q exists: %w", name, errdefs.ErrAlreadyExists)
+		}
+		cg, err := f(from)
+		if err != nil {
+			return decision{}, err
+		}
+		if cg == nil || key(cg.Resource.Name) != key(name) {
+			return decision{}, fmt.Errorf("container group %q may not be stored as %v: %w", name, storedAs(cg), errdefs.ErrInvalidArgument)
+		}
+		cg.Subscription, cg.ResourceGroup, cg.Generation = rg.Subscription, rg.Name, 1
+		d, err := s.putGroup(keys[1], *cg)
+		if err != nil {
+			return decision{}, err
+		}
+		out = cg
+		d.ops = append(d.ops, clientv3.OpDelete(keys[2]))
+		return d, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PutOperation creates or replaces an operation.
 func (s *Store) PutOperation(ctx context.Context, op store.Operation) error {
 	if err := store.Required("operation id", op.ID); err != nil {

@@ -42,6 +42,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateOrUpdateContainerGroup", testCreateOrUpdateContainerGroup},
 		{"DeletingResourceGroupTakesNoGroups", testDeletingResourceGroupTakesNoGroups},
 		{"DeleteContainerGroupIf", testDeleteContainerGroupIf},
+		{"HandOverContainerGroup", testHandOver},
 		{"PutRacingDelete", testPutRacingDelete},
 		{"Operations", testOperations},
 		{"Meta", testMeta},
@@ -758,6 +759,58 @@ func testDeleteContainerGroupIf(t *testing.T, open func(t *testing.T) store.Stor
 		t.Fatalf("record still there after DeleteContainerGroupIf: %v", err)
 	}
 	wantNotFound(t, s.DeleteContainerGroupIf(ctx, sub1, "rg1", "web", onlyDeleting), "web")
+}
+
+// testHandOver: a group's record is handed to a new name in another
+// resource group in one transaction (the old record goes, the new one is
+// a create that keeps what f copied), both changes are heard, and every
+// refusal leaves both records as they were.
+func testHandOver(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	s := open(t)
+	putRG(t, s, sub1, "pool")
+	putRG(t, s, sub1, "apps")
+	putCG(t, s, sub1, "pool", "member")
+	putCG(t, s, sub1, "apps", "taken")
+	_, err := s.UpdateContainerGroup(ctx, sub1, "pool", "member", func(cg *store.ContainerGroup) error {
+		cg.Host, cg.Observed = "local", &store.Observed{Generation: 1, State: "Running", IP: "10.0.0.7"}
+		return nil
+	})
+	must(t, err)
+	ch := s.Watch(ctx)
+	give := func(from *store.ContainerGroup) (*store.ContainerGroup, error) {
+		cg := newCG(sub1, "apps", "Web")
+		cg.RuntimeID, cg.Host, cg.Observed = from.RuntimeID, from.Host, from.Observed
+		cg.Resource.Properties.IsCreatedFromStandbyPool = true
+		return &cg, nil
+	}
+	refused := errors.New("not ready")
+	if _, err := s.HandOverContainerGroup(ctx, sub1, "pool", "member", "apps", "web", func(*store.ContainerGroup) (*store.ContainerGroup, error) { return nil, refused }); !errors.Is(err, refused) {
+		t.Fatalf("refused hand-over: err = %v", err)
+	}
+	if _, err := s.HandOverContainerGroup(ctx, sub1, "pool", "member", "apps", "taken", give); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("hand-over to a taken name: err = %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.HandOverContainerGroup(ctx, sub1, "pool", "absent", "apps", "web", give); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("hand-over of an absent group: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetContainerGroup(ctx, sub1, "pool", "member"); err != nil {
+		t.Fatalf("a refused hand-over removed the record: %v", err)
+	}
+	got, err := s.HandOverContainerGroup(ctx, sub1, "POOL", "MEMBER", "apps", "Web", give)
+	must(t, err)
+	if got.Generation != 1 || got.RuntimeID != "rt-member" || got.ResourceGroup != "apps" {
+		t.Fatalf("handed-over record: generation %d, runtime %q, resource group %q", got.Generation, got.RuntimeID, got.ResourceGroup)
+	}
+	if _, err := s.GetContainerGroup(ctx, sub1, "pool", "member"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("the handed-over record is still there: %v", err)
+	}
+	now, err := s.GetContainerGroup(ctx, sub1, "apps", "web")
+	must(t, err)
+	if now.Host != "local" || now.Observed == nil || now.Observed.IP != "10.0.0.7" || !now.Resource.Properties.IsCreatedFromStandbyPool || now.Resource.Name != "Web" {
+		t.Fatalf("stored record: host %q, observed %+v, fromPool %v, name %q", now.Host, now.Observed, now.Resource.Properties.IsCreatedFromStandbyPool, now.Resource.Name)
+	}
+	wantChanges(t, ch, []store.Change{store.GroupChange(sub1, "apps", "web"), store.GroupChange(sub1, "pool", "member")})
 }
 
 // testPutRacingDelete runs the server's protocol against the store: PUTs
