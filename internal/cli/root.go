@@ -96,6 +96,7 @@ func NewRootCmd(f *cmdutil.Factory, extra ...Command) *cobra.Command {
 	root.AddCommand(
 		group.NewCmd(f),
 		container.NewCmd(f),
+		container.NewStandbyPoolCmd(f),
 		deployment.NewCmd(f),
 		account.NewCmd(f),
 		image.NewCmd(f),

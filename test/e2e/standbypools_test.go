@@ -268,3 +268,71 @@ func TestStandbyPools(t *testing.T) {
 	}
 }
 
+
+// TestStandbyPoolCommands: the standby pool commands as a user types them
+// (az's standby-container-group-pool grammar), and container create's
+// --container-group-profile-id, --standby-pool-profile-id and
+// --fail-container-group-create-on-reuse-failure.
+func TestStandbyPoolCommands(t *testing.T) {
+	s := startServer(t)
+	s.mustSkiff("image", "import", busyboxTar(t))
+	s.mustSkiff("group", "create", "-n", "cli", "-l", "local")
+	s.mustSkiff("container", "profile", "create", "-g", "cli", "-n", "worker", "--image", "busybox:local",
+		"--command-line", "sleep 3600", "--cpu", "0.1", "--memory", "0.1", "--config-map", "mode=idle")
+	if _, errOut, code := s.skiff("standby-container-group-pool", "create", "-g", "cli", "-n", "warm"); code == 0 || !strings.Contains(errOut, "--max-ready-capacity") {
+		t.Errorf("create without capacity: exit %d, %q", code, errOut)
+	}
+	out := s.mustSkiff("standby-container-group-pool", "create", "-g", "cli", "-n", "warm", "--max-ready-capacity", "1",
+		"--refill-policy", "always", "--container-profile-id", "worker", "--profile-revision", "1", "-o", "json")
+	if !strings.Contains(out, `"maxReadyCapacity": 1`) {
+		t.Errorf("create: %s", out)
+	}
+	ready := func() string {
+		return strings.TrimSpace(s.mustSkiff("standby-container-group-pool", "status", "-g", "cli", "-n", "warm",
+			"--query", "properties.instanceCountSummary[0].instanceCountsByState[?state=='Running'].count | [0]", "-o", "tsv"))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for ready() != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool never held a ready group: %s", s.mustSkiff("standby-container-group-pool", "status", "-g", "cli", "-n", "warm"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out = s.mustSkiff("container", "create", "-g", "cli", "-n", "job", "--container-group-profile-id", "worker",
+		"--standby-pool-profile-id", "warm", "--config-map", "mode=busy", "-o", "json")
+	if !strings.Contains(out, `"isCreatedFromStandbyPool": true`) {
+		t.Errorf("container create from the pool: %s", out)
+	}
+	if m, _, code := s.skiff("container", "exec", "-g", "cli", "-n", "job", "--exec-command", `["cat","`+api.ConfigMapDir+`/worker/mode"]`); code != 0 || m != "busy" {
+		t.Errorf("the config map of the group from the pool: exit %d, %q", code, m)
+	}
+	s.mustSkiff("standby-container-group-pool", "update", "-g", "cli", "-n", "warm", "--max-ready-capacity", "0")
+	for ready() != "0" || strings.TrimSpace(s.mustSkiff("container", "list", "-g", "cli", "--query", `length([?tags."skiff.standbyPool"=='warm'])`, "-o", "tsv")) != "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool never emptied")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_, errOut, code := s.skiff("container", "create", "-g", "cli", "-n", "job2", "--container-group-profile-id", "worker",
+		"--standby-pool-profile-id", "warm", "--fail-container-group-create-on-reuse-failure")
+	if code == 0 || !strings.Contains(errOut, "StandbyPoolReuseFailed") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("create from an empty pool with --fail-container-group-create-on-reuse-failure: exit %d, %q", code, errOut)
+	}
+	if out := s.mustSkiff("standby-container-group-pool", "list", "-g", "cli", "--query", "[].name", "-o", "tsv"); strings.TrimSpace(out) != "warm" {
+		t.Errorf("list: %q", out)
+	}
+	s.mustSkiff("standby-container-group-pool", "delete", "-g", "cli", "-n", "warm", "--yes")
+	for {
+		_, errOut, code := s.skiff("standby-container-group-pool", "show", "-g", "cli", "-n", "warm")
+		if code != 0 {
+			if !strings.Contains(errOut, "ResourceNotFound") {
+				t.Errorf("show after delete: %q", errOut)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool was never deleted")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -52,6 +52,12 @@ type createOptions struct {
 
 	GitRepoURL, GitRepoDir, GitRepoRevision, GitRepoMount string
 
+	// A group made from a profile, maybe handed over from a standby pool.
+	ProfileID       string
+	ProfileRevision int
+	StandbyPoolID   string
+	FailOnPoolReuse bool
+
 	File   string
 	NoWait bool
 }
@@ -66,6 +72,11 @@ func newCreateCmd(f *cmdutil.Factory) *cobra.Command {
 	}
 	o.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.NoWait, "no-wait", false, "do not wait for the group to be provisioned")
+	fl := cmd.Flags()
+	fl.StringVar(&o.ProfileID, "container-group-profile-id", "", "make the group from this container group profile (its name in the resource group, or its resource ID); --config-map may go with it")
+	fl.IntVar(&o.ProfileRevision, "container-group-profile-revision", 0, "the profile's revision (default: its latest)")
+	fl.StringVar(&o.StandbyPoolID, "standby-pool-profile-id", "", "take a ready group from this standby pool (its name in the resource group, or its resource ID); falls back to a new one")
+	fl.BoolVar(&o.FailOnPoolReuse, "fail-container-group-create-on-reuse-failure", false, "fail instead of creating a new group when the standby pool has no ready one")
 	return cmd
 }
 
@@ -120,7 +131,7 @@ func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error 
 			apiVersion = v
 		}
 		body = doc
-	} else {
+	} else if o.ProfileID == "" && o.StandbyPoolID == "" {
 		if body, err = buildGroup(o); err != nil {
 			return err
 		}
@@ -128,6 +139,11 @@ func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error 
 	c, err := f.Client()
 	if err != nil {
 		return err
+	}
+	if body == nil { // made from a profile, which the client reads
+		if body, err = fromProfile(ctx, c, o); err != nil {
+			return err
+		}
 	}
 	if err := setLocation(ctx, c, o, body); err != nil {
 		return err
@@ -148,6 +164,66 @@ func runCreate(ctx context.Context, f *cmdutil.Factory, o *createOptions) error 
 		return err
 	}
 	return f.Print(Flatten(v), Columns())
+}
+
+// fromProfile builds the group of --container-group-profile-id (and
+// --standby-pool-profile-id) as the ACI docs' requests are: the profile's
+// reference, the pool's, and --config-map as the config map of the
+// profile's first container (read from the profile).
+func fromProfile(ctx context.Context, c *client.Client, o *createOptions) (map[string]any, error) {
+	if err := o.target.check(); err != nil {
+		return nil, err
+	}
+	if o.ProfileID == "" {
+		return nil, cmdutil.FlagErrorf("--standby-pool-profile-id needs --container-group-profile-id: the profile the pool's groups are made from")
+	}
+	if o.Image != "" {
+		return nil, cmdutil.FlagErrorf("--image cannot go with --container-group-profile-id: the group's containers are the profile's")
+	}
+	sub, err := c.Subscription(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := o.ProfileID
+	if !strings.HasPrefix(id, "/") {
+		id = profilePath(sub, o.rg, id)
+	}
+	ref := map[string]any{"id": id}
+	if o.ProfileRevision > 0 {
+		ref["revision"] = o.ProfileRevision
+	}
+	props := map[string]any{"containerGroupProfile": ref}
+	if o.StandbyPoolID != "" {
+		pool := o.StandbyPoolID
+		if !strings.HasPrefix(pool, "/") {
+			pool = poolPath(sub, o.rg, pool)
+		}
+		sp := map[string]any{"id": pool}
+		if o.FailOnPoolReuse {
+			sp["failContainerGroupCreateOnReuseFailure"] = true
+		}
+		props["standbyPoolProfile"] = sp
+	}
+	if len(o.ConfigMap) > 0 {
+		_, kv, err := cmdutil.ParseKV("--config-map", o.ConfigMap, false)
+		if err != nil {
+			return nil, err
+		}
+		var prof api.ContainerGroupProfile
+		if err := c.Get(ctx, id, &prof); err != nil {
+			return nil, err
+		}
+		if len(prof.Properties.Containers) == 0 {
+			return nil, cmdutil.FlagErrorf("--config-map: the profile %s has no container", id)
+		}
+		props["containers"] = []map[string]any{{"name": prof.Properties.Containers[0].Name,
+			"properties": map[string]any{"configMap": map[string]any{"keyValuePairs": kv}}}}
+	}
+	doc := map[string]any{"properties": props}
+	if o.Location != "" {
+		doc["location"] = o.Location
+	}
+	return doc, nil
 }
 
 // setLocation fills in the body's location: --location, else the resource
