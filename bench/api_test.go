@@ -17,11 +17,21 @@ import (
 
 // createRunning PUTs a group and polls GET until instanceView says Running.
 func createRunning(b *testing.B, c *client.Client, name, image string) time.Duration {
-	ctx := context.Background()
-	cg := &api.ContainerGroup{Location: "local", Properties: api.ContainerGroupProperties{OSType: "Linux", Containers: []api.Container{{
+	return putRunning(b, c, name, &api.ContainerGroup{Location: "local", Properties: benchGroup(image)})
+}
+
+// benchGroup is the group every benchmark creates: one sleeping container.
+func benchGroup(image string) api.ContainerGroupProperties {
+	return api.ContainerGroupProperties{OSType: "Linux", Containers: []api.Container{{
 		Name: "app", Properties: api.ContainerProperties{Image: image, Command: []string{"sleep", "3600"},
 			Resources: api.ResourceRequirements{Requests: api.ResourceRequests{CPU: 0.1, MemoryInGB: 0.1}}},
-	}}}}
+	}}}
+}
+
+// putRunning PUTs cg as group name and polls GET until instanceView says
+// Running.
+func putRunning(b *testing.B, c *client.Client, name string, cg *api.ContainerGroup) time.Duration {
+	ctx := context.Background()
 	start := time.Now()
 	if _, _, err := c.CreateOrUpdateContainerGroup(ctx, "bench", name, cg); err != nil {
 		b.Fatalf("PUT %s: %v", name, err)
