@@ -192,6 +192,15 @@ spec:
 	if _, code := e.getGroup("default", "grace6"); code != 404 {
 		t.Errorf("group of grace6 still there: %d", code)
 	}
+	// The deletion was confirmed once the containers stopped: from then on
+	// the node's pod lists never show the pod.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, path := range []string{"/runningpods/", "/pods"} {
+			if out, err := e.kubeletGet(path); err != nil || strings.Contains(out, `"grace6"`) {
+				t.Fatalf("the node's %s after the graceful delete: err %v, lists grace6: %v", path, err, err == nil)
+			}
+		}
+	}
 	if d := timeDelete("grace30", "--grace-period=3"); d < 2500*time.Millisecond || d > 15*time.Second {
 		t.Errorf("delete --grace-period=3 took %s, want about 3s", d)
 	}
