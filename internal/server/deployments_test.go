@@ -708,6 +708,38 @@ func TestDeploymentOfStorage(t *testing.T) {
 	}
 }
 
+// TestDeploymentOfProfileAndStandbyPool: a template deploys a container
+// group profile and a standby pool made from it (as ACI's docs do), in
+// their dependsOn order; Complete mode lists them as the resource group's.
+func TestDeploymentOfProfileAndStandbyPool(t *testing.T) {
+	e := newDeployEnv(t)
+	tmpl := `{"resources": [
+  {"name": "worker", "type": "Microsoft.ContainerInstance/containerGroupProfiles", "apiVersion": "2024-11-01-preview", "location": "[resourceGroup().location]",
+   "properties": {"osType": "Linux", "containers": [{"name": "c", "properties": {"image": "busybox", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}},
+  {"name": "warm", "type": "Microsoft.StandbyPool/standbyContainerGroupPools", "apiVersion": "2025-03-01", "location": "[resourceGroup().location]",
+   "dependsOn": ["[resourceId('Microsoft.ContainerInstance/containerGroupProfiles', 'worker')]"],
+   "properties": {"elasticityProfile": {"maxReadyCapacity": 0, "refillPolicy": "always"},
+    "containerGroupProperties": {"containerGroupProfile": {"id": "[resourceId('Microsoft.ContainerInstance/containerGroupProfiles', 'worker')]", "revision": 1}}}}]}`
+	if code, _, body := e.do(t, "PUT", e.depPath("pool"), depBody(tmpl, nil, "Complete")); code != 201 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	d := e.wait(t, "pool")
+	if d.Properties.ProvisioningState != "Succeeded" {
+		t.Fatalf("%+v", d.Properties.Error)
+	}
+	var order []string
+	for _, op := range e.operations(t, "pool") {
+		order = append(order, op.Properties.TargetResource.ResourceType+" "+op.Properties.ProvisioningState)
+	}
+	if strings.Join(order, ",") != "Microsoft.ContainerInstance/containerGroupProfiles Succeeded,Microsoft.StandbyPool/standbyContainerGroupPools Succeeded" {
+		t.Errorf("operations %v", order)
+	}
+	code, _, body := e.do(t, "GET", e.rgPath()+"/providers/Microsoft.StandbyPool/standbyContainerGroupPools/warm?api-version=2025-03-01", nil)
+	if code != 200 || !strings.Contains(string(body), `"revision":1`) {
+		t.Errorf("GET pool: %d %s", code, body)
+	}
+}
+
 // TestDeploymentResumesAfterTheEngineStops: a run interrupted (the
 // engine's process stopped, or lost the lead) is resumed by the next
 // engine on the store, which deploys it to the end.

@@ -53,6 +53,9 @@ var deployableTypes = []struct {
 	{api.ResourceType, true},
 	{"Microsoft.Storage/storageAccounts", true},
 	{"Microsoft.Storage/storageAccounts/fileServices/shares", false},
+	{api.ProfileResourceType, true},
+	{api.NGroupResourceType, true},
+	{api.StandbyPoolResourceType, true},
 }
 
 // deployResources is deployment.Resources on the server.
@@ -310,6 +313,9 @@ func (rs deployResources) List(ctx context.Context, p deployment.Principal, rgID
 func deploymentDefaultVersion(typ string) string {
 	if strings.HasPrefix(strings.ToLower(typ), "microsoft.storage/") {
 		return "2023-01-01"
+	}
+	if strings.EqualFold(typ, api.StandbyPoolResourceType) {
+		return api.MaxStandbyPoolAPIVersion
 	}
 	return "2023-05-01"
 }
