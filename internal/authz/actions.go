@@ -14,6 +14,7 @@ const (
 	ActionResourceGroupsWrite       = "Microsoft.Resources/subscriptions/resourceGroups/write"
 	ActionResourceGroupsDelete      = "Microsoft.Resources/subscriptions/resourceGroups/delete"
 	ActionContainerInstanceRegister = "Microsoft.ContainerInstance/register/action"
+	ActionStandbyPoolRegister       = "Microsoft.StandbyPool/register/action"
 	ActionProviderOperationsRead    = "Microsoft.ContainerInstance/operations/read"
 
 	ActionContainerGroupsRead   = "Microsoft.ContainerInstance/containerGroups/read"
@@ -146,6 +147,7 @@ func buildRoutes() []Route {
 		{"GET", "/subscriptions", ActionSubscriptionsRead, ScopeSubscriptionMember},
 		{"GET", subPattern, ActionSubscriptionsRead, ScopeSubscriptionMember},
 		p("POST", subPattern+"/providers/Microsoft.ContainerInstance/register", ActionContainerInstanceRegister),
+		p("POST", subPattern+"/providers/Microsoft.StandbyPool/register", ActionStandbyPoolRegister),
 		{"GET", "/providers/Microsoft.ContainerInstance/operations", ActionProviderOperationsRead, ScopeAuthenticated},
 		list(subPattern+"/resourceGroups", ActionResourceGroupsRead),
 		p("PUT", rgPattern, ActionResourceGroupsWrite),

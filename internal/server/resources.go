@@ -92,13 +92,21 @@ func (s *Server) registerProvider(w http.ResponseWriter, r *http.Request, p para
 	if _, err := s.subscription(r.Context(), p["sub"]); err != nil {
 		return err
 	}
+	ns, types := "Microsoft.ContainerInstance", []string{"containerGroups", "containerGroupProfiles", "ngroups"}
+	versions := []string{"2026-07-01", "2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01", "2017-08-01-preview"}
+	if strings.Contains(strings.ToLower(r.URL.Path), "/microsoft.standbypool/") {
+		ns, types = "Microsoft.StandbyPool", []string{"standbyContainerGroupPools"}
+		versions = []string{"2025-10-01", "2025-03-01", "2024-03-01", "2024-03-01-preview", "2023-12-01-preview"}
+	}
+	var rts []map[string]any
+	for _, t := range types {
+		rts = append(rts, map[string]any{"resourceType": t, "locations": []string{s.cfg.Location}, "apiVersions": versions})
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"id":                "/subscriptions/" + p["sub"] + "/providers/Microsoft.ContainerInstance",
-		"namespace":         "Microsoft.ContainerInstance",
+		"id":                "/subscriptions/" + p["sub"] + "/providers/" + ns,
+		"namespace":         ns,
 		"registrationState": "Registered",
-		"resourceTypes": []map[string]any{
-			{"resourceType": "containerGroups", "locations": []string{s.cfg.Location}, "apiVersions": []string{"2026-07-01", "2025-09-01", "2023-05-01", "2021-10-01", "2018-10-01", "2017-08-01-preview"}},
-		},
+		"resourceTypes":     rts,
 	})
 	return nil
 }

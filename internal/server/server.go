@@ -181,6 +181,7 @@ func (s *Server) registerRoutes() {
 	r.handle("GET", "/subscriptions", s.listSubscriptions)
 	r.handle("GET", subPrefix, s.getSubscription)
 	r.handle("POST", subPrefix+"/providers/microsoft.containerinstance/register", s.registerProvider)
+	r.handle("POST", subPrefix+"/providers/microsoft.standbypool/register", s.registerProvider)
 	r.handle("GET", "/providers/microsoft.containerinstance/operations", s.listProviderOperations)
 	r.handle("GET", subPrefix+"/resourcegroups", s.listResourceGroups)
 	r.handle("PUT", rgPrefix, s.putResourceGroup)

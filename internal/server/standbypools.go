@@ -51,10 +51,11 @@ func (s *Server) registerStandbyPoolRoutes() {
 	r.handle("GET", poolPrefix+"/runtimeviews/{view}", s.getStandbyPoolView)
 }
 
-// isStandbyPoolPattern reports whether a route is Microsoft.StandbyPool's
-// (its own api-versions).
+// isStandbyPoolPattern reports whether a route is one of the pools' (their
+// own api-versions; the provider's registration takes ARM's, as
+// Microsoft.ContainerInstance's does).
 func isStandbyPoolPattern(pattern string) bool {
-	return strings.Contains(strings.ToLower(pattern), "/providers/microsoft.standbypool/")
+	return strings.Contains(strings.ToLower(pattern), poolsSuffix)
 }
 
 func (s *Server) standbyPoolsOn() (*standbypool.Store, error) {
