@@ -17,29 +17,17 @@ package ngroup
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/api"
+	"github.com/skiff-sh/skiff/internal/deployment"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
 // kind is the object kind of the records.
 const kind = "ngroups"
-
-// Principal is who an NGroup acts as: the principal of its PUT, whose
-// rights its members' creates and deletes need.
-type Principal struct {
-	TenantID    string `json:"tenantId,omitempty"`
-	ObjectID    string `json:"objectId,omitempty"`
-	AppID       string `json:"appId,omitempty"`
-	DisplayName string `json:"displayName,omitempty"`
-	Admin       bool   `json:"admin,omitempty"`
-}
 
 // Record is one NGroup as stored.
 type Record struct {
@@ -52,8 +40,10 @@ type Record struct {
 	Spec          api.NGroupProperties `json:"spec"`
 	// Revision is the profile revision members run: the one the spec
 	// names, or the profile's latest when the spec was PUT.
-	Revision  int       `json:"revision"`
-	Principal Principal `json:"principal"`
+	Revision int `json:"revision"`
+	// Principal is who the NGroup acts as: its PUT's principal, whose
+	// rights its members' creates and deletes need.
+	Principal deployment.Principal `json:"principal"`
 	// Generation counts the PUTs; ScaledFor is the generation whose count
 	// the reconciler reached (without maintainDesiredCount, lost members
 	// are replaced only until then).
@@ -100,14 +90,14 @@ func (r *Record) MemberPrefix() string {
 // ProfileID is the profile the members are made from.
 func (r *Record) ProfileID() string { return r.Spec.ContainerGroupProfiles[0].Resource.ID }
 
-// Store keeps the records of one store.
-type Store struct{ st store.ObjectStore }
+// Store keeps the NGroups' records.
+type Store struct {
+	store.Records[Record]
+}
 
 // NewStore returns the records of st.
-func NewStore(st store.ObjectStore) *Store { return &Store{st: st} }
-
-func key(sub, rg, name string) string {
-	return strings.ToLower(sub) + "/" + strings.ToLower(rg) + "/" + strings.ToLower(name)
+func NewStore(st store.ObjectStore) *Store {
+	return &Store{store.Records[Record]{St: st, Kind: kind, NotFound: NotFound}}
 }
 
 // NotFound is the error of a missing NGroup.
@@ -116,65 +106,12 @@ func NotFound(rg, name string) error {
 		"The Resource '%s/%s' under resource group '%s' was not found.", api.NGroupResourceType, name, rg)
 }
 
-// Get returns an NGroup's record and its store revision.
-func (s *Store) Get(ctx context.Context, sub, rg, name string) (*Record, int64, error) {
-	o, err := s.st.GetObject(ctx, kind, key(sub, rg, name))
-	if errdefs.Is(err, errdefs.ErrNotFound) {
-		return nil, 0, NotFound(rg, name)
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	var r Record
-	if err := json.Unmarshal(o.Value, &r); err != nil {
-		return nil, 0, fmt.Errorf("ngroup %s: %w", o.Key, err)
-	}
-	return &r, o.Revision, nil
-}
-
-// List returns the NGroups of a resource group, or of a subscription when
-// rg is "", or every one when sub is "" too.
-func (s *Store) List(ctx context.Context, sub, rg string) ([]Record, error) {
-	prefix := ""
-	if sub != "" {
-		prefix = strings.ToLower(sub) + "/"
-		if rg != "" {
-			prefix += strings.ToLower(rg) + "/"
-		}
-	}
-	objs, err := s.st.ListObjects(ctx, kind, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Record, 0, len(objs))
-	for _, o := range objs {
-		var r Record
-		if err := json.Unmarshal(o.Value, &r); err != nil {
-			return nil, fmt.Errorf("ngroup %s: %w", o.Key, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// Update applies f to the stored record in a compare-and-swap (retried
-// when another write came first). f may refuse with an error, which is
-// returned as is.
-func (s *Store) Update(ctx context.Context, sub, rg, name string, f func(*Record) error) (*Record, error) {
-	return s.modify(ctx, sub, rg, name, func(r *Record) (*Record, error) {
-		if r == nil {
-			return nil, NotFound(rg, name)
-		}
-		return r, f(r)
-	})
-}
-
 // Put creates the NGroup of spec (State Creating) or updates it (a new
 // generation; State Updating, and a new rolling update when the revision
 // changed). It refuses a PUT of an NGroup being deleted.
-func (s *Store) Put(ctx context.Context, sub, rg, name string, ng *api.NGroup, revision int, who Principal) (*Record, bool, error) {
+func (s *Store) Put(ctx context.Context, sub, rg, name string, ng *api.NGroup, revision int, who deployment.Principal) (*Record, bool, error) {
 	created := false
-	r, err := s.modify(ctx, sub, rg, name, func(r *Record) (*Record, error) {
+	r, err := s.Modify(ctx, sub, rg, name, func(r *Record) (*Record, error) {
 		created = r == nil
 		if created {
 			r = &Record{Subscription: sub, ResourceGroup: rg, Name: name, State: api.NGroupCreating, CreatedAt: time.Now().UTC()}
@@ -193,46 +130,4 @@ func (s *Store) Put(ctx context.Context, sub, rg, name string, ng *api.NGroup, r
 		return r, nil
 	})
 	return r, created, err
-}
-
-// modify is a compare-and-swap of the record of sub/rg/name: f gets the
-// stored record (nil if there is none) and returns the one to store; it is
-// called again when another write came first.
-func (s *Store) modify(ctx context.Context, sub, rg, name string, f func(*Record) (*Record, error)) (*Record, error) {
-	for attempt := 0; attempt < 10; attempt++ {
-		r, rev, err := s.Get(ctx, sub, rg, name)
-		if errdefs.Is(err, errdefs.ErrNotFound) {
-			r, rev = nil, 0
-		} else if err != nil {
-			return nil, err
-		}
-		if r, err = f(r); err != nil {
-			return nil, err
-		}
-		if err := s.put(ctx, r, rev); errdefs.Is(err, errdefs.ErrConflict) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		return r, nil
-	}
-	return nil, errdefs.WithCode(errdefs.ErrConflict, "Conflict", "The NGroup '%s' is being changed by another request; try again.", name)
-}
-
-func (s *Store) put(ctx context.Context, r *Record, rev int64) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = s.st.PutObject(ctx, kind, key(r.Subscription, r.ResourceGroup, r.Name), b, rev)
-	return err
-}
-
-// Delete removes the record.
-func (s *Store) Delete(ctx context.Context, sub, rg, name string) error {
-	err := s.st.DeleteObject(ctx, kind, key(sub, rg, name), store.AnyRevision)
-	if errdefs.Is(err, errdefs.ErrNotFound) {
-		return NotFound(rg, name)
-	}
-	return err
 }

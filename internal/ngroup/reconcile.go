@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/reconcile"
 )
 
 // Health is what a member's state says of it.
@@ -52,12 +53,10 @@ type Members interface {
 
 // Reconciler keeps the NGroups of a Store.
 type Reconciler struct {
+	*reconcile.Loop
 	st      *Store
 	members Members
 	log     *slog.Logger
-	kick    chan struct{}
-	// Interval is how often every NGroup is looked at without a Kick.
-	Interval time.Duration
 }
 
 // NewReconciler returns the reconciler of st's NGroups.
@@ -65,39 +64,14 @@ func NewReconciler(st *Store, m Members, log *slog.Logger) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{st: st, members: m, log: log, kick: make(chan struct{}, 1), Interval: time.Second}
+	return &Reconciler{Loop: reconcile.New(), st: st, members: m, log: log}
 }
 
-// Kick makes the reconciler look at every NGroup now (after a PUT, a
-// DELETE, or a member's change).
-func (c *Reconciler) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Run reconciles until ctx ends.
+// Run reconciles every NGroup each second, and at once on a Kick (after a
+// PUT, a DELETE, or a member's change), until ctx ends.
 func (c *Reconciler) Run(ctx context.Context) {
-	t := time.NewTicker(c.Interval)
-	defer t.Stop()
-	for {
-		recs, err := c.st.List(ctx, "", "")
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("ngroups: list", "err", err)
-		}
-		for i := range recs {
-			if err := c.Reconcile(ctx, &recs[i]); err != nil && ctx.Err() == nil {
-				c.log.Warn("ngroup reconcile", "ngroup", recs[i].ID(), "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-	}
+	reconcile.Each(ctx, c.Loop, c.log, func(ctx context.Context) ([]Record, error) { return c.st.List(ctx, "", "") },
+		(*Record).ID, c.Reconcile)
 }
 
 // Reconcile takes one NGroup one step towards its spec and saves what it

@@ -106,9 +106,8 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request, p params)
 	if err != nil {
 		return err
 	}
-	if rg.ProvisioningState == store.ResourceGroupDeleting {
-		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	if err := store.CheckTakesGroups(rg); err != nil {
+		return err
 	}
 	t := deploymentTarget(p)
 	t.ResourceGroup = rg.Name

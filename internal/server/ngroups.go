@@ -2,13 +2,9 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
-
 	"github.com/skiff-sh/skiff/api"
-	"github.com/skiff-sh/skiff/internal/deployment"
 	"github.com/skiff-sh/skiff/internal/errdefs"
 	"github.com/skiff-sh/skiff/internal/ngroup"
 	"github.com/skiff-sh/skiff/internal/store"
@@ -30,15 +26,35 @@ const (
 
 func (s *Server) registerNGroupRoutes() {
 	r := &s.routes
-	r.handle("GET", subPrefix+ngroupsSuffix, s.listNGroups)
-	r.handle("GET", rgPrefix+ngroupsSuffix, s.listNGroups)
+	get, patch, list, del := s.ngroupRoutes().handlers(s)
+	r.handle("GET", subPrefix+ngroupsSuffix, list)
+	r.handle("GET", rgPrefix+ngroupsSuffix, list)
 	r.handle("PUT", ngroupPrefix, s.putNGroup)
-	r.handle("GET", ngroupPrefix, s.getNGroup)
-	r.handle("PATCH", ngroupPrefix, s.patchNGroup)
-	r.handle("DELETE", ngroupPrefix, s.deleteNGroup)
+	r.handle("GET", ngroupPrefix, get)
+	r.handle("PATCH", ngroupPrefix, patch)
+	r.handle("DELETE", ngroupPrefix, del)
 	r.handle("POST", ngroupPrefix+"/start", s.ngroupAction("start"))
 	r.handle("POST", ngroupPrefix+"/stop", s.ngroupAction("stop"))
 	r.handle("POST", ngroupPrefix+"/restart", s.ngroupAction("restart"))
+}
+
+// ngroupRoutes are the NGroups' routes but PUT and the actions.
+func (s *Server) ngroupRoutes() recordRoutes[ngroup.Record] {
+	return recordRoutes[ngroup.Record]{param: "ngroup", what: "NGroups",
+		records: func() *store.Records[ngroup.Record] {
+			if s.ngroups == nil {
+				return nil
+			}
+			return &s.ngroups.Records
+		},
+		view:  func(r *ngroup.Record) any { return r.View() },
+		id:    func(r *ngroup.Record) string { return r.ID() },
+		write: s.writeNGroup,
+		markDeleting: func(r *ngroup.Record) {
+			r.Deleting, r.State = true, api.NGroupDeleting
+		},
+		kick: func() { s.ngroupCtl.Kick() },
+	}
 }
 
 // RunReconcilers runs the reconcilers of the NGroups and the standby
@@ -49,13 +65,6 @@ func (s *Server) RunReconcilers(ctx context.Context) {
 	}
 	go s.poolCtl.Run(ctx)
 	s.ngroupCtl.Run(ctx)
-}
-
-func (s *Server) ngroupsOn() (*ngroup.Store, error) {
-	if s.ngroups == nil {
-		return nil, errdefs.WithCode(errdefs.ErrNotImplemented, "FeatureNotSupported", "NGroups are not available on this server.")
-	}
-	return s.ngroups, nil
 }
 
 func (s *Server) putNGroup(w http.ResponseWriter, r *http.Request, p params) error {
@@ -69,17 +78,15 @@ func (s *Server) putNGroup(w http.ResponseWriter, r *http.Request, p params) err
 // writeNGroup creates or updates the NGroup of p as body says.
 func (s *Server) writeNGroup(w http.ResponseWriter, r *http.Request, p params, body []byte) error {
 	ctx := r.Context()
-	ns, err := s.ngroupsOn()
-	if err != nil {
+	if _, err := s.ngroupRoutes().on(); err != nil {
 		return err
 	}
 	rg, err := s.resourceGroup(ctx, p["sub"], p["rg"])
 	if err != nil {
 		return err
 	}
-	if rg.ProvisioningState == store.ResourceGroupDeleting {
-		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	if err := store.CheckTakesGroups(rg); err != nil {
+		return err
 	}
 	if err := api.ValidateName(api.KindContainerGroup, p["ngroup"]); err != nil {
 		return err
@@ -103,7 +110,7 @@ func (s *Server) writeNGroup(w http.ResponseWriter, r *http.Request, p params, b
 	}
 	ng.Properties.ContainerGroupProfiles[0].Resource.ID = prof.ID
 	d := deployer(ctx)
-	rec, created, err := ns.Put(ctx, p["sub"], rg.Name, p["ngroup"], ng, prof.Properties.Revision, ngroup.Principal(d))
+	rec, created, err := s.ngroups.Put(ctx, p["sub"], rg.Name, p["ngroup"], ng, prof.Properties.Revision, d)
 	if err != nil {
 		return err
 	}
@@ -116,102 +123,12 @@ func (s *Server) writeNGroup(w http.ResponseWriter, r *http.Request, p params, b
 	return nil
 }
 
-func (s *Server) ngroupRecord(ctx context.Context, p params) (*ngroup.Record, error) {
-	ns, err := s.ngroupsOn()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-		return nil, err
-	}
-	rec, _, err := ns.Get(ctx, p["sub"], p["rg"], p["ngroup"])
-	return rec, err
-}
-
-func (s *Server) getNGroup(w http.ResponseWriter, r *http.Request, p params) error {
-	rec, err := s.ngroupRecord(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rec.View())
-	return nil
-}
-
-func (s *Server) patchNGroup(w http.ResponseWriter, r *http.Request, p params) error {
-	rec, err := s.ngroupRecord(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	patch, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	cur, err := json.Marshal(rec.View())
-	if err != nil {
-		return err
-	}
-	merged, err := jsonpatch.MergePatch(cur, patch)
-	if err != nil {
-		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent",
-			"The request content was invalid and could not be deserialized: %v", err)
-	}
-	return s.writeNGroup(w, r, p, merged)
-}
-
-func (s *Server) listNGroups(w http.ResponseWriter, r *http.Request, p params) error {
-	ctx := r.Context()
-	ns, err := s.ngroupsOn()
-	if err != nil {
-		return err
-	}
-	if err := s.listScopeExists(ctx, p); err != nil {
-		return err
-	}
-	recs, err := ns.List(ctx, p["sub"], p["rg"])
-	if err != nil {
-		return err
-	}
-	out := api.List[api.NGroup]{Value: []api.NGroup{}}
-	for i := range recs {
-		if v := recs[i].View(); listable(ctx, v.ID) {
-			out.Value = append(out.Value, *v)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (s *Server) deleteNGroup(w http.ResponseWriter, r *http.Request, p params) error {
-	ctx := r.Context()
-	ns, err := s.ngroupsOn()
-	if err != nil {
-		return err
-	}
-	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-		return err
-	}
-	_, err = ns.Update(ctx, p["sub"], p["rg"], p["ngroup"], func(rec *ngroup.Record) error {
-		rec.Deleting, rec.State = true, api.NGroupDeleting
-		return nil
-	})
-	if errdefs.Is(err, errdefs.ErrNotFound) {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	s.ngroupCtl.Kick()
-	w.WriteHeader(http.StatusAccepted)
-	return nil
-}
-
 // ngroupAction starts, stops or restarts every member; a stopped NGroup
 // is not reconciled (its members are meant to be stopped) until started.
 func (s *Server) ngroupAction(action string) func(http.ResponseWriter, *http.Request, params) error {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
 		ctx := r.Context()
-		rec, err := s.ngroupRecord(ctx, p)
+		rec, err := s.ngroupRoutes().record(ctx, s, p)
 		if err != nil {
 			return err
 		}
@@ -257,7 +174,7 @@ type ngroupMembers struct{ s *Server }
 
 // set is the NGroup's members as a memberSet.
 func (m ngroupMembers) set(r *ngroup.Record) memberSet {
-	return memberSet{s: m.s, who: deployment.Principal(r.Principal), sub: r.Subscription, rg: r.ResourceGroup,
+	return memberSet{s: m.s, who: r.Principal, sub: r.Subscription, rg: r.ResourceGroup,
 		tag: api.NGroupTag, owner: r.Name, location: r.Location, zones: r.Zones, profileID: r.ProfileID()}
 }
 

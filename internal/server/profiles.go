@@ -58,9 +58,8 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, p params) er
 	if err != nil {
 		return err
 	}
-	if rg.ProvisioningState == store.ResourceGroupDeleting {
-		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	if err := store.CheckTakesGroups(rg); err != nil {
+		return err
 	}
 	body, err := readBody(r)
 	if err != nil {

@@ -2,14 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
-
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/authz"
@@ -41,14 +38,32 @@ const (
 
 func (s *Server) registerStandbyPoolRoutes() {
 	r := &s.routes
-	r.handle("GET", subPrefix+poolsSuffix, s.listStandbyPools)
-	r.handle("GET", rgPrefix+poolsSuffix, s.listStandbyPools)
+	get, patch, list, del := s.poolRoutes().handlers(s)
+	r.handle("GET", subPrefix+poolsSuffix, list)
+	r.handle("GET", rgPrefix+poolsSuffix, list)
 	r.handle("PUT", poolPrefix, s.putStandbyPool)
-	r.handle("GET", poolPrefix, s.getStandbyPool)
-	r.handle("PATCH", poolPrefix, s.patchStandbyPool)
-	r.handle("DELETE", poolPrefix, s.deleteStandbyPool)
+	r.handle("GET", poolPrefix, get)
+	r.handle("PATCH", poolPrefix, patch)
+	r.handle("DELETE", poolPrefix, del)
 	r.handle("GET", poolPrefix+"/runtimeviews", s.listStandbyPoolViews)
 	r.handle("GET", poolPrefix+"/runtimeviews/{view}", s.getStandbyPoolView)
+}
+
+// poolRoutes are the pools' routes but PUT and the runtime views.
+func (s *Server) poolRoutes() recordRoutes[standbypool.Record] {
+	return recordRoutes[standbypool.Record]{param: "pool", what: "Standby pools",
+		records: func() *store.Records[standbypool.Record] {
+			if s.pools == nil {
+				return nil
+			}
+			return &s.pools.Records
+		},
+		view:         func(r *standbypool.Record) any { return r.View() },
+		id:           func(r *standbypool.Record) string { return r.ID() },
+		write:        s.writeStandbyPool,
+		markDeleting: func(r *standbypool.Record) { r.Deleting = true },
+		kick:         func() { s.poolCtl.Kick() },
+	}
 }
 
 // isStandbyPoolPattern reports whether a route is one of the pools' (their
@@ -56,13 +71,6 @@ func (s *Server) registerStandbyPoolRoutes() {
 // Microsoft.ContainerInstance's does).
 func isStandbyPoolPattern(pattern string) bool {
 	return strings.Contains(strings.ToLower(pattern), poolsSuffix)
-}
-
-func (s *Server) standbyPoolsOn() (*standbypool.Store, error) {
-	if s.pools == nil {
-		return nil, errdefs.WithCode(errdefs.ErrNotImplemented, "FeatureNotSupported", "Standby pools are not available on this server.")
-	}
-	return s.pools, nil
 }
 
 func (s *Server) putStandbyPool(w http.ResponseWriter, r *http.Request, p params) error {
@@ -76,17 +84,15 @@ func (s *Server) putStandbyPool(w http.ResponseWriter, r *http.Request, p params
 // writeStandbyPool creates or updates the pool of p as body says.
 func (s *Server) writeStandbyPool(w http.ResponseWriter, r *http.Request, p params, body []byte) error {
 	ctx := r.Context()
-	ps, err := s.standbyPoolsOn()
-	if err != nil {
+	if _, err := s.poolRoutes().on(); err != nil {
 		return err
 	}
 	rg, err := s.resourceGroup(ctx, p["sub"], p["rg"])
 	if err != nil {
 		return err
 	}
-	if rg.ProvisioningState == store.ResourceGroupDeleting {
-		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	if err := store.CheckTakesGroups(rg); err != nil {
+		return err
 	}
 	if err := api.ValidateStandbyPoolName(p["pool"]); err != nil {
 		return err
@@ -108,7 +114,7 @@ func (s *Server) writeStandbyPool(w http.ResponseWriter, r *http.Request, p para
 	if err != nil {
 		return err
 	}
-	rec, created, err := ps.Put(ctx, p["sub"], rg.Name, p["pool"], sp, prof.ID, prof.Properties.Revision, deployer(ctx))
+	rec, created, err := s.pools.Put(ctx, p["sub"], rg.Name, p["pool"], sp, prof.ID, prof.Properties.Revision, deployer(ctx))
 	if err != nil {
 		return err
 	}
@@ -121,99 +127,9 @@ func (s *Server) writeStandbyPool(w http.ResponseWriter, r *http.Request, p para
 	return nil
 }
 
-func (s *Server) standbyPoolRecord(ctx context.Context, p params) (*standbypool.Record, error) {
-	ps, err := s.standbyPoolsOn()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-		return nil, err
-	}
-	rec, _, err := ps.Get(ctx, p["sub"], p["rg"], p["pool"])
-	return rec, err
-}
-
-func (s *Server) getStandbyPool(w http.ResponseWriter, r *http.Request, p params) error {
-	rec, err := s.standbyPoolRecord(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rec.View())
-	return nil
-}
-
-func (s *Server) patchStandbyPool(w http.ResponseWriter, r *http.Request, p params) error {
-	rec, err := s.standbyPoolRecord(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	patch, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	cur, err := json.Marshal(rec.View())
-	if err != nil {
-		return err
-	}
-	merged, err := jsonpatch.MergePatch(cur, patch)
-	if err != nil {
-		return errdefs.WithCode(errdefs.ErrInvalidArgument, "InvalidRequestContent",
-			"The request content was invalid and could not be deserialized: %v", err)
-	}
-	return s.writeStandbyPool(w, r, p, merged)
-}
-
-func (s *Server) listStandbyPools(w http.ResponseWriter, r *http.Request, p params) error {
-	ctx := r.Context()
-	ps, err := s.standbyPoolsOn()
-	if err != nil {
-		return err
-	}
-	if err := s.listScopeExists(ctx, p); err != nil {
-		return err
-	}
-	recs, err := ps.List(ctx, p["sub"], p["rg"])
-	if err != nil {
-		return err
-	}
-	out := api.List[api.StandbyPool]{Value: []api.StandbyPool{}}
-	for i := range recs {
-		if v := recs[i].View(); listable(ctx, v.ID) {
-			out.Value = append(out.Value, *v)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (s *Server) deleteStandbyPool(w http.ResponseWriter, r *http.Request, p params) error {
-	ctx := r.Context()
-	ps, err := s.standbyPoolsOn()
-	if err != nil {
-		return err
-	}
-	if _, err := s.resourceGroup(ctx, p["sub"], p["rg"]); err != nil {
-		return err
-	}
-	_, err = ps.Update(ctx, p["sub"], p["rg"], p["pool"], func(rec *standbypool.Record) error {
-		rec.Deleting = true
-		return nil
-	})
-	if errdefs.Is(err, errdefs.ErrNotFound) {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	s.poolCtl.Kick()
-	w.WriteHeader(http.StatusAccepted)
-	return nil
-}
-
 // poolView is a pool's runtime view, from its members as they are now.
 func (s *Server) poolView(ctx context.Context, p params) (*api.StandbyPoolRuntimeView, error) {
-	rec, err := s.standbyPoolRecord(ctx, p)
+	rec, err := s.poolRoutes().record(ctx, s, p)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +249,7 @@ func (s *Server) standbyPoolFor(ctx context.Context, sub, rg string, cg *api.Con
 	} else if !errdefs.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
-	ps, err := s.standbyPoolsOn()
+	ps, err := s.poolRoutes().on()
 	if err != nil {
 		return nil, err
 	}

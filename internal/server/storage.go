@@ -245,9 +245,8 @@ func (s *Server) putStorageAccount(w http.ResponseWriter, r *http.Request, p par
 // writeStorageAccount creates or updates the account name of rg as in
 // (validated, in canonical case) says, and answers 200 with it.
 func (s *Server) writeStorageAccount(w http.ResponseWriter, r *http.Request, st *storage.Service, rg *store.ResourceGroup, name string, in *api.StorageAccount) error {
-	if rg.ProvisioningState == store.ResourceGroupDeleting {
-		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	if err := store.CheckTakesGroups(rg); err != nil {
+		return err
 	}
 	loc := in.Location
 	if strings.TrimSpace(loc) == "" {

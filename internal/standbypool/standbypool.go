@@ -31,6 +31,7 @@ import (
 	"github.com/skiff-sh/skiff/api"
 	"github.com/skiff-sh/skiff/internal/deployment"
 	"github.com/skiff-sh/skiff/internal/errdefs"
+	"github.com/skiff-sh/skiff/internal/reconcile"
 	"github.com/skiff-sh/skiff/internal/store"
 )
 
@@ -145,12 +146,10 @@ type Members interface {
 
 // Reconciler keeps the pools of a Store.
 type Reconciler struct {
+	*reconcile.Loop
 	st      *Store
 	members Members
 	log     *slog.Logger
-	kick    chan struct{}
-	// Interval is how often every pool is looked at without a Kick.
-	Interval time.Duration
 }
 
 // NewReconciler returns the reconciler of st's pools.
@@ -158,39 +157,14 @@ func NewReconciler(st *Store, m Members, log *slog.Logger) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{st: st, members: m, log: log, kick: make(chan struct{}, 1), Interval: time.Second}
+	return &Reconciler{Loop: reconcile.New(), st: st, members: m, log: log}
 }
 
-// Kick makes the reconciler look at every pool now (after a PUT, a
-// DELETE, or a member handed over).
-func (c *Reconciler) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Run reconciles until ctx ends.
+// Run reconciles every pool each second, and at once on a Kick (after a
+// PUT, a DELETE, or a member's change), until ctx ends.
 func (c *Reconciler) Run(ctx context.Context) {
-	t := time.NewTicker(c.Interval)
-	defer t.Stop()
-	for {
-		recs, err := c.st.List(ctx, "", "")
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("standby pools: list", "err", err)
-		}
-		for i := range recs {
-			if err := c.Reconcile(ctx, &recs[i]); err != nil && ctx.Err() == nil {
-				c.log.Warn("standby pool reconcile", "pool", recs[i].ID(), "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-	}
+	reconcile.Each(ctx, c.Loop, c.log, func(ctx context.Context) ([]Record, error) { return c.st.List(ctx, "", "") },
+		(*Record).ID, c.Reconcile)
 }
 
 // Reconcile takes one pool one step towards maxReadyCapacity members of

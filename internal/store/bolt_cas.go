@@ -56,9 +56,8 @@ func (b *Bolt) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, na
 		if err != nil {
 			return err
 		}
-		if rg.ProvisioningState == ResourceGroupDeleting {
-			return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+		if err := CheckTakesGroups(rg); err != nil {
+			return err
 		}
 		bk, err := createBuckets(tx, bucketContainerGroups, key(rg.Subscription), key(rg.Name))
 		if err != nil {
@@ -145,9 +144,8 @@ func (b *Bolt) HandOverContainerGroup(ctx context.Context, sub, fromRG, fromName
 		if err != nil {
 			return err
 		}
-		if rg.ProvisioningState == ResourceGroupDeleting {
-			return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+		if err := CheckTakesGroups(rg); err != nil {
+			return err
 		}
 		bk, err := createBuckets(tx, bucketContainerGroups, key(rg.Subscription), key(rg.Name))
 		if err != nil {

@@ -47,3 +47,14 @@ func Required(what, v string) error {
 	}
 	return nil
 }
+
+// CheckTakesGroups refuses a write of a container group (or of any
+// resource) into rg while it is being deleted (ErrConflict, code
+// ResourceGroupBeingDeleted).
+func CheckTakesGroups(rg *ResourceGroup) error {
+	if rg.ProvisioningState == ResourceGroupDeleting {
+		return errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
+			"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+	}
+	return nil
+}

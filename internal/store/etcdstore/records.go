@@ -313,9 +313,8 @@ func (s *Store) CreateOrUpdateContainerGroup(ctx context.Context, sub, rgName, n
 		if err != nil {
 			return decision{}, err
 		}
-		if rg.ProvisioningState == store.ResourceGroupDeleting {
-			return decision{}, errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+		if err := store.CheckTakesGroups(rg); err != nil {
+			return decision{}, err
 		}
 		var old *store.ContainerGroup
 		if kvs[1] != nil {
@@ -394,9 +393,8 @@ func (s *Store) HandOverContainerGroup(ctx context.Context, sub, fromRG, fromNam
 		if err != nil {
 			return decision{}, err
 		}
-		if rg.ProvisioningState == store.ResourceGroupDeleting {
-			return decision{}, errdefs.WithCode(errdefs.ErrConflict, "ResourceGroupBeingDeleted",
-				"The resource group '%s' is in deprovisioning state and cannot perform this operation.", rg.Name)
+		if err := store.CheckTakesGroups(rg); err != nil {
+			return decision{}, err
 		}
 		if kvs[1] != nil {
 			return decision{}, fmt.Errorf("container group %q exists: %w", name, errdefs.ErrAlreadyExists)
