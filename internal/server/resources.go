@@ -254,16 +254,14 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p p
 			return err
 		}
 	}
-	// Its NGroups' records go; their members go with the other groups.
+	// Its NGroups' and standby pools' records go; their members go with
+	// the other groups.
 	if s.ngroups != nil {
-		recs, err := s.ngroups.List(ctx, p["sub"], p["rg"])
-		if err != nil {
+		if err := s.ngroups.DeleteIn(ctx, p["sub"], p["rg"]); err != nil {
 			return err
 		}
-		for _, rec := range recs {
-			if err := s.ngroups.Delete(ctx, rec.Subscription, rec.ResourceGroup, rec.Name); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
-				return err
-			}
+		if err := s.pools.DeleteIn(ctx, p["sub"], p["rg"]); err != nil {
+			return err
 		}
 	}
 	rg, err := controller.MarkResourceGroupDeleting(ctx, s.cfg.Store, p["sub"], p["rg"])

@@ -117,3 +117,18 @@ func (r Records[T]) Delete(ctx context.Context, sub, rg, name string) error {
 	}
 	return err
 }
+
+// DeleteIn removes every record of a resource group.
+func (r Records[T]) DeleteIn(ctx context.Context, sub, rg string) error {
+	prefix := strings.ToLower(sub) + "/" + strings.ToLower(rg) + "/"
+	objs, err := r.St.ListObjects(ctx, r.Kind, prefix)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := r.St.DeleteObject(ctx, r.Kind, o.Key, AnyRevision); err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

@@ -92,6 +92,10 @@ type tracked struct {
 	group    string
 	failed   bool // refused: status is final, no group exists
 	deleting bool
+	// changing is set while a group this node created or updated has not
+	// settled (Ready, or ended): the passes a create or update wakes read
+	// only these, the periodic ones every pod's.
+	changing bool
 	seen     map[string]bool // Skiff events already mirrored
 	started  metav1.Time
 	// Image pulls that failed are retried with a growing back-off, as the
@@ -417,7 +421,7 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		return fmt.Errorf("create container group %s: %w", g.Name, err)
 	}
 	p.mu.Lock()
-	t := &tracked{pod: pod.DeepCopy(), group: g.Name, seen: map[string]bool{}, started: now}
+	t := &tracked{pod: pod.DeepCopy(), group: g.Name, seen: map[string]bool{}, started: now, changing: true}
 	t.pod.Status = corev1.PodStatus{Phase: corev1.PodPending, HostIP: p.cfg.InternalIP, StartTime: &now,
 		Conditions: conditions(nil, map[corev1.PodConditionType]bool{corev1.PodScheduled: true})}
 	p.pods[k] = t
@@ -509,6 +513,7 @@ func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	changed := !t.failed && !t.deleting && !sameImages(&t.pod.Spec, &pod.Spec)
+	t.changing = t.changing || changed
 	st := t.pod.Status
 	t.pod = pod.DeepCopy()
 	t.pod.Status = st
@@ -795,12 +800,17 @@ func (p *Provider) listGroups(ctx context.Context) ([]api.ContainerGroup, error)
 
 // ---- status sync ----
 
+// syncLoop reads the groups of every pod each SyncInterval, and those of
+// the pods whose groups are changing at once when a create or an update
+// wakes it: a rollout of n pods reads each changing group, not all n, on
+// every create.
 func (p *Provider) syncLoop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.SyncInterval)
 	defer t.Stop()
 	lastCleanup := time.Time{}
+	all := true
 	for {
-		p.syncAll(ctx)
+		p.syncAll(ctx, all)
 		if time.Since(lastCleanup) >= p.cfg.CleanupInterval {
 			lastCleanup = time.Now()
 			if err := p.Cleanup(ctx); err != nil && ctx.Err() == nil {
@@ -811,16 +821,20 @@ func (p *Provider) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			all = true
 		case <-p.kick:
+			all = false
 		}
 	}
 }
 
-func (p *Provider) syncAll(ctx context.Context) {
+// syncAll syncs every pod's status, or (all false) those whose groups are
+// changing.
+func (p *Provider) syncAll(ctx context.Context, all bool) {
 	p.mu.Lock()
 	var list []*tracked
 	for _, t := range p.pods {
-		if !t.failed && !t.deleting {
+		if !t.failed && !t.deleting && (all || t.changing) {
 			list = append(list, t)
 		}
 	}
@@ -896,6 +910,11 @@ func (p *Provider) syncOne(ctx context.Context, t *tracked) {
 			}
 		}
 	}
+	if settled(&st) {
+		p.mu.Lock()
+		t.changing = false
+		p.mu.Unlock()
+	}
 	if statusEqual(&pod.Status, &st) {
 		return
 	}
@@ -911,6 +930,20 @@ func (p *Provider) syncOne(ctx context.Context, t *tracked) {
 	if cb != nil {
 		cb(out)
 	}
+}
+
+// settled reports whether a pod's status says its group has nothing more
+// to do for now: Ready, or ended.
+func settled(st *corev1.PodStatus) bool {
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+		return true
+	}
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodReady {
+			return st.Phase == corev1.PodRunning && c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // statusEqual compares statuses without condition heartbeat noise.

@@ -335,4 +335,10 @@ func TestStandbyPoolCommands(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// A resource group's delete takes its pools and their members with it.
+	s.mustSkiff("standby-container-group-pool", "create", "-g", "cli", "-n", "warm2", "--max-ready-capacity", "1", "--container-profile-id", "worker")
+	s.mustSkiff("group", "delete", "-n", "cli", "--yes")
+	if out := s.mustSkiff("standby-container-group-pool", "list", "--query", "[].name", "-o", "tsv"); strings.TrimSpace(out) != "" {
+		t.Errorf("pools left after their resource group's delete: %q", out)
+	}
 }
