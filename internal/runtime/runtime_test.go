@@ -519,6 +519,11 @@ func TestLifecycleHooks(t *testing.T) {
 	bad.Properties.Lifecycle = &api.Lifecycle{PostStart: &api.LifecycleHandler{Exec: &api.ExecAction{Command: []string{"false"}}}}
 	e.create("hooks", group("hooks", hooked, bad))
 	e.waitLog("hooks", "hooked", "main", 60*time.Second)
+	// Running once its postStart hook is done (Waiting while it runs, and
+	// exec is refused then).
+	e.waitFor("hooks", 20*time.Second, "hooked Running", func(s *runtime.GroupStatus) bool {
+		return s.Container("hooked").CurrentState.State == api.ContainerRunning
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		out, code := e.exec("hooks", "hooked", "cat", "/tmp/poststart")
