@@ -268,7 +268,6 @@ func TestStandbyPools(t *testing.T) {
 	}
 }
 
-
 // TestStandbyPoolCommands: the standby pool commands as a user types them
 // (az's standby-container-group-pool grammar), and container create's
 // --container-group-profile-id, --standby-pool-profile-id and
