@@ -12,6 +12,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -114,14 +115,15 @@ func bridgeOnly(list *libcni.NetworkConfigList) bool {
 // plugin's DEL does with ipMasq off. The namespace's end of the veth is
 // deleted (the host's end goes with it), host-local's lease is removed
 // under host-local's own lock (DATA-DIR/<network>/lock, flock), and libcni's
-// cache entry last. Every step is idempotent.
-func (m *Manager) releaseBridge(cid, nsPath string) error {
+// cache entry last. Every step is idempotent. leased are the addresses
+// libcni's cached result names (nil: unknown).
+func (m *Manager) releaseBridge(cid, nsPath string, leased []net.IP) error {
 	if nsPath != "" {
 		if err := deleteLinkIn(nsPath, IfName); err != nil {
 			return fmt.Errorf("delete %s in %s: %w", IfName, nsPath, err)
 		}
 	}
-	if err := m.releaseLease(cid); err != nil {
+	if err := m.releaseLease(cid, leased); err != nil {
 		return err
 	}
 	err := os.Remove(filepath.Join(m.cfg.cacheDir(), "results", m.cfg.NetworkName+"-"+cid+"-"+IfName))
@@ -147,8 +149,11 @@ func deleteLinkIn(nsPath, name string) error {
 }
 
 // releaseLease removes the host-local leases held by cid, as host-local's
-// DEL (ReleaseByID) does, holding the lock file it holds.
-func (m *Manager) releaseLease(cid string) error {
+// DEL (ReleaseByID) does, holding the lock file it holds. The leases of
+// the addresses in leased are the ones it checks; only when none of them
+// is cid's does it read every lease (host-local's own DEL reads them all:
+// with a thousand groups, a thousand files per delete).
+func (m *Manager) releaseLease(cid string, leased []net.IP) error {
 	dir := filepath.Join(m.cfg.ipamDir(), m.cfg.NetworkName)
 	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDONLY|os.O_CREATE, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
@@ -162,6 +167,18 @@ func (m *Manager) releaseLease(cid string) error {
 		return fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	found := false
+	for _, ip := range leased {
+		if p := filepath.Join(dir, ip.String()); leaseOwner(p) == cid {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			found = true
+		}
+	}
+	if found {
+		return nil
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -177,4 +194,18 @@ func (m *Manager) releaseLease(cid string) error {
 		}
 	}
 	return nil
+}
+
+// resultIPs are the addresses of a CNI result; nil if it has none or is
+// unreadable.
+func resultIPs(res types.Result) []net.IP {
+	r, err := current.NewResultFromResult(res)
+	if err != nil {
+		return nil
+	}
+	var ips []net.IP
+	for _, ipc := range r.IPs {
+		ips = append(ips, ipc.Address.IP)
+	}
+	return ips
 }

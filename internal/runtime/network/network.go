@@ -779,14 +779,18 @@ func (m *Manager) release(ctx context.Context, cid, id string) error {
 	// The guard's entry, known from the cached result before DEL drops it,
 	// is removed element by element; without it, by listing the guard.
 	var entry *guardEntry
-	if !isPoolID(id) && list != nil {
+	var leased []net.IP // the addresses the cached result names: their leases, without a scan
+	if list != nil {
 		if res, err := m.cni.GetNetworkListCachedResult(list, rt); err == nil && res != nil {
-			tenant, _ := rt.CapabilityArgs[tenantCapability].(string)
-			if b, ok := m.cfg.readBinding(id); ok {
-				tenant = b.Tenant
-			}
-			if e, err := guardFromResult(id, m.cfg.BridgeName, tenant, res); err == nil {
-				entry = &e
+			leased = resultIPs(res)
+			if !isPoolID(id) {
+				tenant, _ := rt.CapabilityArgs[tenantCapability].(string)
+				if b, ok := m.cfg.readBinding(id); ok {
+					tenant = b.Tenant
+				}
+				if e, err := guardFromResult(id, m.cfg.BridgeName, tenant, res); err == nil {
+					entry = &e
+				}
 			}
 		}
 	}
@@ -797,7 +801,7 @@ func (m *Manager) release(ctx context.Context, cid, id string) error {
 	switch {
 	case list != nil && bridgeOnly(list):
 		m.log.Debug("network: release in process", "id", cid, "netns", rt.NetNS)
-		err = m.releaseBridge(cid, rt.NetNS)
+		err = m.releaseBridge(cid, rt.NetNS, leased)
 	case list != nil:
 		m.log.Debug("network: cni del", "id", cid, "netns", rt.NetNS)
 		err = m.cni.DelNetworkList(ctx, list, rt)

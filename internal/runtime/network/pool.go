@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -247,8 +248,19 @@ func leaseOwner(path string) string {
 }
 
 // fill keeps the ready list at its size until ctx ends.
+//
+// It refills at the lowest CPU priority (nice 19): a refill starts as a
+// group takes an entry, while that group's containers start, and on a
+// host with few cores its two plugin execs would take the CPU the start
+// needs. Its thread stays locked, so that its priority, which the plugins
+// it forks inherit, is never the runtime's other goroutines'; the thread
+// ends with the goroutine.
 func (m *Manager) fill(ctx context.Context) {
 	defer close(m.pool.done)
+	goruntime.LockOSThread()
+	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19); err != nil {
+		m.log.Debug("network: pool refill keeps its priority", "err", err)
+	}
 	for {
 		for ctx.Err() == nil && m.pool.missing() > 0 {
 			pid, err := m.prepare(ctx)

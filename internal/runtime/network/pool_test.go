@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -218,5 +219,46 @@ func TestPoolCloseWhileFilling(t *testing.T) {
 		if entries, _ := os.ReadDir(cfg.netnsDir()); len(entries) != 0 {
 			t.Fatalf("round %d: %d namespace files after Close", i, len(entries))
 		}
+	}
+}
+
+// A release removes the lease of the address libcni's cache names when it
+// is the group's, without reading the others; a stale address (its lease
+// another's) falls back to reading them all, and never removes another's.
+func TestReleaseLeaseByCachedAddress(t *testing.T) {
+	cfg := Config{StateDir: t.TempDir(), NetworkName: "skiff-test"}
+	m := &Manager{cfg: cfg}
+	dir := filepath.Join(cfg.ipamDir(), cfg.NetworkName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lease := func(ip, owner string) string {
+		p := filepath.Join(dir, ip)
+		if err := os.WriteFile(p, []byte(owner+"\r\neth0"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b, c := lease("10.9.0.2", "group-a"), lease("10.9.0.3", "group-b"), lease("10.9.0.4", "group-c")
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+
+	if err := m.releaseLease("group-a", []net.IP{net.ParseIP("10.9.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	if exists(a) || !exists(b) || !exists(c) {
+		t.Fatalf("after releasing group-a by its address: a %v b %v c %v, want only a gone", exists(a), exists(b), exists(c))
+	}
+	// The cache names b's address for c: c's own lease goes, b's stays.
+	if err := m.releaseLease("group-c", []net.IP{net.ParseIP("10.9.0.3")}); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(b) || exists(c) {
+		t.Fatalf("after releasing group-c by a stale address: b %v c %v, want b kept and c gone", exists(b), exists(c))
+	}
+	if err := m.releaseLease("group-b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if exists(b) {
+		t.Fatal("group-b's lease is left after a release without addresses")
 	}
 }
