@@ -224,6 +224,16 @@ func (c *Client) ListContainerGroups(ctx context.Context, rg string) ([]api.Cont
 	return listOf[api.ContainerGroup](ctx, c, p.ContainerGroups(rg), nil)
 }
 
+// ListContainerGroupsWithInstanceView is ListContainerGroups with each
+// group's instance view, as GET shows it (Skiff's $expand=instanceView).
+func (c *Client) ListContainerGroupsWithInstanceView(ctx context.Context, rg string) ([]api.ContainerGroup, error) {
+	p, err := c.In(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return listOf[api.ContainerGroup](ctx, c, p.ContainerGroups(rg), url.Values{"$expand": {"instanceView"}})
+}
+
 // DeleteOptions are the options of DeleteContainerGroup.
 type DeleteOptions struct {
 	// GracePeriod, when set, is the time the containers get between

@@ -333,9 +333,12 @@ func (s *Server) listContainerGroups(w http.ResponseWriter, r *http.Request, p p
 		return err
 	}
 	skip, top := pg.skip, pg.top
+	// Skiff extension: $expand=instanceView lists the groups as GET shows
+	// them (the virtual node reads all its pods' states in one request).
+	expand := strings.EqualFold(r.URL.Query().Get("$expand"), "instanceView")
 	out := api.List[api.ContainerGroup]{Value: []api.ContainerGroup{}}
 	for i := skip; i < len(cgs) && i < skip+top; i++ {
-		out.Value = append(out.Value, s.view(&cgs[i], false))
+		out.Value = append(out.Value, s.view(&cgs[i], expand))
 	}
 	if skip+top < len(cgs) {
 		next := *r.URL

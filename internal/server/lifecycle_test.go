@@ -311,3 +311,25 @@ func TestOperationSubscriptionFoldsCase(t *testing.T) {
 		t.Errorf("GET of its operation with the subscription in upper case: %d %s, want 200", code, body)
 	}
 }
+
+// TestListExpandInstanceView: a list shows no instance views, as ACI's
+// does, unless it asks for them with Skiff's $expand=instanceView (the
+// virtual node reads all its pods' states in one request); the next page
+// asks again.
+func TestListExpandInstanceView(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, n := range []string{"a", "b"} {
+		e.operation(t, e.accepted(t, "PUT", e.cgPath(n), groupJSON(nil), 201), api.OperationSucceeded, "")
+	}
+	list := e.rgPath() + "/providers/Microsoft.ContainerInstance/containerGroups?api-version=2023-05-01"
+	var plain, expanded api.List[api.ContainerGroup]
+	_, _, body := e.do(t, "GET", list, nil)
+	if err := json.Unmarshal(body, &plain); err != nil || len(plain.Value) != 2 || plain.Value[0].Properties.InstanceView != nil {
+		t.Fatalf("plain list: %s", body)
+	}
+	_, _, body = e.do(t, "GET", list+"&$expand=instanceView&$top=1", nil)
+	if err := json.Unmarshal(body, &expanded); err != nil || len(expanded.Value) != 1 || expanded.Value[0].Properties.InstanceView == nil ||
+		expanded.Value[0].Properties.InstanceView.State != api.GroupRunning || !strings.Contains(expanded.NextLink, "instanceView") {
+		t.Fatalf("expanded list: %s", body)
+	}
+}

@@ -839,6 +839,20 @@ func (p *Provider) syncAll(ctx context.Context, all bool) {
 		}
 	}
 	p.mu.Unlock()
+	if len(list) == 0 {
+		return
+	}
+	// One list of the groups with their instance views (Skiff's
+	// $expand=instanceView), read after the pods were taken: a pod's group
+	// not in it is gone.
+	groups, err := p.cfg.Client.ListContainerGroupsWithInstanceView(ctx, p.cfg.ResourceGroup)
+	if err != nil && !errdefs.Is(err, errdefs.ErrNotFound) {
+		return // Skiff unreachable: keep the last status; the node says NotReady
+	}
+	byName := make(map[string]*api.ContainerGroup, len(groups))
+	for i := range groups {
+		byName[strings.ToLower(groups[i].Name)] = &groups[i]
+	}
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, t := range list {
@@ -847,7 +861,7 @@ func (p *Provider) syncAll(ctx context.Context, all bool) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p.syncOne(ctx, t)
+			p.syncOne(ctx, t, byName[strings.ToLower(t.group)])
 		}()
 	}
 	wg.Wait()
@@ -875,20 +889,30 @@ func eventKey(e api.Event) string {
 	return fmt.Sprintf("%s\x00%s\x00%s\x00%d", e.Name, e.Message, e.FirstTimestamp, e.Count)
 }
 
-func (p *Provider) syncOne(ctx context.Context, t *tracked) {
-	g, err := p.getGroup(ctx, t.group)
+// syncOne makes t's status what its group g (nil: gone) shows.
+func (p *Provider) syncOne(ctx context.Context, t *tracked, g *api.ContainerGroup) {
+	if g != nil && g.Properties.InstanceView == nil {
+		// A server that lists without instance views: read the group.
+		got, err := p.getGroup(ctx, t.group)
+		switch {
+		case errdefs.Is(err, errdefs.ErrNotFound):
+			g = nil
+		case err != nil:
+			return // Skiff unreachable: keep the last status
+		default:
+			g = got
+		}
+	}
 	p.mu.Lock()
 	pod := t.pod.DeepCopy()
 	p.mu.Unlock()
 	var st corev1.PodStatus
 	switch {
-	case errdefs.Is(err, errdefs.ErrNotFound):
+	case g == nil:
 		// The group went away behind our back: say so, never pretend.
 		st = terminatedStatus(pod, ReasonGroupGone, "the container group "+t.group+" no longer exists in Skiff")
 		st.Phase = corev1.PodFailed
 		st.Reason, st.Message = ReasonGroupGone, "the container group "+t.group+" no longer exists in Skiff"
-	case err != nil:
-		return // Skiff unreachable: keep the last status; the node says NotReady
 	default:
 		if g.Tags[TagUID] != string(pod.UID) {
 			return
