@@ -108,6 +108,8 @@ type Options struct {
 	Workers       int
 	KubeQPS       float32
 	KubeBurst     int
+	EventQPS      float32
+	EventBurst    int
 	LogLevel      string
 	SyncInterval  time.Duration
 }
@@ -165,6 +167,11 @@ $AZURE_CLIENT_SECRET), $AZURE_TENANT_ID; without one, $SKIFF_TOKEN.`,
 	// events to a few pods per second; these are the kubelet's.
 	fl.Float32Var(&o.KubeQPS, "kube-api-qps", 50, "queries per second to the Kubernetes API server")
 	fl.IntVar(&o.KubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API server")
+	// Events have a client and a limit of their own, as the kubelet's do
+	// (--event-qps): a rollout's events must not hold back its pods'
+	// status updates.
+	fl.Float32Var(&o.EventQPS, "event-qps", 50, "events per second sent to the Kubernetes API server, beside --kube-api-qps")
+	fl.IntVar(&o.EventBurst, "event-burst", 100, "burst of events sent to the Kubernetes API server")
 	fl.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&o.SyncInterval, "sync-interval", 2*time.Second, "how often pod states are read from Skiff")
 	cmd.AddCommand(newManifestCmd(f))
@@ -244,8 +251,17 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 	if o.KubeQPS <= 0 || o.KubeBurst <= 0 {
 		return cmdutil.FlagErrorf("--kube-api-qps and --kube-api-burst must be more than 0")
 	}
+	if o.EventQPS <= 0 || o.EventBurst <= 0 {
+		return cmdutil.FlagErrorf("--event-qps and --event-burst must be more than 0")
+	}
+	eventCfg := rest.CopyConfig(restCfg)
 	restCfg.QPS, restCfg.Burst = o.KubeQPS, o.KubeBurst
 	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	eventCfg.QPS, eventCfg.Burst = o.EventQPS, o.EventBurst
+	eventKube, err := kubernetes.NewForConfig(eventCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -266,7 +282,7 @@ func Run(ctx context.Context, f *cmdutil.Factory, o Options) error {
 	}
 
 	eb := record.NewBroadcaster()
-	eb.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	eb.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventKube.CoreV1().Events("")})
 	defer eb.Shutdown()
 	recorder := eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "skiff-virtual-node", Host: o.NodeName})
 
