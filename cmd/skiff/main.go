@@ -5,6 +5,9 @@ package main
 
 import (
 	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,10 +25,26 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "shim" {
 		os.Exit(shim.Main(os.Args[2:], cgroup.OOMKilled))
 	}
-	os.Exit(cli.Main(os.Args[1:],
+	// SKIFF_CPU_PROFILE=FILE writes a CPU profile of this process (go tool
+	// pprof) when it exits normally, %p in FILE replaced by its PID: how
+	// the benchmarks' figures are profiled (README, Tests and benchmark).
+	if f := os.Getenv("SKIFF_CPU_PROFILE"); f != "" {
+		f = strings.ReplaceAll(f, "%p", strconv.Itoa(os.Getpid()))
+		if out, err := os.Create(f); err == nil && pprof.StartCPUProfile(out) == nil {
+			code := run()
+			pprof.StopCPUProfile()
+			out.Close()
+			os.Exit(code)
+		}
+	}
+	os.Exit(run())
+}
+
+func run() int {
+	return cli.Main(os.Args[1:],
 		func(*cmdutil.Factory) *cobra.Command { return runcmd.NewCmd() },
 		func(*cmdutil.Factory) *cobra.Command { return servercmd.NewCmd() },
 		func(*cmdutil.Factory) *cobra.Command { return servercmd.NewAgentCmd() },
 		virtualnodecmd.NewCmd,
-	))
+	)
 }
