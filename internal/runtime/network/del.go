@@ -167,33 +167,35 @@ func (m *Manager) releaseLease(cid string, leased []net.IP) error {
 		return fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
-	found := false
-	for _, ip := range leased {
-		if p := filepath.Join(dir, ip.String()); leaseOwner(p) == cid {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
+	// removeOwned removes those of the named leases that are cid's.
+	removeOwned := func(names []string) (found bool, err error) {
+		for _, n := range names {
+			if p := filepath.Join(dir, n); net.ParseIP(n) != nil && leaseOwner(p) == cid {
+				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return found, err
+				}
+				found = true
 			}
-			found = true
 		}
+		return found, nil
 	}
-	if found {
-		return nil
+	var names []string
+	for _, ip := range leased {
+		names = append(names, ip.String())
+	}
+	if found, err := removeOwned(names); found || err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
+	names = names[:0]
 	for _, e := range entries {
-		if net.ParseIP(e.Name()) == nil {
-			continue
-		}
-		if p := filepath.Join(dir, e.Name()); leaseOwner(p) == cid {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
+		names = append(names, e.Name())
 	}
-	return nil
+	_, err = removeOwned(names)
+	return err
 }
 
 // resultIPs are the addresses of a CNI result; nil if it has none or is
