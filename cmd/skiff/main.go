@@ -4,6 +4,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -30,12 +31,17 @@ func main() {
 	// the benchmarks' figures are profiled (README, Tests and benchmark).
 	if f := os.Getenv("SKIFF_CPU_PROFILE"); f != "" {
 		f = strings.ReplaceAll(f, "%p", strconv.Itoa(os.Getpid()))
-		if out, err := os.Create(f); err == nil && pprof.StartCPUProfile(out) == nil {
-			code := run()
-			pprof.StopCPUProfile()
+		out, err := os.Create(f)
+		if err == nil {
+			if err = pprof.StartCPUProfile(out); err == nil {
+				code := run()
+				pprof.StopCPUProfile()
+				out.Close()
+				os.Exit(code)
+			}
 			out.Close()
-			os.Exit(code)
 		}
+		fmt.Fprintf(os.Stderr, "skiff: SKIFF_CPU_PROFILE: %v (running without a profile)\n", err)
 	}
 	os.Exit(run())
 }
